@@ -1,0 +1,26 @@
+# dst3d: synthetic training images with exact 3D annotations (3D-DST / P3D-Diffusion), end to end.
+# Stages: assets -> render -> edges -> prompts -> generate -> kcf -> train -> evaluate -> tables / figures.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/assets.smk"
+include: "rules/render.smk"
+include: "rules/edges.smk"
+include: "rules/prompts.smk"
+include: "rules/generate.smk"
+include: "rules/kcf.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,1 @@
+"""dst3d: synthetic images with exact 3D annotations."""

@@ -1,0 +1,119 @@
+"""Per-image plans (everything random about an image, drawn from its identity) and annotation records.
+
+An annotation record holds the canonical pose (PASCAL3D+ conventions, radians) and the model's alignment
+offsets as separate fields; K, R, t describe the camera that rendered the normalised model file (offsets
+included), in OpenCV axes (see :mod:`dst3d.geometry`). Matrices are stored row-major as flat lists so a shard
+is one Parquet table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dst3d import geometry
+from dst3d.identity import image_id, image_rng, image_seed
+from dst3d.viewpoints import fold_polar, sample_viewpoint
+
+
+def plan_image(
+    split: str, category: str, index: int, models: pd.DataFrame, textures: pd.DataFrame,
+    backgrounds: pd.DataFrame, settings: dict, global_seed: int,
+) -> dict:
+    """Everything random about one image, from (global_seed, split, category, index) alone.
+
+    The model is chosen round-robin (``index % number of models``) so every model gets the same share; the
+    rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture, background, light.
+    ``models`` are the category's models in table order (:func:`dst3d.assets.models_of`).
+    """
+    model = models.iloc[index % len(models)]
+    rng = image_rng(global_seed, split, category, index, "render")
+    viewpoint_settings = settings["viewpoint"]
+    mode = viewpoint_settings["mode"] if viewpoint_settings["mode"] is not None else model["sampling_mode"]
+    mode = int(mode) if str(mode).isdigit() else str(mode)
+    view = sample_viewpoint(rng, mode, float(model["distance"]), viewpoint_settings)
+    texture = textures.iloc[int(rng.integers(len(textures)))]
+    background = backgrounds.iloc[int(rng.integers(len(backgrounds)))]
+    light = settings["light"]
+    light_azimuth, light_elevation = rng.uniform(-1, 1, 2) * np.deg2rad(light["jitter_deg"])
+    light_energy = light["energy_w"] * (1 + light["energy_jitter"] * rng.uniform(-1, 1))
+
+    azimuth_offset = np.deg2rad(float(model["azimuth_offset_deg"]))
+    elevation_offset = np.deg2rad(float(model["elevation_offset_deg"]))
+    render_azimuth_deg, render_polar_deg = fold_polar(
+        np.rad2deg(view.azimuth + azimuth_offset), 90.0 - np.rad2deg(view.elevation + elevation_offset)
+    )
+    return {
+        "image_id": image_id(split, category, index),
+        "split": split,
+        "category": category,
+        "image_index": index,
+        "seed": image_seed(global_seed, split, category, index, "render"),
+        "model_id": model["model_id"],
+        "model_path": model["path"],
+        "sampling_mode": str(mode),
+        "azimuth": view.azimuth,
+        "elevation": view.elevation,
+        "theta": view.theta,
+        "distance": view.distance,
+        "azimuth_offset": float(azimuth_offset),
+        "elevation_offset": float(elevation_offset),
+        "render_azimuth": float(np.deg2rad(render_azimuth_deg) % (2 * np.pi)),
+        "render_elevation": float(np.deg2rad(90.0 - render_polar_deg)),
+        "texture_path": texture["path"],
+        "texture_class": texture["texture_class"],
+        "background_path": background["path"],
+        "light_azimuth": float(light_azimuth),
+        "light_elevation": float(light_elevation),
+        "light_energy_w": float(light_energy),
+    }
+
+
+def camera_of(plan: dict, width: int, height: int, lens_mm: float, sensor_width_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K, R, t (OpenCV axes) of the camera that renders ``plan`` (offsets included)."""
+    K = geometry.intrinsics(geometry.focal_px(lens_mm, sensor_width_mm, width), width, height)
+    R, t = geometry.extrinsics_cv(plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
+    return K, R, t
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Tight box (x0, y0, x1, y1), pixel-corner coordinates with exclusive x1/y1, of a boolean mask;
+    (-1, -1, -1, -1) when the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return (-1, -1, -1, -1)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def annotation_record(
+    plan: dict, K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int, height: int,
+    model_bbox_min: np.ndarray, model_bbox_max: np.ndarray, mask: np.ndarray,
+    render_path: str, mask_path: str,
+) -> dict:
+    """The annotation record of one rendered image (DESIGN.md), from its plan, camera and object mask.
+
+    The cuboid is the normalised model's bounding box; its 8 projected corners are listed as (u, v) pixel
+    coordinates, each visible when it lies on a box face that faces the camera and inside the image.
+    """
+    corners = geometry.cuboid_corners(model_bbox_min, model_bbox_max)
+    corners_uv, _ = geometry.project(corners, K, R, t)
+    center = -R.T @ t
+    inside = (corners_uv[:, 0] >= 0) & (corners_uv[:, 0] < width) & (corners_uv[:, 1] >= 0) & (corners_uv[:, 1] < height)
+    visible = geometry.cuboid_corner_visibility(model_bbox_min, model_bbox_max, center) & inside
+    x0, y0, x1, y1 = mask_bbox(mask)
+    record = {key: plan[key] for key in plan if key != "model_path"}
+    record.update({
+        "width": width, "height": height,
+        "K": K.reshape(-1).tolist(), "R": R.reshape(-1).tolist(), "t": np.asarray(t).tolist(),
+        "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
+        "mask_area": int(mask.sum()),
+        "cuboid_uv": corners_uv.reshape(-1).tolist(), "cuboid_visible": visible.tolist(),
+        "render_path": render_path, "mask_path": mask_path,
+    })
+    return record
+
+
+def matrix(record: pd.Series | dict, key: str) -> np.ndarray:
+    """A stored matrix of a record back as an array: K and R 3x3, t 3, cuboid_uv 8x2."""
+    shapes = {"K": (3, 3), "R": (3, 3), "t": (3,), "cuboid_uv": (8, 2)}
+    return np.asarray(record[key], dtype=float).reshape(shapes[key])

@@ -1,0 +1,240 @@
+"""Assets: the per-model metadata table, texture and background indices, and the embedded default's
+procedural inputs (meshes, DTD-style textures, background images), generated offline and deterministically.
+
+Model table (CSV, one row per CAD model): category, model_id, path (relative to the table's folder or
+absolute), azimuth_offset_deg, elevation_offset_deg, distance, sampling_mode (1-5 or ``p3d``), strength, keywords
+(``;``-separated CAD tags). Offsets align the model file to its category's canonical pose: the camera is placed
+at the canonical angles plus the offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from dst3d import meshes
+from dst3d.identity import derive_seed
+
+MODEL_COLUMNS = [
+    "category", "model_id", "path", "azimuth_offset_deg", "elevation_offset_deg",
+    "distance", "sampling_mode", "strength", "keywords",
+]
+MESH_SUFFIXES = {".obj"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+class AssetError(ValueError):
+    """A problem with an input asset; the message names the file or row and says how to fix it."""
+
+
+def read_model_table(path: Path) -> pd.DataFrame:
+    """Read and validate a model table; ``path`` column is resolved to absolute paths."""
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(f"model table {path} does not exist: set assets.models_csv to a CSV with columns {MODEL_COLUMNS}")
+    table = pd.read_csv(path, dtype={"model_id": str, "sampling_mode": str, "keywords": str})
+    missing = [column for column in MODEL_COLUMNS if column not in table.columns]
+    if missing:
+        raise AssetError(f"model table {path} lacks columns {missing}; expected {MODEL_COLUMNS}")
+    table["keywords"] = table["keywords"].fillna("")
+    for row_number, row in enumerate(table.itertuples(index=False), start=2):
+        where = f"model table {path}, line {row_number} (model {row.model_id!r})"
+        try:
+            float(row.azimuth_offset_deg), float(row.elevation_offset_deg), float(row.strength)
+            distance = float(row.distance)
+        except (TypeError, ValueError) as error:
+            raise AssetError(f"{where}: offsets, distance and strength must be numbers") from error
+        if not distance > 0:
+            raise AssetError(f"{where}: distance must be positive, got {row.distance}")
+        if str(row.sampling_mode) not in {"1", "2", "3", "4", "5", "p3d"}:
+            raise AssetError(f"{where}: sampling_mode must be 1-5 or p3d, got {row.sampling_mode!r}")
+        if Path(str(row.path)).suffix.lower() not in MESH_SUFFIXES:
+            raise AssetError(
+                f"{where}: {row.path} is not a supported mesh format ({sorted(MESH_SUFFIXES)}); "
+                "other formats are not built yet"
+            )
+    if table.duplicated(["category", "model_id"]).any():
+        duplicates = table.loc[table.duplicated(["category", "model_id"]), ["category", "model_id"]].values.tolist()
+        raise AssetError(f"model table {path}: duplicate (category, model_id) rows {duplicates}")
+    table["path"] = [str((path.parent / p).resolve()) for p in table["path"]]
+    return table
+
+
+def models_of(table: pd.DataFrame, category: str) -> pd.DataFrame:
+    """The models of one category, in a fixed order (by model_id) so that image -> model is stable."""
+    subset = table[table["category"] == category].sort_values("model_id").reset_index(drop=True)
+    if subset.empty:
+        raise AssetError(f"no model of category {category!r} in the model table: add rows or drop the category")
+    return subset
+
+
+def _stable_fraction(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2**64
+
+
+def index_textures(root: Path, test_fraction: float) -> pd.DataFrame:
+    """Index a DTD-style texture folder: ``images/<class>/*.jpg`` and optional ``labels/{train1,test1}.txt``.
+
+    With the DTD split files, their train (train1 + val1) and test (test1) lists decide the split; without them,
+    each image goes to ``test`` when a hash of its relative path falls below ``test_fraction``.
+    Returns columns path (absolute), texture_class, split.
+    """
+    root = Path(root)
+    images_dir = root / "images"
+    if not images_dir.is_dir():
+        raise AssetError(f"texture folder {root} has no images/ subfolder (expected DTD layout images/<class>/*.jpg)")
+    files = sorted(p for p in images_dir.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AssetError(f"texture folder {images_dir} holds no .jpg/.png images in class subfolders")
+    split_of = {}
+    labels = root / "labels"
+    if (labels / "train1.txt").is_file() and (labels / "test1.txt").is_file():
+        for name, split in (("train1.txt", "train"), ("val1.txt", "train"), ("test1.txt", "test")):
+            if (labels / name).is_file():
+                split_of.update({line.strip(): split for line in (labels / name).read_text().splitlines() if line.strip()})
+    rows = []
+    for file in files:
+        relative = file.relative_to(images_dir).as_posix()
+        split = split_of.get(relative) if split_of else ("test" if _stable_fraction(relative) < test_fraction else "train")
+        if split is not None:
+            rows.append({"path": str(file.resolve()), "texture_class": file.parent.name, "split": split})
+    return pd.DataFrame(rows, columns=["path", "texture_class", "split"])
+
+
+def index_backgrounds(root: Path, test_fraction: float) -> pd.DataFrame:
+    """Index a folder of background photos (searched recursively). Subfolders named ``train``/``test`` decide the
+    split where present; otherwise a hash of the relative path does. Returns columns path, split."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if root.is_dir() else []
+    if not files:
+        raise AssetError(f"background folder {root} holds no .jpg/.png images: set assets.backgrounds_dir")
+    rows = []
+    for file in files:
+        relative = file.relative_to(root).as_posix()
+        top = relative.split("/")[0]
+        split = top if top in ("train", "test") else ("test" if _stable_fraction(relative) < test_fraction else "train")
+        rows.append({"path": str(file.resolve()), "split": split})
+    return pd.DataFrame(rows, columns=["path", "split"])
+
+
+def split_assets(table: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
+    """The rows of a texture/background index for one split, failing clearly when there are none."""
+    subset = table[table["split"] == split].reset_index(drop=True)
+    if subset.empty:
+        raise AssetError(f"no {source} in the {split!r} split: add images or change the split files")
+    return subset
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Embedded default
+
+
+TEXTURE_CLASSES = ["banded", "chequered", "dotted", "grid", "marbled", "zigzagged"]
+
+
+def _palette(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    first = rng.uniform(20, 235, 3)
+    second = np.clip(255 - first + rng.normal(0, 30, 3), 0, 255)
+    return first, second
+
+
+def procedural_texture(texture_class: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size x size x 3 uint8 image of one DTD-like texture class, in random colours and scale."""
+    y, x = np.mgrid[0:size, 0:size].astype(float) / size
+    period = rng.uniform(0.06, 0.2)
+    angle = rng.uniform(0, np.pi)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    if texture_class == "banded":
+        pattern = (np.floor(u / period) % 2).astype(float)
+    elif texture_class == "chequered":
+        pattern = ((np.floor(u / period) + np.floor(v / period)) % 2).astype(float)
+    elif texture_class == "dotted":
+        radius = period * rng.uniform(0.2, 0.4)
+        pattern = (np.hypot((u % period) - period / 2, (v % period) - period / 2) < radius).astype(float)
+    elif texture_class == "grid":
+        width = period * 0.15
+        pattern = (((u % period) < width) | ((v % period) < width)).astype(float)
+    elif texture_class == "marbled":
+        noise = sum(rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * (rng.uniform(1, 6) * u + rng.uniform(1, 6) * v) + rng.uniform(0, 6)) for _ in range(4))
+        pattern = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + 2.0 * noise)
+    elif texture_class == "zigzagged":
+        pattern = (np.floor((v + period * np.abs((u / period) % 2 - 1)) / period) % 2).astype(float)
+    else:
+        raise AssetError(f"unknown embedded texture class {texture_class!r}; known: {TEXTURE_CLASSES}")
+    first, second = _palette(rng)
+    image = first * (1 - pattern[..., None]) + second * pattern[..., None]
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
+
+
+def procedural_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size x size x 3 uint8 'photo': a two-colour gradient with soft random blobs and rectangles."""
+    y, x = np.mgrid[0:size, 0:size].astype(float) / size
+    top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    image = top * (1 - y[..., None]) + bottom * y[..., None]
+    for _ in range(rng.integers(4, 9)):
+        color = rng.uniform(0, 255, 3)
+        cx, cy, radius = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3)
+        weight = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2))[..., None] * rng.uniform(0.4, 0.9)
+        image = image * (1 - weight) + color * weight
+    for _ in range(rng.integers(1, 4)):
+        x0, y0 = rng.uniform(0, 0.8, 2)
+        w, h = rng.uniform(0.1, 0.4, 2)
+        mask = (x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h)
+        image[mask] = image[mask] * 0.4 + rng.uniform(0, 255, 3) * 0.6
+    return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+
+def _write_image(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
+        raise OSError(f"could not write {path}")
+
+
+def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> None:
+    """Write the embedded default's inputs under ``out_dir``: models/<category>/<model_id>.obj, models.csv,
+    textures/images/<class>/*.jpg with labels/train1.txt and test1.txt, backgrounds/{train,test}/*.jpg.
+
+    settings: the config's ``assets.embedded`` block (categories, models_per_category, distance, sampling_mode,
+    textures_per_class, texture_test_fraction, texture_size, backgrounds_train, backgrounds_test, background_size).
+    """
+    out_dir = Path(out_dir)
+    rows = []
+    for category in settings["categories"]:
+        if category not in meshes.BUILDERS:
+            raise AssetError(f"assets.embedded.categories: unknown category {category!r}; known: {sorted(meshes.BUILDERS)}")
+        for model_number in range(settings["models_per_category"]):
+            model_id = f"{category}-{model_number:03d}"
+            rng = np.random.default_rng(derive_seed(global_seed, "embedded-model", category, model_number))
+            vertices, faces = meshes.BUILDERS[category](rng)
+            mesh_path = out_dir / "models" / category / f"{model_id}.obj"
+            mesh_path.parent.mkdir(parents=True, exist_ok=True)
+            meshes.write_obj(mesh_path, vertices, faces)
+            rows.append({
+                "category": category, "model_id": model_id, "path": mesh_path.relative_to(out_dir).as_posix(),
+                "azimuth_offset_deg": 0.0, "elevation_offset_deg": 0.0, "distance": settings["distance"],
+                "sampling_mode": settings["sampling_mode"], "strength": 1.0,
+                "keywords": ";".join(meshes.KEYWORDS[category]),
+            })
+    pd.DataFrame(rows, columns=MODEL_COLUMNS).to_csv(out_dir / "models.csv", index=False)
+
+    split_lines = {"train": [], "test": []}
+    for texture_class in TEXTURE_CLASSES:
+        for number in range(settings["textures_per_class"]):
+            rng = np.random.default_rng(derive_seed(global_seed, "embedded-texture", texture_class, number))
+            relative = f"{texture_class}/{texture_class}_{number:04d}.jpg"
+            _write_image(out_dir / "textures" / "images" / relative, procedural_texture(texture_class, rng, settings["texture_size"]))
+            split = "test" if number < round(settings["textures_per_class"] * settings["texture_test_fraction"]) else "train"
+            split_lines[split].append(relative)
+    (out_dir / "textures" / "labels").mkdir(parents=True, exist_ok=True)
+    for split, name in (("train", "train1.txt"), ("test", "test1.txt")):
+        (out_dir / "textures" / "labels" / name).write_text("\n".join(split_lines[split]) + "\n")
+
+    for split in ("train", "test"):
+        for number in range(settings[f"backgrounds_{split}"]):
+            rng = np.random.default_rng(derive_seed(global_seed, "embedded-background", split, number))
+            _write_image(out_dir / "backgrounds" / split / f"background_{number:04d}.jpg", procedural_background(rng, settings["background_size"]))

@@ -1,0 +1,92 @@
+"""Small I/O helpers shared by the stages: atomic writes and image reading with clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of ``path`` to write to before :func:`os.replace` publishes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    return Path(temporary)
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame atomically as Parquet (``.parquet``) or CSV (anything else)."""
+    temporary = atomic_path(path)
+    try:
+        if Path(path).suffix == ".parquet":
+            table.to_parquet(temporary, index=False)
+        else:
+            table.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json(data: object, path: Path) -> None:
+    """Write JSON atomically (sorted keys, indented) so a reader never sees half a file."""
+    temporary = atomic_path(path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_image(image: np.ndarray, path: Path) -> None:
+    """Write an image (OpenCV channel order) atomically; the format follows the suffix of ``path``."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    temporary = atomic_path(path)
+    try:
+        temporary.write_bytes(encoded.tobytes())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """cv2.imread that raises an error naming the file instead of returning None."""
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise FileNotFoundError(f"cannot read image {path}: missing or not an image")
+    return image
+
+
+def read_tables(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate per-shard Parquet tables into one DataFrame."""
+    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yield a fresh ``<final>.partial`` folder to fill; on success it replaces ``final`` in one rename,
+    on failure it is removed, so a half-written folder is never taken for a finished one."""
+    final = Path(final)
+    staging = final.with_name(final.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)

@@ -1,0 +1,36 @@
+# assets: the embedded default's procedural inputs, or the user's folders, indexed into three tables.
+
+
+rule build_embedded_assets:
+    output:
+        directory(f"{RESULTS}/assets/embedded"),
+    params:
+        settings=config["assets"]["embedded"],
+        categories=CATEGORIES,
+        seed=config["seed"],
+    log:
+        "logs/build_embedded_assets/embedded.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/build_embedded_assets.py"
+
+
+rule index_assets:
+    input:
+        unpack(asset_inputs),
+    output:
+        models=f"{RESULTS}/assets/models.csv",
+        textures=f"{RESULTS}/assets/textures.csv",
+        backgrounds=f"{RESULTS}/assets/backgrounds.csv",
+    params:
+        source=config["assets"]["source"],
+        folders=config["assets"]["folders"],
+        test_fraction=config["assets"]["folders"]["test_fraction"],
+        categories=CATEGORIES,
+    log:
+        "logs/index_assets/index.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/index_assets.py"

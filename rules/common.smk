@@ -1,0 +1,112 @@
+# Config validation, path helpers and input functions shared by the stage files.
+import math
+
+from snakemake.utils import validate
+
+
+validate(config, "../config/schema.yaml", set_default=True)
+
+RESULTS = config["results"]
+CATEGORIES = config["categories"]
+SPLITS = ["train", "test"]
+DIFFUSION_BACKENDS = ["controlnet", "controlnet-sdxl"]
+
+
+def check_config():
+    """Checks the schema cannot express; each error names the key and how to fix it."""
+    if config["assets"]["source"] == "folders":
+        folders = config["assets"]["folders"]
+        for key in ("models_csv", "textures_dir", "backgrounds_dir"):
+            if not folders[key]:
+                raise ValueError(
+                    f"config: assets.source is 'folders' but assets.folders.{key} is not set: "
+                    "give the path, or use assets.source: embedded"
+                )
+    policy = config["kcf"]["policy"]
+    if policy["mode"] == "threshold" and "max_loss" not in policy:
+        raise ValueError("config: kcf.policy.mode is 'threshold' but kcf.policy.max_loss is not set")
+
+
+check_config()
+
+
+wildcard_constraints:
+    split="|".join(SPLITS),
+    category="|".join(CATEGORIES),
+    shard=r"\d{3}",
+    backend="composite|controlnet|controlnet-sdxl",
+    selection="all|kcf",
+    group="all|" + "|".join(CATEGORIES),
+    fold=r"\d+",
+
+
+def shards(split):
+    """Shard names ("000", "001", ...) of a split."""
+    settings = config["splits"][split]
+    count = math.ceil(settings["images_per_category"] / settings["shard_size"])
+    return [f"{index:03d}" for index in range(count)]
+
+
+def shard_files(pattern, split, categories=None, **wildcards):
+    """Expand a per-shard path pattern over the categories and shards of a split."""
+    return [
+        pattern.format(split=split, category=category, shard=shard, **wildcards)
+        for category in categories or CATEGORIES
+        for shard in shards(split)
+    ]
+
+
+def kcf_groups():
+    return CATEGORIES if config["kcf"]["per_category"] else ["all"]
+
+
+def variant_backend(variant):
+    return variant.rsplit("-", 1)[0]
+
+
+def all_targets():
+    targets = [
+        f"{RESULTS}/tables/pose_metrics.csv",
+        f"{RESULTS}/figures/samples.png",
+        f"{RESULTS}/figures/viewpoints.png",
+    ]
+    targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
+    for split in SPLITS:
+        targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
+    return targets
+
+
+# Input functions of the stage files (Snakemake's linter asks for them here, apart from the rules).
+
+
+def asset_inputs(wildcards):
+    if config["assets"]["source"] == "embedded":
+        return {"embedded": rules.build_embedded_assets.output[0]}
+    return {"models_csv": config["assets"]["folders"]["models_csv"]}
+
+
+def generate_inputs(wildcards):
+    inputs = {
+        "annotations": rules.render_shard.output.annotations.format(**wildcards),
+        "renders": rules.render_shard.output.images.format(**wildcards),
+    }
+    if wildcards.backend in DIFFUSION_BACKENDS:
+        inputs["edges"] = rules.detect_edges.output[0].format(**wildcards)
+        inputs["prompts"] = rules.write_prompts.output[0].format(**wildcards)
+    return inputs
+
+
+def generated_shards(split):
+    """Input function: the generated shard tables of a split for the job's backend."""
+
+    def shard_tables(wildcards):
+        return shard_files(rules.generate_shard.output.annotations, split, backend=wildcards.backend)
+
+    return shard_tables
+
+
+def training_inputs(wildcards):
+    inputs = {"shards": generated_shards("train")(wildcards)}
+    if wildcards.selection == "kcf":
+        inputs["kept"] = rules.kcf_select.output.kept.format(backend=wildcards.backend)
+    return inputs

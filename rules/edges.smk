@@ -1,0 +1,21 @@
+# edges: Canny edge maps of the renders (the ControlNet condition).
+
+
+rule detect_edges:
+    input:
+        annotations=rules.render_shard.output.annotations,
+        images=rules.render_shard.output.images,
+    output:
+        directory(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}"),
+    params:
+        settings=config["edges"],
+    threads: config["edges"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "logs/detect_edges/{split}/{category}/{shard}.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/detect_edges.py"

@@ -1,0 +1,25 @@
+# generate: realistic images from the renders; `composite` (render over background) needs no model.
+
+
+rule generate_shard:
+    input:
+        unpack(generate_inputs),
+    output:
+        annotations=f"{RESULTS}/generate/{{backend}}/{{split}}/{{category}}/{{shard}}.parquet",
+        images=directory(f"{RESULTS}/generate/{{backend}}/{{split}}/{{category}}/{{shard}}"),
+    params:
+        settings=lambda wildcards: config["generate"].get(wildcards.backend, {}),
+        seed=config["seed"],
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards: 24000 if wildcards.backend in DIFFUSION_BACKENDS else 2000,
+        runtime=lambda wildcards: 240 if wildcards.backend in DIFFUSION_BACKENDS else 30,
+        gpu=lambda wildcards: 1 if wildcards.backend in DIFFUSION_BACKENDS else 0,
+    log:
+        "logs/generate_shard/{backend}/{split}/{category}/{shard}.log",
+    benchmark:
+        "benchmarks/generate_shard/{backend}/{split}/{category}/{shard}.tsv"
+    conda:
+        "../envs/diffusion.yaml"
+    script:
+        "../scripts/generate_shard.py"

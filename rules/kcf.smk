@@ -1,0 +1,45 @@
+# kcf: K-fold consistency scores for every generated training image, then the kept list by policy.
+
+
+rule kcf_fold:
+    input:
+        generated_shards("train"),
+    output:
+        f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
+    params:
+        settings=config["kcf"],
+        train_settings={**config["train"], **config["kcf"]["train"]},
+        seed=config["seed"],
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    log:
+        "logs/kcf_fold/{backend}/{group}-{fold}.log",
+    benchmark:
+        "benchmarks/kcf_fold/{backend}/{group}-{fold}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/kcf_fold.py"
+
+
+rule kcf_select:
+    input:
+        expand(
+            f"{RESULTS}/kcf/{{{{backend}}}}/folds/{{group}}-{{fold}}.csv",
+            group=kcf_groups(),
+            fold=range(config["kcf"]["folds"]),
+        ),
+    output:
+        scores=f"{RESULTS}/kcf/{{backend}}/scores.csv",
+        kept=f"{RESULTS}/kcf/{{backend}}/kept.csv",
+        summary=f"{RESULTS}/kcf/{{backend}}/summary.csv",
+    params:
+        policy=config["kcf"]["policy"],
+    log:
+        "logs/kcf_select/{backend}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/kcf_select.py"

@@ -1,0 +1,22 @@
+# prompts: one prompt per image, from templates (offline) or an OpenAI-compatible LLM (cached).
+
+
+rule write_prompts:
+    input:
+        models=rules.index_assets.output.models,
+    output:
+        f"{RESULTS}/prompts/{{split}}/{{category}}.json",
+    params:
+        settings=config["prompts"],
+        images_per_category=lambda wildcards: config["splits"][wildcards.split]["images_per_category"],
+        seed=config["seed"],
+        cache_dir=f"{RESULTS}/cache/llm",
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        "logs/write_prompts/{split}/{category}.log",
+    conda:
+        "../envs/llm.yaml"
+    script:
+        "../scripts/write_prompts.py"

@@ -1,0 +1,28 @@
+# render: one Blender session per shard renders RGBA images and masks and writes the annotation records.
+
+
+rule render_shard:
+    input:
+        models=rules.index_assets.output.models,
+        textures=rules.index_assets.output.textures,
+        backgrounds=rules.index_assets.output.backgrounds,
+    output:
+        annotations=f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}.parquet",
+        images=directory(f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}"),
+    params:
+        settings=config["render"],
+        split_settings=lambda wildcards: config["splits"][wildcards.split],
+        seed=config["seed"],
+    threads: config["render"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=1 if config["render"]["device"] == "gpu" else 0,
+    log:
+        "logs/render_shard/{split}/{category}/{shard}.log",
+    benchmark:
+        "benchmarks/render_shard/{split}/{category}/{shard}.tsv"
+    conda:
+        "../envs/blender.yaml"
+    script:
+        "../scripts/render_shard.py"

@@ -1,0 +1,35 @@
+# figures: named targets that can be rebuilt alone, e.g. `snakemake results/figures/samples.png`.
+
+SAMPLE_BACKEND = variant_backend(config["train"]["variants"][0])
+
+
+rule plot_samples:
+    input:
+        generated=[
+            f"{RESULTS}/generate/{SAMPLE_BACKEND}/train/{category}/000.parquet"
+            for category in CATEGORIES
+        ],
+        edges=[f"{RESULTS}/edges/train/{category}/000" for category in CATEGORIES],
+    output:
+        report(f"{RESULTS}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+    params:
+        samples_per_category=config["figures"]["samples_per_category"],
+    log:
+        "logs/plot_samples/samples.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/plot_samples.py"
+
+
+rule plot_viewpoints:
+    input:
+        shard_files(rules.render_shard.output.annotations, "train"),
+    output:
+        report(f"{RESULTS}/figures/viewpoints.png", caption="../report/viewpoints.rst", category="Figures"),
+    log:
+        "logs/plot_viewpoints/viewpoints.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/plot_viewpoints.py"

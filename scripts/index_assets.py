@@ -1,0 +1,29 @@
+from _bootstrap import start
+
+log = start(snakemake, "index_assets")
+
+from pathlib import Path
+
+from dst3d import assets
+from dst3d.io import write_table
+
+if snakemake.params.source == "embedded":
+    root = Path(snakemake.input.embedded)
+    models_csv, textures_dir, backgrounds_dir = root / "models.csv", root / "textures", root / "backgrounds"
+else:
+    folders = snakemake.params.folders
+    models_csv, textures_dir, backgrounds_dir = (
+        Path(folders["models_csv"]), Path(folders["textures_dir"]), Path(folders["backgrounds_dir"])
+    )
+models = assets.read_model_table(models_csv)
+for category in snakemake.params.categories:
+    assets.models_of(models, category)  # every configured category needs models
+textures = assets.index_textures(textures_dir, snakemake.params.test_fraction)
+backgrounds = assets.index_backgrounds(backgrounds_dir, snakemake.params.test_fraction)
+for split in ("train", "test"):
+    assets.split_assets(textures, split, f"textures under {textures_dir}")
+    assets.split_assets(backgrounds, split, f"backgrounds under {backgrounds_dir}")
+write_table(models, snakemake.output.models)
+write_table(textures, snakemake.output.textures)
+write_table(backgrounds, snakemake.output.backgrounds)
+log.info("%d models, %d textures, %d backgrounds", len(models), len(textures), len(backgrounds))

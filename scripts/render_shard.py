@@ -1,0 +1,23 @@
+from _bootstrap import start
+
+log = start(snakemake, "render_shard")
+
+import pandas as pd
+
+from dst3d import assets
+from dst3d.identity import shard_indices
+from dst3d.io import write_table
+from dst3d.render import render_shard
+
+split, category = snakemake.wildcards.split, snakemake.wildcards.category
+split_settings = snakemake.params.split_settings
+indices = shard_indices(int(snakemake.wildcards.shard), split_settings["shard_size"], split_settings["images_per_category"])
+models = assets.models_of(pd.read_csv(snakemake.input.models, dtype={"model_id": str, "sampling_mode": str}), category)
+textures = assets.split_assets(pd.read_csv(snakemake.input.textures), split, "textures")
+backgrounds = assets.split_assets(pd.read_csv(snakemake.input.backgrounds), split, "backgrounds")
+table, timing = render_shard(
+    split, category, indices, models, textures, backgrounds, snakemake.params.settings,
+    snakemake.params.seed, snakemake.output.images, threads=snakemake.threads, log=log,
+)
+write_table(table, snakemake.output.annotations)
+log.info("%d images; %.2f s in Blender's render call of %.2f s", timing["images"], timing["render_s"], timing["total_s"])

@@ -1,0 +1,96 @@
+"""The pose estimator: labels, deterministic training, resuming from a checkpoint, flip averaging."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dst3d import geometry, pose
+
+SETTINGS = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.2, "epochs": 4,
+            "batch_size": 8, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 3, "lr_gamma": 0.1,
+            "augment": True, "crop_jitter": 0.125, "colour_jitter": 0.2}
+
+
+def _data(n=16):
+    generator = torch.Generator().manual_seed(0)
+    size = pose.padded_size(SETTINGS)
+    images = torch.randint(0, 255, (n, 3, size, size), dtype=torch.uint8, generator=generator)
+    labels = np.stack([np.arange(n) % 41, (np.arange(n) * 3) % 41, np.full(n, 20)], axis=1).astype(np.int64)
+    return images, labels, [f"img-{k}" for k in range(n)]
+
+
+def test_labels_follow_the_bins():
+    frame = pd.DataFrame({"azimuth": [0.0, np.pi], "elevation": [0.0, -np.pi / 2], "theta": [0.0, 4.0]})
+    np.testing.assert_array_equal(pose.pose_labels(frame), [[0, 20, 20], [20, 10, geometry.IGNORE_INDEX]])
+
+
+def test_ignored_angles_do_not_count_in_the_loss():
+    logits = torch.zeros(1, 123)
+    labels = torch.tensor([[0, 20, geometry.IGNORE_INDEX]])
+    assert float(pose.pose_loss(logits, labels)) == pytest.approx(2 * np.log(41))
+
+
+def test_training_is_deterministic_and_learns():
+    images, labels, ids = _data()
+    first = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
+    second = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert first.history[-1]["loss"] < first.history[0]["loss"]
+
+
+def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
+    images, labels, ids = _data()
+    straight = pose.train(images, labels, ids, SETTINGS, seed=5, threads=1)
+    resume = tmp_path / "resume.pt"
+    pose.train(images, labels, ids, {**SETTINGS, "epochs": 2}, seed=5, threads=1, resume_path=resume)
+    state = torch.load(resume, weights_only=False)
+    assert state["epoch"] == 2
+    # Same data and settings except the epoch count: the fingerprint must match for resuming.
+    state["fingerprint"] = pose._fingerprint(SETTINGS, labels, ids)
+    torch.save(state, resume)
+    resumed = pose.train(images, labels, ids, SETTINGS, seed=5, threads=1, resume_path=resume)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_state_for_other_data_is_ignored(tmp_path):
+    images, labels, ids = _data()
+    resume = tmp_path / "resume.pt"
+    pose.train(images, labels, ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume)
+    result = pose.train(images, labels[::-1].copy(), ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume)
+    assert [h["epoch"] for h in result.history] == [1]
+
+
+def test_flip_averaging_reverses_azimuth_and_theta_bins():
+    class Echo(torch.nn.Module):
+        """Logits that depend on the horizontal position of the bright column."""
+
+        def forward(self, x):
+            column = x[:, 0].mean(1).argmax(1)
+            logits = torch.zeros(len(x), 123)
+            logits[torch.arange(len(x)), column] = 10.0  # azimuth bin = column
+            logits[torch.arange(len(x)), 82 + column] = 10.0  # theta bin = column
+            return logits
+
+    images = torch.zeros(1, 3, 41, 41, dtype=torch.uint8)
+    images[0, :, :, 5] = 255
+    logits = pose.predict_logits(Echo(), images, 41, flip=True)
+    # The mirrored image puts the column at 35, whose reversed bin is 5 again: both votes agree.
+    assert logits[0, :41].argmax() == 5 and logits[0, 82:].argmax() == 5
+    assert logits[0, 5] == pytest.approx(10.0)
+
+
+def test_missing_pretrained_weights_say_how_to_provide_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(pose.PretrainedWeightsMissing, match="train.pretrained"):
+        pose.build_model("resnet18", pretrained=True)
+
+
+def test_augmentation_keeps_shape_and_range_and_centre_crop_is_central():
+    images = torch.arange(40 * 40, dtype=torch.float32).reshape(1, 1, 40, 40).expand(2, 3, 40, 40).to(torch.uint8)
+    out = pose.augment(images, torch.Generator().manual_seed(0), {"input_size": 32, "colour_jitter": 0.3})
+    assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 255
+    np.testing.assert_array_equal(pose.centre_crop(images, 32), images[..., 4:36, 4:36])

@@ -1,0 +1,138 @@
+"""The render stage against the pixels: projected meshes fill the masks, renders are reproducible and
+independent of the shard size, and bad inputs stop with messages naming the file or row."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from dst3d import assets, meshes
+from dst3d.annotations import matrix
+from dst3d.geometry import project
+from dst3d.render import RenderError, render_shard
+
+
+def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
+    return render_shard(
+        split, category, indices, assets.models_of(embedded_assets["models"], category),
+        assets.split_assets(embedded_assets["textures"], split, "textures"),
+        assets.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        settings, 0, out_dir, threads=2,
+    )
+
+
+def rasterise(vertices, faces, record, supersample=8):
+    """Silhouette of a mesh projected with the record's K, R, t; supersampled, then thresholded at half cover."""
+    uv, depth = project(vertices, matrix(record, "K"), matrix(record, "R"), matrix(record, "t"))
+    assert (depth > 0).all()
+    width, height = record["width"], record["height"]
+    canvas = np.zeros((height * supersample, width * supersample), np.uint8)
+    for triangle in faces:
+        # Pixel-corner coordinates -> OpenCV's pixel-centre coordinates, in 1/16 pixel fixed point.
+        points = np.round((uv[triangle] * supersample - 0.5) * 16).astype(np.int32)
+        cv2.fillPoly(canvas, [points], 255, lineType=cv2.LINE_8, shift=4)
+    return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA) >= 128
+
+
+@pytest.fixture(scope="module")
+def rendered(embedded_assets, tmp_path_factory):
+    from tests.conftest import RENDER
+
+    out = tmp_path_factory.mktemp("render")
+    tables = {category: _render(embedded_assets, RENDER, category, range(0, 4), out / category)[0]
+              for category in ("car", "chair", "airplane", "boat")}
+    return out, tables
+
+
+def test_projected_mesh_fills_the_rendered_mask(rendered, embedded_assets):
+    _, tables = rendered
+    models = embedded_assets["models"].set_index("model_id")
+    for table in tables.values():
+        for record in table.to_dict("records"):
+            vertices, faces = meshes.read_obj(models.loc[record["model_id"], "path"])
+            centre, scale = meshes.normalisation(vertices)
+            projected = rasterise((vertices - centre) * scale, faces, record)
+            mask = cv2.imread(record["mask_path"], cv2.IMREAD_GRAYSCALE) > 0
+            iou = (projected & mask).sum() / (projected | mask).sum()
+            assert iou >= 0.95, (record["image_id"], iou)
+
+
+def test_annotation_box_and_cuboid_match_the_mask(rendered):
+    _, tables = rendered
+    for table in tables.values():
+        for record in table.to_dict("records"):
+            mask = cv2.imread(record["mask_path"], cv2.IMREAD_GRAYSCALE) > 0
+            ys, xs = np.nonzero(mask)
+            assert (record["bbox_x0"], record["bbox_y0"], record["bbox_x1"], record["bbox_y1"]) == (
+                xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            # The object's silhouette lies inside the hull of its projected bounding cuboid.
+            hull = cv2.convexHull(matrix(record, "cuboid_uv").astype(np.float32))
+            inside = [cv2.pointPolygonTest(hull, (float(x) + 0.5, float(y) + 0.5), True) >= -1.0 for x, y in zip(xs, ys)]
+            assert all(inside), record["image_id"]
+            assert 0 < sum(record["cuboid_visible"]) <= 7  # a box never shows all eight corners
+
+
+def test_records_carry_canonical_pose_and_offsets_separately(rendered):
+    _, tables = rendered
+    table = tables["car"]
+    for column in ("azimuth", "elevation", "theta", "distance", "azimuth_offset", "elevation_offset",
+                   "K", "R", "t", "texture_path", "background_path", "seed", "model_id", "image_index"):
+        assert column in table.columns
+    assert table["image_index"].tolist() == [0, 1, 2, 3]
+    assert (table["azimuth_offset"] == 0).all()
+
+
+def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, embedded_assets, tmp_path):
+    from tests.conftest import RENDER
+
+    out, tables = rendered
+    again, _ = _render(embedded_assets, RENDER, "boat", range(2, 4), tmp_path / "boat")
+    first = tables["boat"].iloc[2:].reset_index(drop=True)
+    columns = [c for c in first.columns if not c.endswith("_path") or c in ("texture_path", "background_path")]
+    pd.testing.assert_frame_equal(first[columns], again[columns])
+    for image_id in again["image_id"]:
+        original = cv2.imread(str(out / "boat" / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
+        repeated = cv2.imread(str(tmp_path / "boat" / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(original, repeated)
+
+
+def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets, render_settings, tmp_path):
+    broken = tmp_path / "broken.obj"
+    broken.write_text("this is not a mesh\n")
+    models = assets.models_of(embedded_assets["models"], "car").copy()
+    models["path"] = str(broken)
+    out = tmp_path / "shard"
+    out.mkdir()
+    (out / "earlier.png").write_bytes(b"kept")
+    with pytest.raises(RenderError, match="broken.obj"):
+        render_shard("train", "car", range(2), models, assets.split_assets(embedded_assets["textures"], "train", "t"),
+                     assets.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, out)
+    assert (out / "earlier.png").read_bytes() == b"kept"
+    assert not (tmp_path / "shard.partial").exists()
+
+
+def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path):
+    models = assets.models_of(embedded_assets["models"], "car").copy()
+    models["path"] = str(tmp_path / "nowhere.obj")
+    with pytest.raises(RenderError, match="nowhere.obj does not exist"):
+        render_shard("train", "car", range(1), models, assets.split_assets(embedded_assets["textures"], "train", "t"),
+                     assets.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, tmp_path / "s")
+
+
+def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):
+    table = pd.read_csv(embedded_assets["root"] / "models.csv", dtype={"sampling_mode": str})
+    table.loc[3, "sampling_mode"] = "9"
+    table.to_csv(tmp_path / "models.csv", index=False)
+    with pytest.raises(assets.AssetError, match=r"line 5 .*sampling_mode must be 1-5 or p3d"):
+        assets.read_model_table(tmp_path / "models.csv")
+    table.loc[3, "sampling_mode"] = "3"
+    table.loc[1, "distance"] = -1
+    table.to_csv(tmp_path / "models.csv", index=False)
+    with pytest.raises(assets.AssetError, match=r"line 3 .*distance must be positive"):
+        assets.read_model_table(tmp_path / "models.csv")
+
+
+def test_empty_texture_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "images" / "banded").mkdir(parents=True)
+    with pytest.raises(assets.AssetError, match="holds no .jpg/.png images"):
+        assets.index_textures(tmp_path, 0.2)
