@@ -17,7 +17,7 @@ if backend == "composite":
 else:
     from dst3d import diffusion
 
-    settings = {**diffusion.DEFAULT_DIFFUSION_SETTINGS[backend], **snakemake.params.settings}
+    settings = diffusion.resolve_settings(backend, snakemake.params.settings)
     diffusion.check_models_available(backend, settings)
     prompt_set = json.loads(open(snakemake.input.prompts).read())
     records["prompt"] = records["image_id"].map(prompt_set["prompts"])

@@ -1,0 +1,176 @@
+"""Overhead of the generate stage's ControlNet backend over a bare loop of pipeline calls, on a tiny model.
+
+Usage: ``python bench/generate.py [--images 12] [--batch-size 4] [--steps 20] [--size 64] [--repeats 3]``
+
+Both sides run the same tiny random-weight SD + ControlNet (bench/tiny_diffusion.py) from the same folders with
+the same settings (DDIM, eta 1.0, guidance 9.0, per-image CPU generators) on the same inputs, and write one PNG
+per image:
+
+- stage: ``dst3d.diffusion.generate_shard`` (settings validation, model check, ``from_pretrained``, attention
+  and VAE-slicing setup, padded batches, paste-free ``generated`` mode, atomic writes, the record frame);
+- bare: ``from_pretrained`` of the pipeline and ControlNet, then a loop over batches of
+  ``pipeline(...)`` and ``image.save``.
+
+The two alternate, ``--repeats`` times each, and the medians are compared: ``overhead = stage / bare - 1``, in
+wall-clock time and in the process's CPU time (which other processes on a shared machine disturb far less).
+The tiny model makes a denoising step cost milliseconds, so fixed costs weigh far more here than with SD 1.5
+on a GPU; the figure is an upper bound for the real stage. Torch runs on ``--threads`` threads (1 by default: on
+a shared 2-core machine two threads per process stall each other and swamp the comparison with noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tiny_diffusion import build_tiny_pipeline
+
+from dst3d.diffusion import ControlNetBackend, import_diffusers
+
+NEGATIVE_PROMPT = (
+    "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, worst quality, "
+    "low quality"
+)
+
+
+def write_inputs(root: Path, count: int, size: int) -> pd.DataFrame:
+    """``count`` images' edge maps (random sparse edges), masks and backgrounds under ``root``, as stage records."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(count):
+        edges = np.repeat((rng.random((size, size, 1)) > 0.9).astype(np.uint8) * 255, 3, axis=2)
+        Image.fromarray(edges).save(root / f"edges-{index}.png")
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / f"background-{index}.png")
+        Image.fromarray(np.full((size, size), 255, np.uint8)).save(root / f"mask-{index}.png")
+        rows.append(
+            {
+                "image_id": f"train-car-{index:06d}",
+                "generate_seed": 1000 + index,
+                "prompt": "An image of a car, best quality, extremely detailed",
+                "edge_path": str(root / f"edges-{index}.png"),
+                "render_path": "",
+                "mask_path": str(root / f"mask-{index}.png"),
+                "background_path": str(root / f"background-{index}.png"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+class Clock:
+    """Wall-clock and CPU seconds since construction."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def run_stage(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of the stage's loading and generating, split as a job spends them."""
+    clock = Clock()
+    backend = ControlNetBackend("controlnet", settings)
+    load = clock.elapsed()
+    clock = Clock()
+    backend.generate(records, out_dir, NEGATIVE_PROMPT)
+    return {"load": load, "generate": clock.elapsed()}
+
+
+def run_bare(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of loading and generating in the plainest script doing the same work with diffusers."""
+    from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
+
+    clock = Clock()
+    pipeline = StableDiffusionControlNetPipeline.from_pretrained(
+        settings["base_model"],
+        controlnet=ControlNetModel.from_pretrained(settings["controlnet_model"]),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    pipeline.set_progress_bar_config(disable=True)
+    load = clock.elapsed()
+    clock = Clock()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batch_size = settings["batch_size"]
+    for batch_start in range(0, len(records), batch_size):
+        batch = records.iloc[batch_start : batch_start + batch_size]
+        images = pipeline(
+            prompt=batch["prompt"].tolist(),
+            negative_prompt=[NEGATIVE_PROMPT] * len(batch),
+            image=[Image.open(path).convert("RGB") for path in batch["edge_path"]],
+            height=settings["size"],
+            width=settings["size"],
+            num_inference_steps=settings["steps"],
+            guidance_scale=9.0,
+            eta=1.0,
+            generator=[torch.Generator("cpu").manual_seed(int(seed)) for seed in batch["generate_seed"]],
+        ).images
+        for image_id, image in zip(batch["image_id"], images, strict=True):
+            image.save(out_dir / f"{image_id}.png")
+    return {"load": load, "generate": clock.elapsed()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import_diffusers()
+
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        models = build_tiny_pipeline(root / "models")
+        (root / "inputs").mkdir()
+        records = write_inputs(root / "inputs", args.images, args.size)
+        settings = {
+            "base_model": str(models.base_model),
+            "controlnet_model": str(models.controlnet_model),
+            "size": args.size,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "device": "cpu",
+        }
+        runs: dict[str, list[dict[str, tuple[float, float]]]] = {"stage": [], "bare": []}
+        run_stage(records, root / "warm-up", settings)
+        for repeat in range(args.repeats):
+            # Alternate which side goes first, so that drifts in machine load hit both alike.
+            for name in ("stage", "bare") if repeat % 2 == 0 else ("bare", "stage"):
+                runner = run_stage if name == "stage" else run_bare
+                runs[name].append(runner(records, root / f"{name}-{repeat}", settings))
+
+    print(
+        f"{args.images} images, {args.size} px, batch {args.batch_size}, DDIM {args.steps} steps, "
+        f"{args.threads} torch thread(s), median of {args.repeats} runs"
+    )
+    totals = {}
+    for clock_index, clock_name in enumerate(("wall", "CPU")):
+        for name, side_runs in runs.items():
+            load = statistics.median(run["load"][clock_index] for run in side_runs)
+            generate = statistics.median(run["generate"][clock_index] for run in side_runs)
+            totals[name, clock_name] = statistics.median(
+                run["load"][clock_index] + run["generate"][clock_index] for run in side_runs
+            )
+            print(
+                f"{clock_name:>4} {name:>5}: total {totals[name, clock_name]:7.3f} s = load {load:6.3f} s + generate "
+                f"{generate:7.3f} s ({generate / args.images * 1000:6.1f} ms per image)"
+            )
+        overhead = totals["stage", clock_name] / totals["bare", clock_name] - 1
+        print(f"{clock_name:>4} overhead of the stage: {overhead:+.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Tiny random-weight Stable Diffusion + canny ControlNet pipelines, saved like the real ones.
+
+Shared by ``tests/test_diffusion.py`` and ``bench/generate.py``: they build these folders once and run the real
+``generate`` backend on them through ``from_pretrained``, so loading, batching, seeding and writing are exercised
+without any downloaded weights. The components follow the layout of the published models (UNet, ControlNet,
+VAE, CLIP text encoder(s), a byte-level BPE tokenizer with its own small vocabulary, a DDIM scheduler) with a
+few channels each: a 32 px image runs a denoising step in milliseconds on a CPU.
+
+The ControlNet's zero-initialised output convolutions are re-drawn at random, so the edge map really changes the
+image (a freshly initialised ControlNet adds exactly zero to the UNet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from dst3d.diffusion import import_diffusers
+
+#: Words given BPE merges (built letter by letter), so that the test prompts and the published prompt templates
+#: tokenise into few tokens, well within the text encoder's 77, rather than one token per letter.
+_MERGED_WORDS = (
+    "a",
+    "an",
+    "of",
+    "car",
+    "bus",
+    "photo",
+    "red",
+    "blue",
+    "image",
+    "best",
+    "quality",
+    "extremely",
+    "detailed",
+    "longbody",
+    "lowres",
+    "bad",
+    "anatomy",
+    "hands",
+    "missing",
+    "fingers",
+    "extra",
+    "digit",
+    "fewer",
+    "digits",
+    "cropped",
+    "worst",
+    "low",
+)
+
+
+def tiny_tokenizer():
+    """A CLIP tokenizer over the 256 byte-level symbols, their end-of-word forms and a few merged words.
+
+    No installed package ships a CLIP vocabulary, so it is written here: ``<|startoftext|>`` and
+    ``<|endoftext|>`` take the last two ids, as in the real vocabulary. In transformers 5 the vocabulary and
+    merges must be passed as ``vocab=`` / ``merges=`` (``vocab_file=`` is silently ignored).
+    """
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = symbols + [symbol + "</w>" for symbol in symbols]
+    merges: list[tuple[str, str]] = []
+    for word in _MERGED_WORDS:
+        prefix = word[0]
+        for position, letter in enumerate(word[1:], start=1):
+            suffix = letter + "</w>" if position == len(word) - 1 else letter
+            if prefix + suffix not in tokens:
+                merges.append((prefix, suffix))
+                tokens.append(prefix + suffix)
+            prefix += suffix
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: token_id for token_id, token in enumerate(tokens)}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _text_config(tokenizer, with_projection: bool):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        projection_dim=32 if with_projection else 512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_act="gelu",
+    )
+
+
+def _randomise_zero_convolutions(controlnet) -> None:
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in controlnet.parameters():
+            if not parameter.any():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+
+
+class TinyModels(NamedTuple):
+    """Folders written by ``build_tiny_pipeline``, in the roles of the settings keys of the same names."""
+
+    base_model: Path
+    controlnet_model: Path
+    vae_model: Path
+
+
+def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
+    """Write a tiny base pipeline, a tiny ControlNet and a standalone copy of its VAE under ``root``.
+
+    All are folders as ``save_pretrained`` writes them, loadable by
+    ``StableDiffusionControlNetPipeline.from_pretrained(base, controlnet=ControlNetModel.from_pretrained(...))``
+    (or the SDXL classes when ``sdxl``); the VAE folder stands in for a separately published VAE such as the
+    SDXL fp16-fix one. Latents are 4 x H/2 x W/2 (a two-level VAE); sizes must be multiples of 8 as for the real
+    models. Weights are drawn from fixed seeds: the same call writes the same models.
+    """
+    import_diffusers()
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    blocks = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "attention_head_dim": (2, 4),
+        "norm_num_groups": 32,
+    }
+    if sdxl:
+        # Two text encoders of width 32 each; the "text_time" embedding takes six size numbers of 8 channels
+        # each plus the second encoder's pooled projection (32).
+        conditioning = {
+            "cross_attention_dim": 64,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 6 * 8 + 32,
+            "use_linear_projection": True,
+        }
+    else:
+        conditioning = {"cross_attention_dim": 32}
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        **blocks,
+        **conditioning,
+    )
+    controlnet = ControlNetModel(in_channels=4, conditioning_embedding_out_channels=(16, 32), **blocks, **conditioning)
+    _randomise_zero_convolutions(controlnet)
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        sample_size=32,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    models = TinyModels(root / "base", root / "controlnet", root / "vae")
+    # The base folder is a plain text-to-image pipeline without a ControlNet, as the published base models are:
+    # the backend loads the ControlNet from its own folder.
+    if sdxl:
+        from diffusers import StableDiffusionXLPipeline
+
+        base = StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=CLIPTextModel(_text_config(tokenizer, with_projection=False)),
+            text_encoder_2=CLIPTextModelWithProjection(_text_config(tokenizer, with_projection=True)),
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            add_watermarker=False,
+        )
+    else:
+        from diffusers import StableDiffusionPipeline
+
+        base = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=CLIPTextModel(_text_config(tokenizer, with_projection=False)),
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    base.save_pretrained(models.base_model)
+    controlnet.save_pretrained(models.controlnet_model)
+    vae.save_pretrained(models.vae_model)
+    return models
