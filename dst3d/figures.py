@@ -56,7 +56,7 @@ def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_
         image = read_image(record.image_path)
         panels = [render, edges, image, draw_cuboid(image, record)]
         for axis, panel in zip(row_axes, panels):
-            axis.imshow(cv2.cvtColor(panel, cv2.COLOR_BGR2RGB))
+            axis.imshow(cv2.cvtColor(panel, cv2.COLOR_BGR2RGB), interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
         row_axes[0].set_ylabel(f"{record.category}\naz {np.degrees(record.azimuth):.0f} el {np.degrees(record.elevation):.0f}", fontsize=8)

@@ -83,6 +83,7 @@ def _configure_scene(settings: dict, threads: int) -> None:
     light_data = bpy.data.lights.new("dst3d_light", type="AREA")
     light_data.size = settings["light"]["size"]
     light = bpy.data.objects.new("dst3d_light", light_data)
+    light.visible_camera = False  # a large light near the camera can reach into the view; it must only light
     scene.collection.objects.link(light)
 
 

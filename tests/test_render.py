@@ -136,3 +136,17 @@ def test_empty_texture_folder_is_a_clear_error(tmp_path):
     (tmp_path / "images" / "banded").mkdir(parents=True)
     with pytest.raises(assets.AssetError, match="holds no .jpg/.png images"):
         assets.index_textures(tmp_path, 0.2)
+
+
+def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):
+    """The film is transparent: no light, world or stray geometry shows outside the projected silhouette."""
+    _, tables = rendered
+    models = embedded_assets["models"].set_index("model_id")
+    for table in tables.values():
+        for record in table.to_dict("records"):
+            vertices, faces = meshes.read_obj(models.loc[record["model_id"], "path"])
+            centre, scale = meshes.normalisation(vertices)
+            silhouette = rasterise((vertices - centre) * scale, faces, record).astype(np.uint8)
+            near = cv2.dilate(silhouette, np.ones((5, 5), np.uint8)) > 0
+            alpha = cv2.imread(record["render_path"], cv2.IMREAD_UNCHANGED)[:, :, 3]
+            assert alpha[~near].max() == 0, record["image_id"]
