@@ -1,0 +1,447 @@
+"""Text prompts for the diffusion model: one prompt set per (split, category), a prompt for each of its images.
+
+Backends (``prompts.backend``):
+
+``template`` (offline). Each image's prompt is ``template.format(class=subject)``, where the subject is
+``"[<color> ]<class>[, <keyword>, ...]"``:
+
+* ``<class>``: the category with underscores as spaces;
+* ``<color>`` (when ``colors``): one of ``COLORS``, drawn per image: P3D-Diffusion's "[color] [category]";
+* the keywords (when ``use_keywords``): the CAD tags of the image's model, cleaned by ``clean_keywords``.
+
+The default template gives "An image of red car, sedan, coupe, best quality, extremely detailed"; with
+``colors`` and ``use_keywords`` off it is 3D-DST's published prompt "An image of car, best quality, extremely
+detailed".
+
+``openai``. One chat completion per prompt set, through the official ``openai`` client, against any
+OpenAI-compatible endpoint: the LLM completes the keyword prompt ``"<class>, <keyword>, ..."`` (the category's
+``max_keywords`` most frequent CAD tags) into ``prompts_per_category`` scene descriptions, as 3D-DST did, and
+each image gets one of them, verbatim (``template`` and ``colors`` do not apply). The answer must be a JSON
+array of strings (possibly in a code fence, or an object holding one such array) or one description per line
+(list markers are removed); it must hold exactly ``prompts_per_category`` distinct, non-empty descriptions of
+at most ``max_prompt_chars`` characters, or the job fails.
+
+Determinism: everything drawn for an image (colour, description) comes from
+``identity.image_rng(global_seed, split, category, image_index, "prompt")``, never from the order or the
+subset of the images passed in.
+
+Caching: an answer is stored as ``<cache_dir>/<request_hash>.json``, where ``request_hash`` is the SHA-256 of
+the canonical JSON of the full request (endpoint URL, model, temperature, messages). A request whose answer is
+cached is not sent again and needs no API key, so reruns, resumed runs and other users of the same cache make
+no calls. Only answers that pass validation are cached.
+
+Failures raise ``PromptError``. Timeouts, connection errors, HTTP 429 and 5xx are retried ``max_retries``
+times, waiting ``backoff_s * 2**(retry - 1)`` seconds before each retry; other HTTP errors fail at once; the
+job never falls back to templates. A missing API key fails before any request is sent. The key is only given
+to the client: it is redacted from every message and never written to the prompt file or the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import string
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dst3d.identity import image_rng
+from dst3d.io import write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "An image of {class}, best quality, extremely detailed"
+
+#: 3D-DST's negative prompt (from ControlNet's examples).
+DEFAULT_NEGATIVE_PROMPT = (
+    "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
+    "worst quality, low quality"
+)
+
+#: 24 colours for P3D-Diffusion's "[color] [category]" sampling (its list is unpublished): the 11 basic colour
+#: terms of English (Berlin and Kay) and 13 common names of paints and finishes of vehicles and furniture, all
+#: of them words that text encoders know well.
+COLORS = (
+    "black", "white", "gray", "red", "green", "yellow", "blue", "brown", "orange", "pink", "purple",
+    "silver", "gold", "beige", "cream", "maroon", "burgundy", "navy blue", "sky blue", "teal", "turquoise",
+    "olive green", "dark green", "lavender",
+)
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+#: The ``prompts:`` config block with its defaults. ``openai.base_url`` null means ``OPENAI_DEFAULT_BASE_URL``
+#: (the ``OPENAI_BASE_URL`` environment variable is deliberately not read: the config names the endpoint).
+DEFAULT_PROMPT_SETTINGS: dict = {
+    "backend": "template",  # "template" or "openai"
+    "template": DEFAULT_TEMPLATE,  # format string with the single field {class}
+    "use_keywords": True,  # CAD keywords of the image's model after the class name (template backend)
+    "max_keywords": 8,  # keywords per prompt (template) or per request (openai)
+    "colors": True,  # "[color] [category]" colour sampling (template backend)
+    "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
+    "openai": {
+        "base_url": None,  # any OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
+        "model": "gpt-4o-mini",
+        "api_key_env": "OPENAI_API_KEY",  # name of the environment variable that holds the key
+        "temperature": 0.7,
+        "prompts_per_category": 20,  # descriptions requested per prompt set
+        "timeout_s": 60.0,  # per request, seconds
+        "max_retries": 5,  # retries after the first attempt (timeouts, connection errors, 429, 5xx)
+        "backoff_s": 2.0,  # wait before the first retry, doubled before each further one, seconds
+        "max_prompt_chars": 300,  # longest accepted description (CLIP reads 77 tokens)
+    },
+}
+
+BACKENDS = ("template", "openai")
+
+SYSTEM_MESSAGE = "You write prompts for a text-to-image diffusion model that generates realistic photographs."
+
+USER_MESSAGE = (
+    'Keyword prompt: "{keyword_prompt}".\n'
+    "Complete the keyword prompt into {count} different descriptions of a realistic photograph of one "
+    "{class_name}. Each description is a single sentence of at most {max_chars} characters that mentions the "
+    "{class_name}, keeps it the main subject and varies the scene: place, surroundings, time of day, weather "
+    'and lighting (for example "A photo of a taxicab speeding down a winding mountain road").\n'
+    "Answer with a JSON array of {count} strings and nothing else."
+)
+
+_LIST_MARKER = re.compile(r"^(?:\d+[.):]|[-*\u2022])\s+")
+_CODE_FENCE = re.compile(r"^```[A-Za-z]*\s*\n(.*?)\n?```$", re.DOTALL)
+
+
+class PromptError(RuntimeError):
+    """A prompt set cannot be built; the message says which config key or variable to change."""
+
+
+def resolve_prompt_settings(settings: Mapping | None) -> dict:
+    """The ``prompts:`` config block merged over ``DEFAULT_PROMPT_SETTINGS`` (a ``None`` value counts as
+    absent) and checked; raises ``PromptError`` naming the offending ``prompts.*`` key."""
+    resolved = copy.deepcopy(DEFAULT_PROMPT_SETTINGS)
+    given = dict(settings or {})
+    openai_given = given.pop("openai", None) or {}
+    if not isinstance(openai_given, Mapping):
+        raise PromptError(f"prompts.openai must be a mapping of settings, got {openai_given!r}")
+    scopes = (("prompts", resolved, given), ("prompts.openai", resolved["openai"], openai_given))
+    for scope, defaults, values in scopes:
+        unknown = sorted(set(values) - set(defaults))
+        if unknown:
+            raise PromptError(f"unknown keys {unknown} in {scope}; known keys: {', '.join(sorted(defaults))}")
+        defaults.update({key: value for key, value in values.items() if value is not None})
+
+    def require(condition: bool, key: str, expectation: str, value: object) -> None:
+        if not condition:
+            raise PromptError(f"prompts.{key} must be {expectation}, got {value!r}")
+
+    require(resolved["backend"] in BACKENDS, "backend", f"one of {BACKENDS}", resolved["backend"])
+    _check_template(resolved["template"])
+    for key in ("use_keywords", "colors"):
+        require(isinstance(resolved[key], bool), key, "true or false", resolved[key])
+    require(_is_int(resolved["max_keywords"]) and resolved["max_keywords"] >= 0, "max_keywords",
+            "an integer >= 0", resolved["max_keywords"])
+    require(isinstance(resolved["negative_prompt"], str), "negative_prompt", "a string", resolved["negative_prompt"])
+    llm = resolved["openai"]
+    require(llm["base_url"] is None or (isinstance(llm["base_url"], str) and llm["base_url"].strip()),
+            "openai.base_url", "a URL or null", llm["base_url"])
+    for key in ("model", "api_key_env"):
+        require(isinstance(llm[key], str) and bool(llm[key].strip()), f"openai.{key}", "a non-empty string", llm[key])
+    require(_is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2, "openai.temperature",
+            "a number in [0, 2]", llm["temperature"])
+    for key in ("prompts_per_category", "max_prompt_chars"):
+        require(_is_int(llm[key]) and llm[key] >= 1, f"openai.{key}", "an integer >= 1", llm[key])
+    require(_is_int(llm["max_retries"]) and llm["max_retries"] >= 0, "openai.max_retries",
+            "an integer >= 0", llm["max_retries"])
+    require(_is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0",
+            llm["timeout_s"])
+    require(_is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0",
+            llm["backoff_s"])
+    return resolved
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_template(template: object) -> None:
+    if not isinstance(template, str):
+        raise PromptError(f"prompts.template must be a string, got {template!r}")
+    try:
+        field_names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as error:
+        raise PromptError(f"prompts.template {template!r} is not a valid format string: {error}") from None
+    if field_names != {"class"}:
+        raise PromptError(
+            f"prompts.template must contain the field {{class}} and no other, got fields {sorted(field_names)} "
+            f"in {template!r}"
+        )
+
+
+def clean_keywords(keywords: Sequence[str], class_name: str, limit: int) -> list[str]:
+    """The first ``limit`` CAD keywords, stripped, with empty ones, repeats (case-insensitive) and the class
+    name itself removed, in their given order."""
+    if isinstance(keywords, str):
+        raise TypeError(f"keywords must be a sequence of strings, not the string {keywords!r}")
+    seen = {class_name.casefold()}
+    cleaned = []
+    for keyword in keywords:
+        keyword = " ".join(keyword.replace("_", " ").split())
+        if keyword and keyword.casefold() not in seen:
+            seen.add(keyword.casefold())
+            cleaned.append(keyword)
+    return cleaned[:limit]
+
+
+def template_prompt(template: str, class_name: str, color: str | None, keywords: Sequence[str]) -> str:
+    """``template`` with ``{class}`` replaced by ``"[color ]class[, keyword, ...]"``."""
+    subject = ", ".join([f"{color} {class_name}" if color else class_name, *keywords])
+    return template.format(**{"class": subject})
+
+
+def category_keywords(images: Sequence[tuple[str, int, Sequence[str]]], class_name: str, limit: int) -> list[str]:
+    """The ``limit`` cleaned keywords that most images of the category carry (ties alphabetical)."""
+    counts = Counter(
+        keyword for _, _, keywords in images for keyword in clean_keywords(keywords, class_name, len(keywords))
+    )
+    return [keyword for keyword, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]]
+
+
+def llm_request(class_name: str, keywords: Sequence[str], openai_settings: Mapping) -> dict:
+    """The full chat-completion request of one prompt set: endpoint URL, model, temperature and messages."""
+    user_message = USER_MESSAGE.format(
+        keyword_prompt=", ".join([class_name, *keywords]),
+        count=openai_settings["prompts_per_category"],
+        class_name=class_name,
+        max_chars=openai_settings["max_prompt_chars"],
+    )
+    return {
+        "base_url": openai_settings["base_url"] or OPENAI_DEFAULT_BASE_URL,
+        "model": openai_settings["model"],
+        "temperature": openai_settings["temperature"],
+        "messages": [
+            {"role": "system", "content": SYSTEM_MESSAGE},
+            {"role": "user", "content": user_message},
+        ],
+    }
+
+
+def request_hash(request: Mapping) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``request``: the cache key."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_descriptions(content: str | None, count: int, max_chars: int) -> list[str]:
+    """The descriptions in an LLM answer (see the module docstring for the accepted forms); raises
+    ``PromptError`` saying what is wrong with it."""
+    text = (content or "").strip()
+    if not text:
+        raise PromptError("the LLM answer is empty")
+    fenced = _CODE_FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    if text[0] in "[{":
+        descriptions = [description.strip() for description in _json_descriptions(text)]
+    else:
+        lines = (_LIST_MARKER.sub("", line.strip()).strip().strip('"').strip() for line in text.splitlines())
+        descriptions = [line for line in lines if line]
+    if len(descriptions) != count:
+        raise PromptError(
+            f"the LLM answer holds {len(descriptions)} descriptions, expected {count} "
+            "(prompts.openai.prompts_per_category)"
+        )
+    for number, description in enumerate(descriptions, start=1):
+        if not description:
+            raise PromptError(f"description {number} of the LLM answer is empty")
+        if len(description) > max_chars:
+            raise PromptError(
+                f"description {number} of the LLM answer has {len(description)} characters, more than "
+                f"prompts.openai.max_prompt_chars = {max_chars}"
+            )
+    folded = [" ".join(description.casefold().split()) for description in descriptions]
+    repeated = [number for number, text in enumerate(folded, start=1) if text in folded[: number - 1]]
+    if repeated:
+        raise PromptError(f"descriptions {repeated} of the LLM answer repeat earlier ones; they must be distinct")
+    return descriptions
+
+
+def _json_descriptions(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PromptError(f"the LLM answer looks like JSON but does not parse: {error}") from None
+    if isinstance(value, dict):
+        lists = [item for item in value.values() if isinstance(item, list)]
+        if len(lists) != 1:
+            raise PromptError("the LLM answer is a JSON object without exactly one list of descriptions")
+        value = lists[0]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PromptError("the LLM answer is JSON but not a list of strings")
+    return value
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def fetch_descriptions(
+    request: Mapping, openai_settings: Mapping, cache_dir: Path, env: Mapping[str, str], label: str
+) -> list[str]:
+    """The validated descriptions answering ``request``: from ``cache_dir`` if cached, else from the endpoint
+    (with retries, see the module docstring), then cached. ``label`` names the prompt set in messages."""
+    cache_path = Path(cache_dir) / f"{request_hash(request)}.json"
+    count, max_chars = openai_settings["prompts_per_category"], openai_settings["max_prompt_chars"]
+    if cache_path.exists():
+        try:
+            descriptions = parse_descriptions(json.loads(cache_path.read_text("utf-8"))["content"], count, max_chars)
+        except (PromptError, ValueError, KeyError, TypeError) as error:
+            raise PromptError(
+                f"cached LLM answer {cache_path} is unusable ({error}); delete it to ask again"
+            ) from None
+        log.info("%s: %d descriptions from the cache %s", label, len(descriptions), cache_path)
+        return descriptions
+
+    key_variable = openai_settings["api_key_env"]
+    api_key = env.get(key_variable, "")
+    if not api_key.strip():
+        raise PromptError(
+            f"{label}: the openai prompt backend needs an API key and the environment variable {key_variable} "
+            f"is not set or empty. Set it (export {key_variable}=...; endpoints that do not check keys accept any "
+            "non-empty value), or name the variable that holds the key in prompts.openai.api_key_env, or use "
+            "prompts.backend: template."
+        )
+    content, served_model = _complete(request, openai_settings, api_key, label)
+    try:
+        descriptions = parse_descriptions(content, count, max_chars)
+    except PromptError as error:
+        excerpt = _redact((content or "")[:200], api_key)
+        raise PromptError(
+            f"{label}: unusable answer from {request['base_url']} (model {request['model']}): {error}. The answer "
+            f"begins {excerpt!r}. Nothing was cached: rerun to ask again, or lower prompts.openai.temperature "
+            "or choose another prompts.openai.model."
+        ) from None
+    write_json({"request": dict(request), "response_model": served_model, "content": _redact(content, api_key)},
+               cache_path)
+    log.info("%s: %d descriptions from %s, cached in %s", label, len(descriptions), request["model"], cache_path)
+    return descriptions
+
+
+def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: str) -> tuple[str | None, str]:
+    """Send ``request``, retrying transient failures; returns the answer's text and the served model name."""
+    import openai  # only the openai backend needs the package
+
+    client = openai.OpenAI(
+        api_key=api_key, base_url=request["base_url"], timeout=openai_settings["timeout_s"], max_retries=0
+    )
+    max_retries = openai_settings["max_retries"]
+    endpoint = f"{request['base_url']} (model {request['model']})"
+    for attempt in itertools.count(1):
+        try:
+            response = client.chat.completions.create(
+                model=request["model"], temperature=request["temperature"], messages=request["messages"]
+            )
+            if not response.choices:
+                raise PromptError(f"{label}: {endpoint} answered without any choice")
+            return response.choices[0].message.content, response.model
+        except openai.APITimeoutError:
+            problem = f"no answer within {openai_settings['timeout_s']} s (prompts.openai.timeout_s)"
+        except openai.APIConnectionError:
+            problem = "connection failed (check prompts.openai.base_url)"
+        except (openai.RateLimitError, openai.InternalServerError) as error:
+            problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
+        except openai.AuthenticationError as error:
+            raise PromptError(_redact(
+                f"{label}: {endpoint} rejected the API key in the environment variable "
+                f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}", api_key
+            )) from None
+        except openai.APIStatusError as error:
+            raise PromptError(_redact(
+                f"{label}: {endpoint} refused the request (HTTP {error.status_code}): {error.message}; check "
+                "prompts.openai.base_url and prompts.openai.model", api_key
+            )) from None
+        if attempt > max_retries:
+            raise PromptError(
+                f"{label}: {endpoint} failed {attempt} times, last with {problem}; try again later or raise "
+                "prompts.openai.max_retries / prompts.openai.backoff_s"
+            )
+        delay_s = openai_settings["backoff_s"] * 2 ** (attempt - 1)
+        log.warning("%s: %s from %s; retry %d of %d in %.2f s", label, problem, endpoint, attempt, max_retries,
+                    delay_s)
+        time.sleep(delay_s)
+
+
+def _checked_images(images: Sequence[tuple[str, int, Sequence[str]]]) -> list[tuple[str, int, Sequence[str]]]:
+    """``images`` sorted by index, after checking that ids and indices are unique."""
+    ordered = sorted(images, key=lambda image: int(image[1]))
+    for position, what in ((0, "image ids"), (1, "image indices")):
+        counts = Counter(image[position] for image in ordered)
+        repeated = sorted(str(value) for value, count in counts.items() if count > 1)
+        if repeated:
+            raise ValueError(f"repeated {what} {repeated[:5]} in the images of one prompt set")
+    return ordered
+
+
+def build_prompt_set(
+    category: str,
+    split: str,
+    images: Sequence[tuple[str, int, Sequence[str]]],
+    settings: Mapping | None,
+    global_seed: int,
+    cache_dir: Path,
+    env: Mapping[str, str] = os.environ,
+) -> dict:
+    """The prompt set of ``category`` in ``split``, as written to ``results/prompts/{split}/{category}.json``.
+
+    ``images``: (image_id, image_index, CAD keywords of the image's model) for every image of the set.
+    ``settings``: the ``prompts:`` config block (see ``DEFAULT_PROMPT_SETTINGS``). ``cache_dir``: the LLM
+    answer cache. ``env``: where the API key variable is looked up.
+    Returns {"category", "split", "backend", "model" (None for template), "request_hash" (None for template),
+    "seed" (the global seed the per-image draws derive from), "negative_prompt", "candidates" (the distinct
+    prompts: the LLM's descriptions in its order, or the template prompts sorted), "prompts" {image_id: prompt}
+    in index order}.
+    """
+    resolved = resolve_prompt_settings(settings)
+    ordered = _checked_images(images)
+    class_name = category.replace("_", " ")
+    label = f"prompts {split}/{category}"
+
+    def rng_of(image_index: int):
+        return image_rng(global_seed, split, category, int(image_index), "prompt")
+
+    if resolved["backend"] == "template":
+        prompts = {}
+        for image_id, image_index, keywords in ordered:
+            rng = rng_of(image_index)
+            color = COLORS[int(rng.integers(len(COLORS)))] if resolved["colors"] else None
+            kept = clean_keywords(keywords, class_name, resolved["max_keywords"]) if resolved["use_keywords"] else []
+            prompts[image_id] = template_prompt(resolved["template"], class_name, color, kept)
+        candidates = sorted(set(prompts.values()))
+        model, hash_of_request = None, None
+    else:
+        llm = resolved["openai"]
+        request = llm_request(class_name, category_keywords(ordered, class_name, resolved["max_keywords"]), llm)
+        candidates = fetch_descriptions(request, llm, Path(cache_dir), env, label)
+        prompts = {
+            image_id: candidates[int(rng_of(image_index).integers(len(candidates)))]
+            for image_id, image_index, _ in ordered
+        }
+        model, hash_of_request = llm["model"], request_hash(request)
+    return {
+        "category": category,
+        "split": split,
+        "backend": resolved["backend"],
+        "model": model,
+        "request_hash": hash_of_request,
+        "seed": int(global_seed),
+        "negative_prompt": resolved["negative_prompt"],
+        "candidates": candidates,
+        "prompts": prompts,
+    }
+

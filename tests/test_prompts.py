@@ -1,0 +1,336 @@
+"""Prompt sets: template prompts, deterministic assignment, and the openai backend over real HTTP against a
+scripted OpenAI-compatible server (retries, timeouts, caching, validation, error texts, key hygiene)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+
+import pytest
+from llm_server import FakeLLMServer, answer, error
+
+from dst3d.identity import image_id, image_rng
+from dst3d.io import write_json
+from dst3d.prompts import (
+    COLORS,
+    DEFAULT_NEGATIVE_PROMPT,
+    DEFAULT_PROMPT_SETTINGS,
+    PromptError,
+    build_prompt_set,
+    parse_descriptions,
+    resolve_prompt_settings,
+)
+
+SEED = 2024
+KEY_VARIABLE = "DST3D_TEST_LLM_KEY"
+KEY = "sk-test-7Qv9-not-a-real-key-3fa1c2"
+ENV = {KEY_VARIABLE: KEY}
+DESCRIPTIONS = [
+    "A photo of a sedan parked on a rainy city street at night",
+    "A car driving along a coastal road at sunset",
+    "A car in a snowy mountain village under a grey sky",
+]
+
+
+def car_images(count: int, keywords_of=lambda index: ["car", "sedan", "Sedan", " coupe "]) -> list:
+    return [(image_id("train", "car", index), index, keywords_of(index)) for index in range(count)]
+
+
+def template_set(images, **settings) -> dict:
+    return build_prompt_set("car", "train", images, settings, SEED, cache_dir=None, env={})
+
+
+# ---------------------------------------------------------------- template backend
+
+
+def test_default_template_prompt_is_colour_class_and_keywords():
+    images = car_images(20, keywords_of=lambda index: ["car", "sedan", "Sedan", " coupe "] if index % 2 else ["auto"])
+    prompt_set = template_set(images)
+    for image, index, _ in images:
+        color = COLORS[int(image_rng(SEED, "train", "car", index, "prompt").integers(len(COLORS)))]
+        subject = f"{color} car, sedan, coupe" if index % 2 else f"{color} car, auto"
+        assert prompt_set["prompts"][image] == f"An image of {subject}, best quality, extremely detailed"
+    assert prompt_set["candidates"] == sorted(set(prompt_set["prompts"].values()))
+    assert (prompt_set["backend"], prompt_set["model"], prompt_set["request_hash"]) == ("template", None, None)
+    assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT
+    assert (prompt_set["category"], prompt_set["split"]) == ("car", "train")
+
+
+def test_plain_template_is_the_published_3d_dst_prompt():
+    prompt_set = template_set(car_images(5), colors=False, use_keywords=False)
+    assert set(prompt_set["prompts"].values()) == {"An image of car, best quality, extremely detailed"}
+    assert prompt_set["candidates"] == ["An image of car, best quality, extremely detailed"]
+
+
+def test_custom_template_keyword_limit_and_class_spelling():
+    images = [("val-school_bus-000000", 0, ["yellow bus", "school_bus", "coach", "minibus"])]
+    prompt_set = build_prompt_set(
+        "school_bus", "val", images, {"template": "a photo of a {class}", "colors": False, "max_keywords": 2},
+        SEED, cache_dir=None, env={},
+    )
+    assert prompt_set["prompts"]["val-school_bus-000000"] == "a photo of a school bus, yellow bus, coach"
+
+
+def test_assignment_depends_only_on_seed_split_category_and_index():
+    images = car_images(200)
+    full = template_set(images)["prompts"]
+    shuffled = images[:]
+    random.Random(3).shuffle(shuffled)
+    assert template_set(shuffled)["prompts"] == full
+    assert list(template_set(shuffled)["prompts"]) == [image for image, _, _ in images]  # index order
+    subset = template_set(images[150:] + images[:7])["prompts"]
+    assert subset == {image: full[image] for image in subset}
+    assert len(set(full.values())) >= 15, "colours are drawn per image"
+    other_seed = build_prompt_set("car", "train", images, {}, SEED + 1, cache_dir=None, env={})["prompts"]
+    other_split = build_prompt_set("car", "val", images, {}, SEED, cache_dir=None, env={})["prompts"]
+    assert sum(other_seed[image] != full[image] for image in full) > 100
+    assert sum(other_split[image] != full[image] for image in full) > 100
+
+
+def test_colours_are_24_distinct_names():
+    assert len(COLORS) == 24 and len(set(COLORS)) == 24 and all(color.strip() == color for color in COLORS)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"template": "An image of {klass}"}, r"prompts\.template must contain the field \{class\}"),
+        ({"template": "An image of {class} in {place}"}, r"prompts\.template"),
+        ({"template": "An image of {class"}, r"prompts\.template .* not a valid format string"),
+        ({"backend": "llama"}, r"prompts\.backend"),
+        ({"colours": True}, r"unknown keys \['colours'\] in prompts"),
+        ({"openai": {"modle": "x"}}, r"unknown keys \['modle'\] in prompts\.openai"),
+        ({"openai": {"max_retries": -1}}, r"prompts\.openai\.max_retries"),
+        ({"openai": {"timeout_s": 0}}, r"prompts\.openai\.timeout_s"),
+        ({"openai": {"prompts_per_category": 0}}, r"prompts\.openai\.prompts_per_category"),
+        ({"openai": {"temperature": "hot"}}, r"prompts\.openai\.temperature"),
+    ],
+)
+def test_invalid_settings_name_the_config_key(settings, message):
+    with pytest.raises(PromptError, match=message):
+        resolve_prompt_settings(settings)
+
+
+def test_defaults_are_complete_and_valid():
+    assert resolve_prompt_settings(None) == DEFAULT_PROMPT_SETTINGS
+    assert resolve_prompt_settings({"openai": {"model": None}})["openai"]["model"] == "gpt-4o-mini"
+
+
+def test_bad_image_lists_are_rejected():
+    with pytest.raises(TypeError, match="sequence of strings"):
+        template_set([("train-car-000000", 0, "car;sedan")])
+    with pytest.raises(ValueError, match=r"repeated image indices \['0'\]"):
+        template_set([("train-car-000000", 0, []), ("train-car-000001", 0, [])])
+    with pytest.raises(ValueError, match=r"repeated image ids \['train-car-000000'\]"):
+        template_set([("train-car-000000", 0, []), ("train-car-000000", 1, [])])
+
+
+# ---------------------------------------------------------------- answer validation
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps(DESCRIPTIONS),
+        "```json\n" + json.dumps(DESCRIPTIONS, indent=2) + "\n```",
+        json.dumps({"descriptions": DESCRIPTIONS}),
+        "\n".join(f"{number}. {text}" for number, text in enumerate(DESCRIPTIONS, start=1)),
+        "\n\n".join(f'- "{text}"' for text in DESCRIPTIONS),
+    ],
+)
+def test_accepted_answer_forms(content):
+    assert parse_descriptions(content, 3, 120) == DESCRIPTIONS
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps(DESCRIPTIONS[:2]), r"holds 2 descriptions, expected 3 \(prompts\.openai\.prompts_per_category\)"),
+        ("Here are your descriptions:\n" + "\n".join(DESCRIPTIONS), "holds 4 descriptions, expected 3"),
+        (json.dumps([DESCRIPTIONS[0], "x" * 121, DESCRIPTIONS[2]]),
+         r"description 2 .* 121 characters, more than prompts\.openai\.max_prompt_chars = 120"),
+        ('["A car on a road", "A car at night",', "looks like JSON but does not parse"),
+        (json.dumps([1, 2, 3]), "not a list of strings"),
+        (json.dumps([DESCRIPTIONS[0], DESCRIPTIONS[1], DESCRIPTIONS[0].upper()]), r"descriptions \[3\] .* repeat"),
+        ("   ", "empty"),
+        (json.dumps(["", DESCRIPTIONS[0], DESCRIPTIONS[1]]), "description 1 of the LLM answer is empty"),
+    ],
+)
+def test_rejected_answers_say_what_is_wrong(content, message):
+    with pytest.raises(PromptError, match=message):
+        parse_descriptions(content, 3, 120)
+
+
+# ---------------------------------------------------------------- openai backend over HTTP
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_the_test_server(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy set for package registries must not take these requests
+
+
+@pytest.fixture
+def llm_server():
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()
+
+
+def openai_settings(base_url: str, **overrides) -> dict:
+    llm = {
+        "base_url": base_url, "model": "test-model", "api_key_env": KEY_VARIABLE, "temperature": 0.5,
+        "prompts_per_category": 3, "timeout_s": 2.0, "max_retries": 2, "backoff_s": 0.05, "max_prompt_chars": 120,
+    }
+    return {"backend": "openai", "openai": {**llm, **overrides}}
+
+
+def openai_set(server_or_url, cache_dir, images=None, env=ENV, **overrides) -> dict:
+    base_url = getattr(server_or_url, "base_url", server_or_url)
+    return build_prompt_set("car", "train", images or car_images(40), openai_settings(base_url, **overrides),
+                            SEED, cache_dir, env)
+
+
+def cache_files(cache_dir) -> list:
+    return sorted(cache_dir.glob("*")) if cache_dir.exists() else []
+
+
+def test_openai_backend_assigns_the_llm_descriptions(llm_server, tmp_path):
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS))]
+    prompt_set = openai_set(llm_server, tmp_path / "cache")
+
+    assert prompt_set["candidates"] == DESCRIPTIONS
+    assert set(prompt_set["prompts"].values()) == set(DESCRIPTIONS)  # 40 images draw from all three
+    assert (prompt_set["backend"], prompt_set["model"], prompt_set["seed"]) == ("openai", "test-model", SEED)
+    assert [path.name for path in cache_files(tmp_path / "cache")] == [f"{prompt_set['request_hash']}.json"]
+    [request] = llm_server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert (request.body["model"], request.body["temperature"]) == ("test-model", 0.5)
+    user_message = request.body["messages"][-1]["content"]
+    assert '"car, coupe, sedan"' in user_message and "3 different descriptions" in user_message
+    assert "at most 120 characters" in user_message
+
+
+def test_cached_answer_is_reused_without_a_request_or_a_key(llm_server, tmp_path):
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS))]
+    first = openai_set(llm_server, tmp_path / "cache")
+    rerun = openai_set(llm_server, tmp_path / "cache", env={})  # a second user without the key
+    assert rerun == first and len(llm_server.requests) == 1
+
+    images = car_images(40)
+    shuffled_subset = images[30:] + images[:5]
+    random.Random(1).shuffle(shuffled_subset)
+    subset = openai_set(llm_server, tmp_path / "cache", images=shuffled_subset)
+    assert subset["prompts"] == {image: first["prompts"][image] for image in subset["prompts"]}
+    assert len(llm_server.requests) == 1
+
+
+def test_any_change_to_the_request_misses_the_cache(llm_server, tmp_path):
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS)), answer(json.dumps(DESCRIPTIONS[::-1]))]
+    first = openai_set(llm_server, tmp_path / "cache")
+    warmer = openai_set(llm_server, tmp_path / "cache", temperature=0.9)
+    assert len(llm_server.requests) == 2 and llm_server.requests[1].body["temperature"] == 0.9
+    assert warmer["request_hash"] != first["request_hash"] and warmer["candidates"] == DESCRIPTIONS[::-1]
+    assert len(cache_files(tmp_path / "cache")) == 2
+
+
+def test_rate_limit_and_server_errors_are_retried_with_backoff(llm_server, tmp_path, caplog):
+    llm_server.script = [error(429, "slow down"), error(500, "boom"), answer(json.dumps(DESCRIPTIONS))]
+    with caplog.at_level(logging.WARNING, logger="dst3d.prompts"):
+        prompt_set = openai_set(llm_server, tmp_path / "cache", backoff_s=0.1)
+
+    assert prompt_set["candidates"] == DESCRIPTIONS
+    arrivals = [request.received_s for request in llm_server.requests]
+    assert len(arrivals) == 3
+    assert arrivals[1] - arrivals[0] >= 0.1 and arrivals[2] - arrivals[1] >= 0.2  # backoff doubles
+    warnings = [record.getMessage() for record in caplog.records]
+    assert "HTTP 429" in warnings[0] and "retry 1 of 2" in warnings[0]
+    assert "HTTP 500" in warnings[1] and "retry 2 of 2" in warnings[1]
+
+
+def test_exhausted_retries_fail_with_a_clear_message_and_cache_nothing(llm_server, tmp_path):
+    llm_server.script = [error(503, "overloaded")] * 3
+    with pytest.raises(PromptError) as raised:
+        openai_set(llm_server, tmp_path / "cache")
+    message = str(raised.value)
+    assert "prompts train/car" in message and "failed 3 times" in message and "HTTP 503" in message
+    assert "prompts.openai.max_retries" in message
+    assert len(llm_server.requests) == 3 and not cache_files(tmp_path / "cache")
+
+
+def test_a_slow_answer_times_out_and_is_retried(llm_server, tmp_path):
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS), delay_s=2.0), answer(json.dumps(DESCRIPTIONS))]
+    prompt_set = openai_set(llm_server, tmp_path / "cache", timeout_s=0.3)
+    assert prompt_set["candidates"] == DESCRIPTIONS and len(llm_server.requests) == 2
+
+
+def test_persistent_timeouts_name_the_timeout_setting(llm_server, tmp_path):
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS), delay_s=2.0)] * 2
+    expected = r"failed 2 times, last with no answer within 0\.3 s \(prompts\.openai\.timeout_s\)"
+    with pytest.raises(PromptError, match=expected):
+        openai_set(llm_server, tmp_path / "cache", timeout_s=0.3, max_retries=1)
+    assert len(llm_server.requests) == 2
+
+
+def test_unreachable_endpoint_fails_after_retries(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    expected = r"failed 2 times, last with connection failed \(check prompts\.openai\.base_url\)"
+    with pytest.raises(PromptError, match=expected):
+        openai_set(f"http://127.0.0.1:{port}/v1", tmp_path / "cache", max_retries=1, backoff_s=0.01)
+
+
+def test_malformed_answer_is_rejected_not_retried_and_not_cached(llm_server, tmp_path):
+    llm_server.script = [answer("Sure! A car on a road.\nA car at night.")]
+    with pytest.raises(PromptError) as raised:
+        openai_set(llm_server, tmp_path / "cache")
+    message = str(raised.value)
+    assert "unusable answer" in message and "holds 2 descriptions, expected 3" in message
+    assert "Sure! A car on a road." in message and "Nothing was cached" in message
+    assert len(llm_server.requests) == 1 and not cache_files(tmp_path / "cache")
+
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS))]  # a rerun asks again
+    assert openai_set(llm_server, tmp_path / "cache")["candidates"] == DESCRIPTIONS
+
+
+def test_client_errors_fail_at_once_naming_what_to_check(llm_server, tmp_path):
+    llm_server.script = [error(404, "The model `test-model` does not exist")]
+    with pytest.raises(PromptError, match=r"HTTP 404.*does not exist.*prompts\.openai\.model"):
+        openai_set(llm_server, tmp_path / "cache")
+    assert len(llm_server.requests) == 1
+
+
+@pytest.mark.parametrize("env", [{}, {KEY_VARIABLE: ""}, {"OPENAI_API_KEY": KEY}])
+def test_missing_key_fails_before_any_request_naming_the_variable(llm_server, tmp_path, env):
+    with pytest.raises(PromptError) as raised:
+        openai_set(llm_server, tmp_path / "cache", env=env)
+    message = str(raised.value)
+    assert f"environment variable {KEY_VARIABLE} is not set or empty" in message and "prompts.openai.api_key_env" in message
+    assert llm_server.requests == [] and KEY not in message
+
+
+def test_the_key_never_appears_in_errors_logs_outputs_or_cache(llm_server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    llm_server.script = [error(401, f"Incorrect API key provided: {KEY}")]
+    with pytest.raises(PromptError) as rejected:
+        openai_set(llm_server, tmp_path / "cache")
+    assert f"rejected the API key in the environment variable {KEY_VARIABLE} (HTTP 401)" in str(rejected.value)
+    assert len(llm_server.requests) == 1, "an authentication failure is not retried"
+
+    llm_server.script = [error(500, f"upstream saw {KEY}")] * 2
+    with pytest.raises(PromptError) as exhausted:
+        openai_set(llm_server, tmp_path / "cache", max_retries=1)
+
+    llm_server.script = [answer(json.dumps(DESCRIPTIONS))]
+    prompt_set = openai_set(llm_server, tmp_path / "cache")
+    write_json(prompt_set, tmp_path / "car.json")
+
+    assert llm_server.requests[-1].headers["authorization"] == f"Bearer {KEY}"  # the key was in use
+    assert KEY not in str(rejected.value) and KEY not in str(exhausted.value) and "***" in str(exhausted.value)
+    assert KEY not in caplog.text and "***" in caplog.text
+    assert KEY not in (tmp_path / "car.json").read_text("utf-8")
+    [cached] = cache_files(tmp_path / "cache")
+    assert KEY not in cached.read_text("utf-8")
