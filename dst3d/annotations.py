@@ -18,13 +18,15 @@ from dst3d.viewpoints import fold_polar, sample_viewpoint
 
 def plan_image(
     split: str, category: str, index: int, models: pd.DataFrame, textures: pd.DataFrame,
-    backgrounds: pd.DataFrame, settings: dict, global_seed: int,
+    backgrounds: pd.DataFrame, settings: dict, global_seed: int, environments: pd.DataFrame | None = None,
 ) -> dict:
     """Everything random about one image, from (global_seed, split, category, index) alone.
 
     The model is chosen round-robin (``index % number of models``) so every model gets the same share; the
-    rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture, background, light.
-    ``models`` are the category's models in table order (:func:`dst3d.assets.models_of`).
+    rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture, background, light,
+    then (only with environment maps) the environment map and its rotation about z. ``models`` are the
+    category's models in table order (:func:`dst3d.assets.models_of`). The texture is drawn even with
+    ``render.keep_materials`` (and recorded as empty), so that switching it changes no other draw.
     """
     model = models.iloc[index % len(models)]
     rng = image_rng(global_seed, split, category, index, "render")
@@ -37,6 +39,11 @@ def plan_image(
     light = settings["light"]
     light_azimuth, light_elevation = rng.uniform(-1, 1, 2) * np.deg2rad(light["jitter_deg"])
     light_energy = light["energy_w"] * (1 + light["energy_jitter"] * rng.uniform(-1, 1))
+    environment_path, environment_rotation = None, None
+    if environments is not None and len(environments):
+        environment_path = environments.iloc[int(rng.integers(len(environments)))]["path"]
+        environment_rotation = float(rng.uniform(0, 2 * np.pi))
+    keep_materials = settings["keep_materials"]
 
     azimuth_offset = np.deg2rad(float(model["azimuth_offset_deg"]))
     elevation_offset = np.deg2rad(float(model["elevation_offset_deg"]))
@@ -60,12 +67,14 @@ def plan_image(
         "elevation_offset": float(elevation_offset),
         "render_azimuth": float(np.deg2rad(render_azimuth_deg) % (2 * np.pi)),
         "render_elevation": float(np.deg2rad(90.0 - render_polar_deg)),
-        "texture_path": texture["path"],
-        "texture_class": texture["texture_class"],
+        "texture_path": "" if keep_materials else texture["path"],
+        "texture_class": "" if keep_materials else texture["texture_class"],
         "background_path": background["path"],
         "light_azimuth": float(light_azimuth),
         "light_elevation": float(light_elevation),
         "light_energy_w": float(light_energy),
+        "environment_path": environment_path,
+        "environment_rotation": environment_rotation,
     }
 
 
@@ -88,12 +97,13 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 def annotation_record(
     plan: dict, K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int, height: int,
     model_bbox_min: np.ndarray, model_bbox_max: np.ndarray, mask: np.ndarray,
-    render_path: str, mask_path: str,
+    render_path: str, mask_path: str, depth_path: str | None = None, depth_scale: float | None = None,
 ) -> dict:
     """The annotation record of one rendered image (DESIGN.md), from its plan, camera and object mask.
 
     The cuboid is the normalised model's bounding box; its 8 projected corners are listed as (u, v) pixel
     coordinates, each visible when it lies on a box face that faces the camera and inside the image.
+    ``depth_path``/``depth_scale``: the depth map, if any, and the model units per stored depth value.
     """
     corners = geometry.cuboid_corners(model_bbox_min, model_bbox_max)
     corners_uv, _ = geometry.project(corners, K, R, t)
@@ -109,6 +119,7 @@ def annotation_record(
         "mask_area": int(mask.sum()),
         "cuboid_uv": corners_uv.reshape(-1).tolist(), "cuboid_visible": visible.tolist(),
         "render_path": render_path, "mask_path": mask_path,
+        "depth_path": depth_path, "depth_scale": depth_scale,
     })
     return record
 

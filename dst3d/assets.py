@@ -3,8 +3,10 @@ procedural inputs (meshes, DTD-style textures, background images), generated off
 
 Model table (CSV, one row per CAD model): category, model_id, path (relative to the table's folder or
 absolute), azimuth_offset_deg, elevation_offset_deg, distance, sampling_mode (1-5 or ``p3d``), strength, keywords
-(``;``-separated CAD tags). Offsets align the model file to its category's canonical pose: the camera is placed
-at the canonical angles plus the offsets.
+(``;``-separated CAD tags), and optionally forward_axis, up_axis (the file's axes, see :mod:`dst3d.meshes`;
+empty: the format's default from ``render.axes``). Offsets align the model file to its category's canonical
+pose: the camera is placed at the canonical angles plus the offsets. Mesh formats: ``.obj`` (ShapeNet's
+``model_normalized.obj`` included), ``.glb``/``.gltf`` (Objaverse), ``.off`` (PASCAL3D+ CAD) and ``.blend``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ MODEL_COLUMNS = [
     "category", "model_id", "path", "azimuth_offset_deg", "elevation_offset_deg",
     "distance", "sampling_mode", "strength", "keywords",
 ]
-MESH_SUFFIXES = {".obj"}
+OPTIONAL_MODEL_COLUMNS = ["forward_axis", "up_axis"]
+#: Column types for reading a model table or index back with pandas (empty axes stay empty strings).
+MODEL_INDEX_DTYPES = {"model_id": str, "sampling_mode": str, "keywords": str, "forward_axis": str, "up_axis": str}
+#: Mesh formats by file suffix.
+MESH_FORMATS = {".obj": "obj", ".glb": "gltf", ".gltf": "gltf", ".off": "off", ".blend": "blend"}
+HDR_SUFFIXES = {".hdr", ".exr"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -32,35 +39,55 @@ class AssetError(ValueError):
 
 
 def read_model_table(path: Path) -> pd.DataFrame:
-    """Read and validate a model table; ``path`` column is resolved to absolute paths."""
+    """Read and validate a model table; ``path`` is resolved to absolute paths and every mesh file must exist.
+
+    Adds the optional columns (empty when absent) and ``format`` (``obj``, ``gltf``, ``off`` or ``blend``).
+    Every error names the table, the line and the model and says what to fix.
+    """
     path = Path(path)
     if not path.is_file():
         raise AssetError(f"model table {path} does not exist: set assets.models_csv to a CSV with columns {MODEL_COLUMNS}")
-    table = pd.read_csv(path, dtype={"model_id": str, "sampling_mode": str, "keywords": str})
+    table = pd.read_csv(path, dtype=MODEL_INDEX_DTYPES)
     missing = [column for column in MODEL_COLUMNS if column not in table.columns]
     if missing:
         raise AssetError(f"model table {path} lacks columns {missing}; expected {MODEL_COLUMNS}")
-    table["keywords"] = table["keywords"].fillna("")
+    for column in ["keywords", *OPTIONAL_MODEL_COLUMNS]:
+        table[column] = table[column].fillna("") if column in table.columns else ""
+    resolved, formats = [], []
     for row_number, row in enumerate(table.itertuples(index=False), start=2):
         where = f"model table {path}, line {row_number} (model {row.model_id!r})"
+        if pd.isna(row.category) or pd.isna(row.model_id) or pd.isna(row.path):
+            raise AssetError(f"{where}: category, model_id and path must not be empty")
         try:
             float(row.azimuth_offset_deg), float(row.elevation_offset_deg), float(row.strength)
             distance = float(row.distance)
         except (TypeError, ValueError) as error:
             raise AssetError(f"{where}: offsets, distance and strength must be numbers") from error
+        if not all(np.isfinite([float(row.azimuth_offset_deg), float(row.elevation_offset_deg), distance])):
+            raise AssetError(f"{where}: offsets and distance must be finite numbers")
         if not distance > 0:
             raise AssetError(f"{where}: distance must be positive, got {row.distance}")
         if str(row.sampling_mode) not in {"1", "2", "3", "4", "5", "p3d"}:
             raise AssetError(f"{where}: sampling_mode must be 1-5 or p3d, got {row.sampling_mode!r}")
-        if Path(str(row.path)).suffix.lower() not in MESH_SUFFIXES:
-            raise AssetError(
-                f"{where}: {row.path} is not a supported mesh format ({sorted(MESH_SUFFIXES)}); "
-                "other formats are not built yet"
-            )
+        suffix = Path(str(row.path)).suffix.lower()
+        if suffix not in MESH_FORMATS:
+            raise AssetError(f"{where}: {row.path} is not a supported mesh format ({sorted(MESH_FORMATS)})")
+        if bool(row.forward_axis) != bool(row.up_axis):
+            raise AssetError(f"{where}: give both forward_axis and up_axis, or neither")
+        if row.forward_axis:
+            try:
+                meshes.axis_matrix(row.forward_axis, row.up_axis)
+            except ValueError as error:
+                raise AssetError(f"{where}: {error}") from error
+        mesh_path = (path.parent / str(row.path)).resolve()
+        if not mesh_path.is_file():
+            raise AssetError(f"{where}: mesh file {mesh_path} does not exist: fix the path (relative to the table)")
+        resolved.append(str(mesh_path))
+        formats.append(MESH_FORMATS[suffix])
     if table.duplicated(["category", "model_id"]).any():
         duplicates = table.loc[table.duplicated(["category", "model_id"]), ["category", "model_id"]].values.tolist()
         raise AssetError(f"model table {path}: duplicate (category, model_id) rows {duplicates}")
-    table["path"] = [str((path.parent / p).resolve()) for p in table["path"]]
+    table["path"], table["format"] = resolved, formats
     return table
 
 
@@ -76,26 +103,41 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2**64
 
 
-def index_textures(root: Path, test_fraction: float) -> pd.DataFrame:
-    """Index a DTD-style texture folder: ``images/<class>/*.jpg`` and optional ``labels/{train1,test1}.txt``.
+def index_textures(root: Path, test_fraction: float, dtd_split: int = 1) -> pd.DataFrame:
+    """Index a DTD-style texture folder: ``images/<class>/*.jpg`` and optional ``labels/{train,val,test}<k>.txt``.
 
-    With the DTD split files, their train (train1 + val1) and test (test1) lists decide the split; without them,
-    each image goes to ``test`` when a hash of its relative path falls below ``test_fraction``.
-    Returns columns path (absolute), texture_class, split.
+    The real DTD (Cimpoi et al. 2014) ships ten splits, ``labels/train1.txt`` ... ``test10.txt``, each line an
+    image path relative to ``images/`` (``banded/banded_0002.jpg``). With split ``dtd_split``'s files, its
+    train and val lists form our ``train`` split and its test list our ``test`` split; images in none of them
+    are left out. Without split files, each image goes to ``test`` when a hash of its relative path falls
+    below ``test_fraction``. Returns columns path (absolute), texture_class, split.
     """
     root = Path(root)
     images_dir = root / "images"
     if not images_dir.is_dir():
         raise AssetError(f"texture folder {root} has no images/ subfolder (expected DTD layout images/<class>/*.jpg)")
-    files = sorted(p for p in images_dir.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in images_dir.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise AssetError(f"texture folder {images_dir} holds no .jpg/.png images in class subfolders")
     split_of = {}
     labels = root / "labels"
-    if (labels / "train1.txt").is_file() and (labels / "test1.txt").is_file():
-        for name, split in (("train1.txt", "train"), ("val1.txt", "train"), ("test1.txt", "test")):
-            if (labels / name).is_file():
-                split_of.update({line.strip(): split for line in (labels / name).read_text().splitlines() if line.strip()})
+    train_file, test_file = labels / f"train{dtd_split}.txt", labels / f"test{dtd_split}.txt"
+    if train_file.is_file() != test_file.is_file():
+        raise AssetError(f"texture folder {root}: found only one of {train_file.name} and {test_file.name}; "
+                         "a DTD split needs both (val is optional)")
+    if train_file.is_file():
+        val_file = labels / f"val{dtd_split}.txt"
+        for split_file, split in ((train_file, "train"), (val_file, "train"), (test_file, "test")):
+            if split_file.is_file():
+                for line in split_file.read_text().splitlines():
+                    relative = line.strip().replace("\\", "/").removeprefix("images/")
+                    if relative:
+                        split_of[relative] = split
+        known = {file.relative_to(images_dir).as_posix() for file in files}
+        unknown = sorted(set(split_of) - known)
+        if unknown:
+            raise AssetError(f"texture folder {root}: {len(unknown)} entries of the split files name no image under "
+                             f"images/, e.g. {unknown[0]!r}")
     rows = []
     for file in files:
         relative = file.relative_to(images_dir).as_posix()
@@ -119,6 +161,19 @@ def index_backgrounds(root: Path, test_fraction: float) -> pd.DataFrame:
         split = top if top in ("train", "test") else ("test" if _stable_fraction(relative) < test_fraction else "train")
         rows.append({"path": str(file.resolve()), "split": split})
     return pd.DataFrame(rows, columns=["path", "split"])
+
+
+def index_environments(root: Path | None) -> pd.DataFrame:
+    """Index a folder of HDR environment maps (``.hdr``/``.exr``, searched recursively); ``None`` gives an empty
+    index (no environment maps: the world is a uniform grey). Returns column path."""
+    if root is None:
+        return pd.DataFrame({"path": pd.Series([], dtype=str)})
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in HDR_SUFFIXES) if root.is_dir() else []
+    if not files:
+        raise AssetError(f"environment map folder {root} holds no .hdr/.exr files: add some or set "
+                         "assets.environments_dir: null")
+    return pd.DataFrame({"path": [str(file.resolve()) for file in files]})
 
 
 def split_assets(table: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
@@ -196,7 +251,8 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> None:
-    """Write the embedded default's inputs under ``out_dir``: models/<category>/<model_id>.obj, models.csv,
+    """Write the embedded default's inputs under ``out_dir``: models/<category>/<model_id>.obj (y up, as ShapeNet's
+    model_normalized.obj), models.csv,
     textures/images/<class>/*.jpg with labels/train1.txt and test1.txt, backgrounds/{train,test}/*.jpg.
 
     settings: the config's ``assets.embedded`` block (categories, models_per_category, distance, sampling_mode,
@@ -211,9 +267,10 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
             model_id = f"{category}-{model_number:03d}"
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-model", category, model_number))
             vertices, faces = meshes.BUILDERS[category](rng)
+            # Written y up like ShapeNet's model_normalized.obj, so the OBJ default axes are exercised.
             mesh_path = out_dir / "models" / category / f"{model_id}.obj"
             mesh_path.parent.mkdir(parents=True, exist_ok=True)
-            meshes.write_obj(mesh_path, vertices, faces)
+            meshes.write_obj(mesh_path, vertices @ meshes.axis_matrix(*meshes.Y_UP), faces)
             rows.append({
                 "category": category, "model_id": model_id, "path": mesh_path.relative_to(out_dir).as_posix(),
                 "azimuth_offset_deg": 0.0, "elevation_offset_deg": 0.0, "distance": settings["distance"],

@@ -2,16 +2,23 @@
 
 The scene is built once per shard: a camera (lens/sensor from the config, principal point at the centre),
 one large area light placed near the camera with jitter (3D-DST uses one large area light, P3D-Diffusion
-lamps at the camera), a dim world for ambient fill and a transparent film. Each model of the shard is imported
-once and normalised (largest bounding-box side 1, centred); per image only the camera, the light and the
-texture image change, which costs nothing measurable next to the render itself.
+lamps at the camera), a world that is a uniform grey or an HDR environment map, and a transparent film. Each
+model of the shard is imported once, turned into one mesh in the canonical frame (file axes converted,
+modifiers, parenting and instancing applied, cameras/lights/empties of the file dropped) and normalised (largest
+bounding-box side 1, centred, as 3D-DST); per image only the camera, the light, the texture and the
+environment change, which costs nothing measurable next to the render itself.
 
-Textures are put on the mesh with a box projection of object coordinates, so meshes need no UV map.
+Mesh formats: OBJ (Blender's OBJ importer), glTF/GLB (Blender's glTF importer), OFF (:func:`dst3d.meshes.read_off`)
+and ``.blend`` (mesh-like objects appended). Textures: a DTD image on the Principled BSDF's base colour, mapped
+by a smart UV projection (P3D-Diffusion), the mesh's own UV map (smart projection where it has none) or a box
+projection of object coordinates (no UVs needed); or the model's own materials (3D-DST). Optional depth: the Z
+pass (distance along the optical axis, model units) written by the compositor.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -20,11 +27,19 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from dst3d import geometry
+from dst3d import geometry, meshes
 from dst3d.annotations import annotation_record, camera_of, plan_image
 from dst3d.io import staged_directory
 
 _log = logging.getLogger(__name__)
+
+#: Axes that Blender's importer of a format converts from by itself (the others read coordinates as stored).
+IMPORTER_AXES = {"obj": meshes.Z_UP, "gltf": meshes.Y_UP, "off": meshes.Z_UP, "blend": meshes.Z_UP}
+#: Object types that become part of the model; cameras, lights, empties and armatures of a file are dropped.
+_GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
+#: Depth PNGs store depth / DEPTH_SCALE as uint16 (0 = no object): 1/1000 of the model's largest side.
+DEPTH_SCALE = 0.001
+_NO_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
 
 
 class RenderError(RuntimeError):
@@ -37,7 +52,7 @@ def _bpy():
     return bpy
 
 
-def _configure_scene(settings: dict, threads: int) -> None:
+def _configure_scene(settings: dict, threads: int, with_environment: bool) -> None:
     bpy = _bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -50,7 +65,6 @@ def _configure_scene(settings: dict, threads: int) -> None:
     scene.cycles.glossy_bounces = settings["glossy_bounces"]
     scene.cycles.transmission_bounces = 0
     scene.cycles.volume_bounces = 0
-    scene.cycles.seed = 0
     if settings["device"] == "gpu":
         _enable_gpu(scene)
     else:
@@ -68,8 +82,25 @@ def _configure_scene(settings: dict, threads: int) -> None:
 
     world = bpy.data.worlds.new("dst3d_world")
     scene.world = world
-    world.node_tree.nodes["Background"].inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
-    world.node_tree.nodes["Background"].inputs["Strength"].default_value = settings["light"]["ambient"]
+    background = world.node_tree.nodes["Background"]
+    if with_environment:
+        nodes, links = world.node_tree.nodes, world.node_tree.links
+        coordinates = nodes.new("ShaderNodeTexCoord")
+        mapping = nodes.new("ShaderNodeMapping")
+        mapping.name = "dst3d_environment_rotation"
+        environment = nodes.new("ShaderNodeTexEnvironment")
+        environment.name = "dst3d_environment"
+        links.new(coordinates.outputs["Generated"], mapping.inputs["Vector"])
+        links.new(mapping.outputs["Vector"], environment.inputs["Vector"])
+        links.new(environment.outputs["Color"], background.inputs["Color"])
+        background.inputs["Strength"].default_value = settings["environment_strength"]
+        # The map's importance table is rebuilt whenever the map or its rotation changes, i.e. per image:
+        # AUTOMATIC takes seconds for it, a fixed 512 table milliseconds (it only steers where samples go).
+        world.cycles.sampling_method = "MANUAL"
+        world.cycles.sample_map_resolution = 512
+    else:
+        background.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        background.inputs["Strength"].default_value = settings["light"]["ambient"]
 
     camera_data = bpy.data.cameras.new("dst3d_camera")
     camera_data.lens = settings["lens_mm"]
@@ -85,6 +116,29 @@ def _configure_scene(settings: dict, threads: int) -> None:
     light = bpy.data.objects.new("dst3d_light", light_data)
     light.visible_camera = False  # a large light near the camera can reach into the view; it must only light
     scene.collection.objects.link(light)
+    if settings["depth"] != "none":
+        _add_depth_output(scene)
+
+
+def _add_depth_output(scene) -> None:
+    """Compositor: the combined image passes through unchanged; the Z pass goes to a float EXR per image."""
+    bpy = _bpy()
+    scene.view_layers[0].use_pass_z = True
+    tree = bpy.data.node_groups.new("dst3d_compositor", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    output = tree.nodes.new("NodeGroupOutput")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    tree.links.new(layers.outputs["Image"], output.inputs[0])
+    depth = tree.nodes.new("CompositorNodeOutputFile")
+    depth.name = "dst3d_depth"
+    depth.format.media_type = "IMAGE"
+    depth.format.file_format = "OPEN_EXR"
+    depth.format.color_depth = "32"
+    depth.format.color_mode = "BW"
+    depth.format.exr_codec = "ZIP"
+    depth.file_output_items.new("FLOAT", "depth")
+    tree.links.new(layers.outputs["Depth"], depth.inputs["depth"])
 
 
 def _enable_gpu(scene) -> None:
@@ -106,52 +160,142 @@ def _enable_gpu(scene) -> None:
     raise RenderError("render.device is 'gpu' but Cycles found no GPU device: set render.device: cpu")
 
 
-def _make_material():
+def _make_material(texture_mapping: str, texture_scale: float):
+    """The DTD texture material: an image on the base colour, by UV map or by box projection."""
     bpy = _bpy()
     material = bpy.data.materials.new("dst3d_texture")
+    material.use_fake_user = True  # survives the purge of a finished model's data
     nodes, links = material.node_tree.nodes, material.node_tree.links
     shader = nodes["Principled BSDF"]
     shader.inputs["Roughness"].default_value = 0.6
     coordinates = nodes.new("ShaderNodeTexCoord")
     mapping = nodes.new("ShaderNodeMapping")
+    mapping.inputs["Scale"].default_value = (texture_scale,) * 3
     image_node = nodes.new("ShaderNodeTexImage")
-    image_node.projection = "BOX"
-    image_node.projection_blend = 0.25
-    links.new(coordinates.outputs["Object"], mapping.inputs["Vector"])
+    if texture_mapping == "box":
+        image_node.projection = "BOX"
+        image_node.projection_blend = 0.25
+        links.new(coordinates.outputs["Object"], mapping.inputs["Vector"])
+    else:
+        links.new(coordinates.outputs["UV"], mapping.inputs["Vector"])
     links.new(mapping.outputs["Vector"], image_node.inputs["Vector"])
     links.new(image_node.outputs["Color"], shader.inputs["Base Color"])
-    return material, mapping, image_node
+    return material, image_node
 
 
-def _import_model(path: str, settings: dict):
-    """Import a mesh file, join its objects, normalise it in place; returns (object, bbox_min, bbox_max)."""
+def _import_objects(path: str, file_format: str) -> tuple[list, list]:
+    """Import a mesh file into the scene; returns (the new objects of the geometry types, all new objects).
+
+    Nothing is removed yet: a part's placement can depend on a parent, its shape on an armature."""
     bpy = _bpy()
+    before = set(bpy.data.objects)
+    if file_format == "obj":
+        bpy.ops.wm.obj_import(filepath=path, forward_axis="Y", up_axis="Z")
+    elif file_format == "gltf":
+        bpy.ops.import_scene.gltf(filepath=path)
+    elif file_format == "off":
+        vertices, faces = meshes.read_off(path)
+        mesh = bpy.data.meshes.new(Path(path).stem)
+        mesh.from_pydata(vertices.tolist(), [], faces.tolist())
+        mesh.validate()
+        obj = bpy.data.objects.new(Path(path).stem, mesh)
+        bpy.context.scene.collection.objects.link(obj)
+    elif file_format == "blend":
+        with bpy.data.libraries.load(path, link=False) as (source, target):
+            target.objects = list(source.objects)
+        for obj in target.objects:
+            if obj is not None and obj.type in _GEOMETRY_TYPES:
+                bpy.context.scene.collection.objects.link(obj)
+    else:
+        raise RenderError(f"mesh file {path}: unknown format {file_format!r}")
+    new_objects = [obj for obj in bpy.data.objects if obj not in before]
+    parts = [obj for obj in new_objects if obj.type in _GEOMETRY_TYPES and obj.users_scene and not obj.hide_render]
+    return parts, new_objects
+
+
+def _import_model(path: str, file_format: str, axes: tuple[str, str], settings: dict):
+    """Import a mesh file as one normalised mesh object in the canonical frame.
+
+    ``axes`` are the file's (forward, up). Modifiers, parenting and instancing are applied, all parts are
+    joined, then the mesh is centred and scaled so that its largest bounding-box side is 1.
+    Returns (object, bbox_min, bbox_max) of the normalised mesh.
+    """
+    bpy = _bpy()
+    from mathutils import Matrix
+
     if not os.path.isfile(path):
         raise RenderError(f"mesh file {path} does not exist: fix its path in the model table")
-    before = set(bpy.data.objects)
-    axes = settings["obj_axes"]
-    bpy.ops.wm.obj_import(filepath=path, forward_axis=axes["forward"], up_axis=axes["up"])
-    imported = [obj for obj in bpy.data.objects if obj not in before and obj.type == "MESH"]
-    if not imported or sum(len(obj.data.vertices) for obj in imported) == 0:
-        raise RenderError(f"mesh file {path} holds no mesh (corrupt or empty OBJ?): fix or remove it in the model table")
-    for obj in imported:
-        obj.data.transform(obj.matrix_world)
-        obj.matrix_world.identity()
-    if len(imported) > 1:
-        with bpy.context.temp_override(active_object=imported[0], selected_editable_objects=imported):
+    try:
+        parts, imported = _import_objects(path, file_format)
+    except (RuntimeError, OSError, ValueError) as error:
+        raise RenderError(f"mesh file {path} cannot be imported (corrupt {file_format} file?): {error}") from error
+    if not parts:
+        raise RenderError(f"mesh file {path} holds no mesh (corrupt or empty {file_format} file?): "
+                          "fix or remove it in the model table")
+    # File axes -> canonical frame, undoing the importer's own conversion first.
+    to_canonical = meshes.axis_matrix(*axes) @ meshes.axis_matrix(*IMPORTER_AXES[file_format]).T
+    to_canonical_4 = Matrix([[*row, 0.0] for row in to_canonical.tolist()] + [[0.0, 0.0, 0.0, 1.0]])
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    joined = []
+    for part in parts:
+        evaluated = part.evaluated_get(depsgraph)
+        mesh = bpy.data.meshes.new_from_object(evaluated, preserve_all_data_layers=True, depsgraph=depsgraph)
+        if len(mesh.polygons):
+            mesh.transform(to_canonical_4 @ evaluated.matrix_world)
+            obj = bpy.data.objects.new(f"dst3d_part_{len(joined)}", mesh)
+            bpy.context.scene.collection.objects.link(obj)
+            joined.append(obj)
+    bpy.data.batch_remove(imported)
+    if not joined:
+        raise RenderError(f"mesh file {path} holds no faces (corrupt or empty {file_format} file?): "
+                          "fix or remove it in the model table")
+    if len(joined) > 1:
+        with bpy.context.temp_override(active_object=joined[0], selected_editable_objects=joined):
             bpy.ops.object.join()
-    model = imported[0]
+    model = joined[0]
+    model.name = "dst3d_model"
     coordinates = np.empty(len(model.data.vertices) * 3)
     model.data.vertices.foreach_get("co", coordinates)
     coordinates = coordinates.reshape(-1, 3)
-    low, high = coordinates.min(axis=0), coordinates.max(axis=0)
-    largest_side = float((high - low).max())
-    if not np.isfinite(largest_side) or largest_side <= 0:
-        raise RenderError(f"mesh file {path} has a degenerate bounding box")
-    coordinates = (coordinates - (low + high) / 2) / largest_side
+    try:
+        if not np.isfinite(coordinates).all():
+            raise ValueError("mesh has non-finite vertex coordinates")
+        centre, scale = meshes.normalisation(coordinates)
+    except ValueError as error:
+        raise RenderError(f"mesh file {path}: {error}: fix or remove it in the model table") from error
+    coordinates = (coordinates - centre) * scale
     model.data.vertices.foreach_set("co", coordinates.reshape(-1))
     model.data.update()
     return model, coordinates.min(axis=0), coordinates.max(axis=0)
+
+
+def _project_uvs(model, texture_mapping: str) -> None:
+    """Give the model the UV map the material reads: a smart UV projection (``smart_uv``, or ``uv`` for a
+    mesh without a UV map) with Blender's defaults (66 degree angle limit, no island margin)."""
+    if texture_mapping == "box" or (texture_mapping == "uv" and len(model.data.uv_layers)):
+        return
+    bpy = _bpy()
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = model
+    model.select_set(True)
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.select_all(action="SELECT")
+    bpy.ops.uv.smart_project(angle_limit=math.radians(66.0), island_margin=0.0)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    model.select_set(False)
+
+
+def _load_image(path: str, what: str):
+    """An image datablock (loaded once per shard); Blender returns an empty image for an unreadable file,
+    which would render magenta, so that is an error naming the file."""
+    bpy = _bpy()
+    try:
+        image = bpy.data.images.load(path, check_existing=True)
+    except RuntimeError as error:
+        raise RenderError(f"{what} {path} cannot be read: {error}") from error
+    if 0 in image.size[:]:  # reading the size loads the file; an unreadable one has none
+        raise RenderError(f"{what} {path} cannot be read (corrupt or not an image): replace or remove it")
+    return image
 
 
 def _place(obj, azimuth: float, elevation: float, theta: float, distance: float) -> None:
@@ -165,49 +309,82 @@ def _place(obj, azimuth: float, elevation: float, theta: float, distance: float)
     obj.matrix_world = Matrix(world.tolist())
 
 
+def model_axes(model: pd.Series | dict, settings: dict) -> tuple[str, str]:
+    """A model's file axes (forward, up): its table columns where set, else ``render.axes`` of its format."""
+    forward, up = model.get("forward_axis"), model.get("up_axis")
+    if isinstance(forward, str) and forward and isinstance(up, str) and up:
+        return forward, up
+    default = settings["axes"][model["format"]]
+    return default["forward"], default["up"]
+
+
 def render_shard(
     split: str, category: str, indices: range, models: pd.DataFrame, textures: pd.DataFrame,
     backgrounds: pd.DataFrame, settings: dict, global_seed: int, image_dir: Path, threads: int = 1,
-    log: logging.Logger = _log,
+    log: logging.Logger = _log, environments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Render the images ``indices`` of (split, category) into ``image_dir`` (created atomically).
 
-    Writes ``<image_id>.png`` (RGBA, transparent film) and ``<image_id>_mask.png`` (255 = object) per image.
-    Returns the shard's annotation table (sorted by index) and timing figures (seconds inside Blender's render
-    call and in total), used by bench/render.
+    Writes ``<image_id>.png`` (RGBA, transparent film) and ``<image_id>_mask.png`` (255 = object) per image,
+    and ``<image_id>_depth.png`` (uint16, depth / DEPTH_SCALE, 0 = no object) or ``_depth.exr`` (float32,
+    Cycles' 1e10 = no object) with ``render.depth``. ``models`` are the category's rows of the model table
+    (:func:`dst3d.assets.models_of`); ``environments`` the HDR index (none: a uniform grey world).
+    Returns the shard's annotation table (sorted by index) and timing figures in seconds: ``render_s`` inside
+    Blender's render call, ``import_s`` importing models, ``setup_s`` building the scene (and loading Blender
+    if not yet loaded), ``total_s`` the whole call (bench/render).
     """
     started = time.perf_counter()
     image_dir = Path(image_dir)
-    plans = [plan_image(split, category, index, models, textures, backgrounds, settings, global_seed) for index in indices]
-
+    if environments is not None and environments.empty:
+        environments = None
+    plans = [plan_image(split, category, index, models, textures, backgrounds, settings, global_seed, environments)
+             for index in indices]
+    model_rows = {row["model_id"]: row for row in models.to_dict("records")}
     with staged_directory(image_dir) as staging:
-        records, render_seconds = _render_plans(plans, settings, threads, image_dir, staging, log)
+        records, timing = _render_plans(plans, model_rows, settings, threads, image_dir, staging,
+                                        environments is not None, log)
     table = pd.DataFrame(records).sort_values("image_index").reset_index(drop=True)
-    return table, {"images": len(plans), "render_s": render_seconds, "total_s": time.perf_counter() - started}
+    return table, {"images": len(plans), **timing, "total_s": time.perf_counter() - started}
 
 
-def _render_plans(plans: list[dict], settings: dict, threads: int, image_dir: Path, staging: Path, log) -> tuple[list[dict], float]:
+def _render_plans(
+    plans: list[dict], model_rows: dict, settings: dict, threads: int, image_dir: Path, staging: Path,
+    with_environment: bool, log,
+) -> tuple[list[dict], dict]:
+    setup_started = time.perf_counter()
     bpy = _bpy()
     width, height = settings["width"], settings["height"]
-    _configure_scene(settings, threads)
+    _configure_scene(settings, threads, with_environment)
     scene = bpy.context.scene
-    material, mapping, image_node = _make_material()
-    mapping.inputs["Scale"].default_value = (settings["texture_scale"],) * 3
+    keep_materials = settings["keep_materials"]
+    material, image_node = _make_material(settings["texture_mapping"], settings["texture_scale"])
     light = bpy.data.objects["dst3d_light"]
-    records, render_seconds = [], 0.0
-    current_path, model, bbox = None, None, None
+    depth_output = scene.compositing_node_group.nodes["dst3d_depth"] if settings["depth"] != "none" else None
+    if with_environment:
+        environment_node = scene.world.node_tree.nodes["dst3d_environment"]
+        environment_rotation = scene.world.node_tree.nodes["dst3d_environment_rotation"]
+    records, render_seconds, import_seconds = [], 0.0, 0.0
+    setup_seconds = time.perf_counter() - setup_started
+    current_model, model, bbox = None, None, None
     for plan in sorted(plans, key=lambda p: (p["model_id"], p["image_index"])):
-        if plan["model_path"] != current_path:
+        if plan["model_id"] != current_model:
+            import_started = time.perf_counter()
             if model is not None:
                 bpy.data.objects.remove(model, do_unlink=True)
-            model, *bbox = _import_model(plan["model_path"], settings)
-            model.data.materials.clear()
-            model.data.materials.append(material)
-            current_path = plan["model_path"]
-        try:
-            image_node.image = bpy.data.images.load(plan["texture_path"], check_existing=True)
-        except RuntimeError as error:
-            raise RenderError(f"texture {plan['texture_path']} cannot be read: {error}") from error
+                bpy.data.orphans_purge(do_recursive=True)
+            row = model_rows[plan["model_id"]]
+            model, *bbox = _import_model(row["path"], row["format"], model_axes(row, settings), settings)
+            if not keep_materials:
+                model.data.materials.clear()
+                model.data.materials.append(material)
+                _project_uvs(model, settings["texture_mapping"])
+            current_model = plan["model_id"]
+            import_seconds += time.perf_counter() - import_started
+        if not keep_materials:
+            image_node.image = _load_image(plan["texture_path"], "texture")
+        if with_environment:
+            environment_node.image = _load_image(plan["environment_path"], "environment map")
+            environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
         _place(scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
         _place(
             light, plan["render_azimuth"] + plan["light_azimuth"],
@@ -215,24 +392,60 @@ def _render_plans(plans: list[dict], settings: dict, threads: int, image_dir: Pa
             plan["distance"] * settings["light"]["distance_factor"],
         )
         light.data.energy = plan["light_energy_w"]
+        scene.cycles.seed = plan["seed"] % 2**31  # per-image noise, the same whatever the shard
         render_path = staging / f"{plan['image_id']}.png"
         scene.render.filepath = str(render_path)
+        if depth_output is not None:
+            depth_output.directory = str(staging)
+            depth_output.file_name = f"{plan['image_id']}_"
         render_started = time.perf_counter()
         bpy.ops.render.render(write_still=True)
         render_seconds += time.perf_counter() - render_started
 
         rgba = cv2.imread(str(render_path), cv2.IMREAD_UNCHANGED)
         if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
-            raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {plan['model_path']})")
+            raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {row['path']})")
         mask = rgba[:, :, 3] >= 128
         mask_path = staging / f"{plan['image_id']}_mask.png"
         cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255)
-        K, R, t = camera_of(plan, width, height, settings["lens_mm"], settings["sensor_width_mm"])
         final_dir = image_dir.as_posix()
+        depth_name = _finish_depth(staging, plan["image_id"], settings["depth"]) if depth_output is not None else None
+        K, R, t = camera_of(plan, width, height, settings["lens_mm"], settings["sensor_width_mm"])
         records.append(annotation_record(
             plan, K, R, t, width, height, bbox[0], bbox[1], mask,
             render_path=f"{final_dir}/{render_path.name}", mask_path=f"{final_dir}/{mask_path.name}",
+            depth_path=f"{final_dir}/{depth_name}" if depth_name else None,
+            depth_scale=DEPTH_SCALE if settings["depth"] == "png16" else (1.0 if depth_name else None),
         ))
         log.info("rendered %s (model %s, az %.1f el %.1f deg)", plan["image_id"], plan["model_id"],
                  np.rad2deg(plan["azimuth"]), np.rad2deg(plan["elevation"]))
-    return records, render_seconds
+    return records, {"render_s": render_seconds, "import_s": import_seconds, "setup_s": setup_seconds}
+
+
+def _finish_depth(staging: Path, image_id: str, depth_format: str) -> str:
+    """The file name of an image's depth map: Blender's float EXR as written, or converted to a uint16 PNG."""
+    exr = staging / f"{image_id}_depth.exr"
+    if not exr.is_file():
+        raise RenderError(f"Blender wrote no depth map for {image_id} ({exr})")
+    if depth_format == "exr":
+        return exr.name
+    depth = read_depth_exr(exr)
+    counts = np.where(depth < _NO_DEPTH, np.round(depth / DEPTH_SCALE), 0)
+    png = staging / f"{image_id}_depth.png"
+    cv2.imwrite(str(png), np.clip(counts, 0, 65535).astype(np.uint16))
+    exr.unlink()
+    return png.name
+
+
+def read_depth_exr(path: Path) -> np.ndarray:
+    """A depth EXR written by the render stage as an H x W float32 array (image rows top to bottom), via
+    Blender's image loader (OpenCV's bundled OpenEXR does not read Blender 5's files)."""
+    bpy = _bpy()
+    image = bpy.data.images.load(str(path))
+    try:
+        width, height = image.size
+        pixels = np.empty(width * height * image.channels, np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, -1)[::-1, :, 0].copy()

@@ -1,4 +1,5 @@
-# assets: the embedded default's procedural inputs, or the user's folders, indexed into three tables.
+# assets: the embedded default's procedural inputs, or the user's folders, indexed into four tables
+# (models, textures, backgrounds, HDR environment maps).
 
 
 rule build_embedded_assets:
@@ -23,10 +24,13 @@ rule index_assets:
         models=f"{RESULTS}/assets/models.csv",
         textures=f"{RESULTS}/assets/textures.csv",
         backgrounds=f"{RESULTS}/assets/backgrounds.csv",
+        environments=f"{RESULTS}/assets/environments.csv",
     params:
         source=config["assets"]["source"],
         folders=config["assets"]["folders"],
+        environments_dir=config["assets"]["environments_dir"],
         test_fraction=config["assets"]["folders"]["test_fraction"],
+        dtd_split=config["assets"]["folders"]["dtd_split"],
         categories=CATEGORIES,
     log:
         "logs/index_assets/index.log",

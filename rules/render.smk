@@ -1,4 +1,4 @@
-# render: one Blender session per shard renders RGBA images and masks and writes the annotation records.
+# render: one Blender session per shard renders RGBA images, masks (and depth maps) and writes the annotation records.
 
 
 rule render_shard:
@@ -6,6 +6,7 @@ rule render_shard:
         models=rules.index_assets.output.models,
         textures=rules.index_assets.output.textures,
         backgrounds=rules.index_assets.output.backgrounds,
+        environments=rules.index_assets.output.environments,
     output:
         annotations=f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}.parquet",
         images=directory(f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}"),

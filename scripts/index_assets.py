@@ -18,12 +18,15 @@ else:
 models = assets.read_model_table(models_csv)
 for category in snakemake.params.categories:
     assets.models_of(models, category)  # every configured category needs models
-textures = assets.index_textures(textures_dir, snakemake.params.test_fraction)
+textures = assets.index_textures(textures_dir, snakemake.params.test_fraction, snakemake.params.dtd_split)
 backgrounds = assets.index_backgrounds(backgrounds_dir, snakemake.params.test_fraction)
+environments = assets.index_environments(snakemake.params.environments_dir)
 for split in ("train", "test"):
     assets.split_assets(textures, split, f"textures under {textures_dir}")
     assets.split_assets(backgrounds, split, f"backgrounds under {backgrounds_dir}")
 write_table(models, snakemake.output.models)
 write_table(textures, snakemake.output.textures)
 write_table(backgrounds, snakemake.output.backgrounds)
-log.info("%d models, %d textures, %d backgrounds", len(models), len(textures), len(backgrounds))
+write_table(environments, snakemake.output.environments)
+log.info("%d models, %d textures, %d backgrounds, %d environment maps",
+         len(models), len(textures), len(backgrounds), len(environments))

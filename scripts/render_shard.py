@@ -12,12 +12,14 @@ from dst3d.render import render_shard
 split, category = snakemake.wildcards.split, snakemake.wildcards.category
 split_settings = snakemake.params.split_settings
 indices = shard_indices(int(snakemake.wildcards.shard), split_settings["shard_size"], split_settings["images_per_category"])
-models = assets.models_of(pd.read_csv(snakemake.input.models, dtype={"model_id": str, "sampling_mode": str}), category)
+models = assets.models_of(pd.read_csv(snakemake.input.models, dtype=assets.MODEL_INDEX_DTYPES), category)
 textures = assets.split_assets(pd.read_csv(snakemake.input.textures), split, "textures")
 backgrounds = assets.split_assets(pd.read_csv(snakemake.input.backgrounds), split, "backgrounds")
+environments = pd.read_csv(snakemake.input.environments)
 table, timing = render_shard(
     split, category, indices, models, textures, backgrounds, snakemake.params.settings,
-    snakemake.params.seed, snakemake.output.images, threads=snakemake.threads, log=log,
+    snakemake.params.seed, snakemake.output.images, threads=snakemake.threads, log=log, environments=environments,
 )
 write_table(table, snakemake.output.annotations)
-log.info("%d images; %.2f s in Blender's render call of %.2f s", timing["images"], timing["render_s"], timing["total_s"])
+log.info("%d images; %.2f s in Blender's render call, %.2f s importing models, of %.2f s",
+         timing["images"], timing["render_s"], timing["import_s"], timing["total_s"])

@@ -1,5 +1,6 @@
 """Shared fixtures: a small embedded asset set and render settings, built once per test session."""
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,20 @@ EMBEDDED = {
     "backgrounds_train": 4, "backgrounds_test": 2, "background_size": 96,
 }
 
-RENDER = {
-    "width": 96, "height": 96, "samples": 4, "denoise": False, "device": "cpu", "threads": 2,
-    "lens_mm": 35, "sensor_width_mm": 32, "diffuse_bounces": 1, "glossy_bounces": 1, "texture_scale": 2.0,
-    "obj_axes": {"forward": "Y", "up": "Z"},
-    "light": {"energy_w": 300, "size": 3.0, "jitter_deg": 20, "energy_jitter": 0.3, "ambient": 0.3, "distance_factor": 1.5},
-    "viewpoint": {"mode": None, "theta_sd_deg": 10.0,
-                  "distance": {"mode": "truncnorm", "sd": 0.3, "low": -0.3, "high": 0.6},
-                  "p3d": {"mean": 5, "sd": 8, "low": -15, "high": 50}},
-}
+
+def schema_defaults(section: str, overrides: dict) -> dict:
+    """A config section as the workflow sees it: ``overrides`` completed with config/schema.yaml's defaults."""
+    from snakemake.utils import validate
+
+    config = {"categories": ["car"], section: copy.deepcopy(overrides)}
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    return config[section]
+
+
+RENDER = schema_defaults("render", {
+    "width": 96, "height": 96, "samples": 4, "denoise": False, "threads": 2,
+    "viewpoint": {"theta_sd_deg": 10.0, "distance": {"mode": "truncnorm", "sd": 0.3, "low": -0.3, "high": 0.6}},
+})
 
 
 @pytest.fixture(scope="session")
@@ -40,4 +46,4 @@ def embedded_assets(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def render_settings() -> dict:
-    return {key: (dict(value) if isinstance(value, dict) else value) for key, value in RENDER.items()}
+    return copy.deepcopy(RENDER)

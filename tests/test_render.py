@@ -21,6 +21,19 @@ def _render(embedded_assets, settings, category, indices, out_dir, split="train"
     )
 
 
+def shapenet_to_canonical(vertices):
+    """A y-up OBJ point (ShapeNet's model_normalized.obj, Blender's default OBJ axes) in our z-up frame: (x, -z, y)."""
+    return np.stack([vertices[:, 0], -vertices[:, 2], vertices[:, 1]], axis=1)
+
+
+def embedded_mesh(models, model_id):
+    """An embedded model's mesh read back from its OBJ file and normalised as 3D-DST does."""
+    vertices, faces = meshes.read_obj(models.loc[model_id, "path"])
+    vertices = shapenet_to_canonical(vertices)
+    centre, scale = meshes.normalisation(vertices)
+    return (vertices - centre) * scale, faces
+
+
 def rasterise(vertices, faces, record, supersample=8):
     """Silhouette of a mesh projected with the record's K, R, t; supersampled, then thresholded at half cover."""
     uv, depth = project(vertices, matrix(record, "K"), matrix(record, "R"), matrix(record, "t"))
@@ -49,9 +62,7 @@ def test_projected_mesh_fills_the_rendered_mask(rendered, embedded_assets):
     models = embedded_assets["models"].set_index("model_id")
     for table in tables.values():
         for record in table.to_dict("records"):
-            vertices, faces = meshes.read_obj(models.loc[record["model_id"], "path"])
-            centre, scale = meshes.normalisation(vertices)
-            projected = rasterise((vertices - centre) * scale, faces, record)
+            projected = rasterise(*embedded_mesh(models, record["model_id"]), record)
             mask = cv2.imread(record["mask_path"], cv2.IMREAD_GRAYSCALE) > 0
             iou = (projected & mask).sum() / (projected | mask).sum()
             assert iou >= 0.95, (record["image_id"], iou)
@@ -121,6 +132,7 @@ def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path)
 
 def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):
     table = pd.read_csv(embedded_assets["root"] / "models.csv", dtype={"sampling_mode": str})
+    table["path"] = [str(embedded_assets["root"] / path) for path in table["path"]]
     table.loc[3, "sampling_mode"] = "9"
     table.to_csv(tmp_path / "models.csv", index=False)
     with pytest.raises(assets.AssetError, match=r"line 5 .*sampling_mode must be 1-5 or p3d"):
@@ -144,9 +156,7 @@ def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):
     models = embedded_assets["models"].set_index("model_id")
     for table in tables.values():
         for record in table.to_dict("records"):
-            vertices, faces = meshes.read_obj(models.loc[record["model_id"], "path"])
-            centre, scale = meshes.normalisation(vertices)
-            silhouette = rasterise((vertices - centre) * scale, faces, record).astype(np.uint8)
+            silhouette = rasterise(*embedded_mesh(models, record["model_id"]), record).astype(np.uint8)
             near = cv2.dilate(silhouette, np.ones((5, 5), np.uint8)) > 0
             alpha = cv2.imread(record["render_path"], cv2.IMREAD_UNCHANGED)[:, :, 3]
             assert alpha[~near].max() == 0, record["image_id"]
