@@ -1,17 +1,28 @@
 """Pose metrics (PASCAL3D+ protocol): geodesic error, Acc@pi/6, Acc@pi/18, median error in degrees, per
 category and overall. Two overall means are reported, because codebases disagree on which one "mean" is:
 ``mean (pooled)`` over all images, and ``mean (per-category)``, the unweighted mean of the category rows.
+
+Evaluation runs a checkpoint on an image table (the held-out synthetic split or a real benchmark read by
+:mod:`dst3d.datasets`); every metrics row names the checkpoint's file hash and data manifest hash, so a table
+row traces back to the exact model and training set.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import torch
 
+from dst3d import pose
 from dst3d.geometry import pose_error
 
 POOLED = "mean (pooled)"
 PER_CATEGORY = "mean (per-category)"
+#: Name of the held-out synthetic split in the ``eval_set`` column of the metrics tables.
+SYNTHETIC_TEST = "synthetic-test"
 
 
 def pose_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -38,3 +49,37 @@ def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
     mean_row = {"category": PER_CATEGORY, "images": int(per_category["images"].sum())}
     mean_row.update({key: float(per_category[key].mean()) for key in ("acc_pi_6", "acc_pi_18", "median_error_deg")})
     return pd.concat([per_category, pd.DataFrame([pooled, mean_row])], ignore_index=True)
+
+
+def predict_poses(model: torch.nn.Module, settings: dict, frame: pd.DataFrame, batch_size: int, flip: bool,
+                  threads: int) -> pd.DataFrame:
+    """Predicted poses and geodesic errors of every object of an image table (columns image_id, category,
+    azimuth, elevation, theta, the box, image_path), with the model's training ``settings`` (crop size and
+    context)."""
+    logits = pose.predict_logits(model, pose.crops(frame, settings, threads), settings["input_size"], batch_size, flip)
+    predicted = pose.decode(logits)
+    predictions = frame[["image_id", "category", "azimuth", "elevation", "theta"]].reset_index(drop=True)
+    predictions[["pred_azimuth", "pred_elevation", "pred_theta"]] = predicted
+    predictions["error"] = pose_errors(frame[["azimuth", "elevation", "theta"]].to_numpy(), predicted)
+    return predictions
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (checkpoints are identified by it in the metrics tables)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance_columns(table: pd.DataFrame, variant: str, eval_set: str, checkpoint: dict,
+                       checkpoint_path: str | Path) -> pd.DataFrame:
+    """``table`` with variant and evaluation set in front and the checkpoint's data manifest hash and file
+    hash at the back: the columns every metrics CSV carries."""
+    table = table.copy()
+    table.insert(0, "variant", variant)
+    table.insert(1, "eval_set", eval_set)
+    table["manifest_hash"] = checkpoint["manifest_hash"]
+    table["checkpoint_sha256"] = file_sha256(checkpoint_path)
+    return table

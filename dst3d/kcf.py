@@ -4,14 +4,23 @@ saw it predicts its rendered pose, then drop the worst by an explicit policy.
 Folds are drawn per category with a fixed shuffle seed. With ``per_category`` (the published protocol) each
 fold model is trained on one category; otherwise one fold model is trained on all categories' other folds
 (cheaper: K models instead of K x categories, and each sees more data).
+
+:func:`corrupt_azimuths` and :func:`auroc` check that the filter works: corrupt the pose labels of a known
+share of the images, score, and measure how well the scores separate the corrupted images (``bench/kcf.py``).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+import torch
 
+from dst3d import pose
 from dst3d.identity import derive_seed
+
+_log = logging.getLogger(__name__)
 
 
 def assign_folds(frame: pd.DataFrame, folds: int, seed: int) -> pd.Series:
@@ -33,6 +42,27 @@ def fold_split(frame: pd.DataFrame, fold: int, group: str) -> tuple[pd.DataFrame
     if members.empty:
         raise ValueError(f"no generated image of category {group!r} to run KCF on")
     return members[members["kcf_fold"] != fold], members[members["kcf_fold"] == fold]
+
+
+def score_fold(
+    frame: pd.DataFrame, fold: int, group: str, settings: dict, seed: int, threads: int,
+    log: logging.Logger = _log,
+) -> pd.DataFrame:
+    """One KCF job: train a pose estimator on the other folds of ``group`` (a category or ``all``) and score
+    every held-out image by the sum of its three angle losses under that model.
+
+    ``frame`` is a generated-image table with a ``kcf_fold`` column (:func:`assign_folds`); ``settings`` the
+    train block for the fold models. Returns image_id, category, kcf_fold and kcf_loss of the held-out images.
+    """
+    training, held_out = fold_split(frame, fold, group)
+    log.info("fold %d of group %s: training on %d images, scoring %d", fold, group, len(training), len(held_out))
+    result = pose.train(pose.crops(training, settings, threads), pose.pose_labels(training),
+                        training["image_id"].tolist(), settings, seed=seed, threads=threads, log=log)
+    logits = pose.predict_logits(result.model, pose.crops(held_out, settings, threads), settings["input_size"])
+    losses = pose.pose_loss(logits, torch.from_numpy(pose.pose_labels(held_out)), reduction="none").numpy()
+    scores = held_out[["image_id", "category", "kcf_fold"]].reset_index(drop=True)
+    scores["kcf_loss"] = np.round(losses, 6)
+    return scores
 
 
 def select(scores: pd.DataFrame, policy: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,3 +102,20 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
     greater = (positive[:, None] > negative[None, :]).sum()
     ties = (positive[:, None] == negative[None, :]).sum()
     return float((greater + 0.5 * ties) / (len(positive) * len(negative)))
+
+
+def corrupt_azimuths(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A copy of ``frame`` in which ``round(fraction * n)`` images of each category (drawn with ``seed``) have
+    their azimuth label turned by a uniform 90..270 degrees, so the label no longer matches the image; which
+    images and by how much depends on the image ids only. Returns (corrupted frame, boolean mask of the
+    corrupted rows)."""
+    corrupted = frame.copy()
+    mask = pd.Series(False, index=frame.index)
+    for category, group in frame.groupby("category"):
+        rng = np.random.default_rng(derive_seed(seed, "kcf-corrupt", category))
+        rows = group.sort_values("image_id").index
+        chosen = rows[rng.permutation(len(rows))[:round(fraction * len(rows))]]
+        mask[chosen] = True
+        turn = rng.uniform(np.pi / 2, 3 * np.pi / 2, len(chosen))
+        corrupted.loc[chosen, "azimuth"] = np.mod(frame.loc[chosen, "azimuth"].to_numpy() + turn, 2 * np.pi)
+    return corrupted, mask.to_numpy()

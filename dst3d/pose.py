@@ -1,9 +1,11 @@
 """The pose estimator of 3D-DST ("ResNet50-General"): a torchvision ResNet whose head classifies azimuth,
 elevation and in-plane rotation into 41 bins each (123 outputs), trained with cross-entropy that ignores
-out-of-range angles (index 41).
+out-of-range angles (index 41). The same network and training loop serve the second task, category
+classification (:mod:`dst3d.classify`), through a :class:`Task` (head size and loss).
 
 Images enter as crops around the object's 2D box (enlarged by ``context`` and made square), resized to
-``input_size`` and normalised with the ImageNet mean and standard deviation.
+``input_size`` and normalised with the ImageNet mean and standard deviation. All crops of a training set are
+decoded once into memory (uint8) before the first epoch, so no epoch waits on image decoding.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -30,14 +33,16 @@ _log = logging.getLogger(__name__)
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+POSE_OUTPUTS = 3 * geometry.NUM_BINS
 
 
 class PretrainedWeightsMissing(RuntimeError):
     """ImageNet weights were requested but are not in the torch cache."""
 
 
-def build_model(backbone: str, pretrained: bool) -> torch.nn.Module:
-    """A torchvision ResNet with a 3 x 41-bin head. ImageNet weights only from the local torch cache."""
+def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS) -> torch.nn.Module:
+    """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
+    only from the local torch cache: a missing file stops with a message saying where to put it."""
     if backbone not in BACKBONES:
         raise ValueError(f"train.backbone: unknown backbone {backbone!r}; use one of {BACKBONES}")
     models = import_torchvision().models
@@ -52,7 +57,7 @@ def build_model(backbone: str, pretrained: bool) -> torch.nn.Module:
                 f"{cached.name}), or set train.pretrained: false"
             )
         model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
-    model.fc = torch.nn.Linear(model.fc.in_features, 3 * geometry.NUM_BINS)
+    model.fc = torch.nn.Linear(model.fc.in_features, outputs)
     return model
 
 
@@ -65,35 +70,57 @@ def pose_labels(frame: pd.DataFrame) -> np.ndarray:
     ], axis=1)
 
 
-def crop_box(record, context: float) -> tuple[float, float, float, float]:
-    """Square crop (x0, y0, x1, y1) in generated-image pixels around the object's box, enlarged by ``context``.
+def object_boxes(frame: pd.DataFrame) -> np.ndarray:
+    """N x 4 object boxes (x0, y0, x1, y1) in pixels of the images at ``image_path`` (pixel-corner origin).
 
-    The box comes from the render's mask, scaled by the generated image's size over the render's size.
+    Generated images carry the render's mask box (``bbox_*`` in render pixels, render size ``width`` x
+    ``height``), scaled here to the generated image's size; an empty mask (``bbox_x0 < 0``) gives the whole
+    image. Real benchmark tables (:mod:`dst3d.datasets`) have no render size: their ``bbox_*`` are already in
+    image pixels.
     """
-    scale_x, scale_y = record.image_width / record.width, record.image_height / record.height
-    x0, y0, x1, y1 = record.bbox_x0 * scale_x, record.bbox_y0 * scale_y, record.bbox_x1 * scale_x, record.bbox_y1 * scale_y
-    if record.bbox_x0 < 0:  # empty mask: the whole image
-        return 0.0, 0.0, float(record.image_width), float(record.image_height)
-    side = max(x1 - x0, y1 - y0) * context
+    boxes = frame[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy(dtype=float)
+    if "width" not in frame:
+        return boxes
+    image_width = frame["image_width"].to_numpy(dtype=float)
+    image_height = frame["image_height"].to_numpy(dtype=float)
+    scale_x = image_width / frame["width"].to_numpy(dtype=float)
+    scale_y = image_height / frame["height"].to_numpy(dtype=float)
+    whole = np.stack([np.zeros_like(image_width), np.zeros_like(image_height), image_width, image_height], axis=1)
+    return np.where(boxes[:, :1] < 0, whole, boxes * np.stack([scale_x, scale_y, scale_x, scale_y], axis=1))
+
+
+def crop_box(box: np.ndarray, context: float) -> tuple[float, float, float, float]:
+    """Square crop (x0, y0, x1, y1) centred on ``box``, its side the box's longest side times ``context``."""
+    x0, y0, x1, y1 = (float(value) for value in box)
+    side = max(x1 - x0, y1 - y0, 1.0) * context
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
 
 
-def load_crop(record, input_size: int, context: float) -> np.ndarray:
-    """The RGB crop of one image (input_size x input_size x 3 uint8); outside the image is black."""
-    image = read_image(record.image_path)
-    x0, y0, x1, y1 = crop_box(record, context)
-    scale = input_size / (x1 - x0)
-    affine = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
-    crop = cv2.warpAffine(image, affine, (input_size, input_size), flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
+def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float) -> np.ndarray:
+    """The RGB crop around one object (input_size x input_size x 3 uint8); outside the image is black.
+
+    The crop window is cut at whole pixels and shrunk with area averaging, so large real photos are not aliased.
+    """
+    image = read_image(image_path)
+    x0, y0, x1, y1 = crop_box(box, context)
+    left, top = int(np.floor(x0)), int(np.floor(y0))
+    side = max(1, int(np.ceil(max(x1 - left, y1 - top))))
+    height, width = image.shape[:2]
+    window = image[max(top, 0):min(top + side, height), max(left, 0):min(left + side, width)]
+    window = cv2.copyMakeBorder(
+        window, max(-top, 0), max(top + side - height, 0), max(-left, 0), max(left + side - width, 0),
+        cv2.BORDER_CONSTANT, value=(0, 0, 0),
+    )
+    interpolation = cv2.INTER_AREA if side > input_size else cv2.INTER_LINEAR
+    crop = cv2.resize(window, (input_size, input_size), interpolation=interpolation)
     return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
 
-def load_images(frame: pd.DataFrame, input_size: int, context: float, threads: int) -> torch.Tensor:
-    """N x 3 x S x S uint8 tensor of the crops of every image in ``frame`` (decoded on ``threads`` threads)."""
-    records = list(frame.itertuples(index=False))
+def load_images(paths: list[str], boxes: np.ndarray, input_size: int, context: float, threads: int) -> torch.Tensor:
+    """N x 3 x S x S uint8 tensor of the crops around ``boxes`` (decoded on ``threads`` threads)."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        crops = list(pool.map(lambda record: load_crop(record, input_size, context), records))
+        crops = list(pool.map(lambda item: load_crop(item[0], item[1], input_size, context), zip(paths, boxes)))
     if not crops:
         return torch.empty((0, 3, input_size, input_size), dtype=torch.uint8)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
@@ -144,36 +171,51 @@ def pose_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean
     return total.mean() if reduction == "mean" else total
 
 
+@dataclass(frozen=True)
+class Task:
+    """What a network learns: ``outputs`` logits per image, scored against its labels by
+    ``loss(logits, labels, reduction)``."""
+
+    name: str
+    outputs: int
+    loss: Callable[..., torch.Tensor]
+
+
+POSE = Task("pose", POSE_OUTPUTS, pose_loss)
+
+
 @dataclass
 class TrainResult:
     model: torch.nn.Module
     history: list[dict]
 
 
-def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str]) -> str:
-    payload = json.dumps({"settings": settings, "ids": ids, "labels": labels.tolist()}, sort_keys=True)
+def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task = POSE) -> str:
+    payload = json.dumps({"settings": settings, "ids": ids, "labels": labels.tolist(), "task": task.name,
+                          "outputs": task.outputs}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def train(
     images: torch.Tensor, labels: np.ndarray, ids: list[str], settings: dict, seed: int, threads: int,
-    resume_path: Path | None = None, log: logging.Logger = _log,
+    resume_path: Path | None = None, log: logging.Logger = _log, task: Task = POSE,
 ) -> TrainResult:
-    """Train a pose estimator. ``settings`` is the config's ``train`` block (backbone, pretrained, epochs,
-    batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma).
+    """Train a network for ``task`` (the pose estimator by default). ``settings`` is the config's ``train``
+    block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
+    augment, input_size, crop_jitter, colour_jitter); ``images`` are the padded uint8 crops of :func:`crops`.
 
     Deterministic for a given seed and thread count. With ``resume_path``, the state after every epoch is
-    saved there (atomically) and a restarted job continues from it when data and settings are unchanged.
+    saved there (atomically) and a restarted job continues from it when data, settings and task are unchanged.
     """
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
-    model = build_model(settings["backbone"], settings["pretrained"])
+    model = build_model(settings["backbone"], settings["pretrained"], task.outputs)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
                                 weight_decay=settings["weight_decay"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings["lr_step_epochs"], gamma=settings["lr_gamma"])
     label_tensor = torch.from_numpy(labels)
     generator = torch.Generator().manual_seed(seed)
-    fingerprint = _fingerprint(settings, labels, ids)
+    fingerprint = _fingerprint(settings, labels, ids, task)
     history, start_epoch = [], 0
     if resume_path is not None and Path(resume_path).is_file():
         state = torch.load(resume_path, map_location="cpu", weights_only=False)
@@ -195,7 +237,7 @@ def train(
             if len(batch) < 2:  # batch norm needs two samples
                 continue
             inputs = augment(images[batch], generator, settings) if settings["augment"] else centre_crop(images[batch], settings["input_size"])
-            loss = pose_loss(model(normalise(inputs)), label_tensor[batch])
+            loss = task.loss(model(normalise(inputs)), label_tensor[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -216,8 +258,8 @@ def train(
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int, batch_size: int = 64,
                    flip: bool = False) -> torch.Tensor:
-    """N x 123 logits of the centre ``input_size`` crops. With ``flip``, averaged with the mirrored image, whose
-    azimuth and theta bins are reversed (valid for left-right symmetric categories only)."""
+    """Logits (N x outputs) of the centre ``input_size`` crops. With ``flip`` (pose head only), averaged with the
+    mirrored image, whose azimuth and theta bins are reversed (valid for left-right symmetric categories only)."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
@@ -229,7 +271,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int
             azimuth, elevation, theta = mirrored[:, :bins], mirrored[:, bins:2 * bins], mirrored[:, 2 * bins:]
             logits = (logits + torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1])], 1)) / 2
         outputs.append(logits)
-    return torch.cat(outputs) if outputs else torch.empty((0, 3 * geometry.NUM_BINS))
+    return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
 
 
 def decode(logits: torch.Tensor) -> np.ndarray:
@@ -243,10 +285,12 @@ def decode(logits: torch.Tensor) -> np.ndarray:
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: dict) -> None:
-    """Save weights with the settings and provenance (data manifest hash, history, ...) atomically."""
+    """Save weights, the head size, the settings and provenance (config, data manifest hash, history, ...)
+    atomically."""
     temporary = atomic_path(Path(path))
     try:
-        torch.save({"model": model.state_dict(), "settings": settings, **extra}, temporary)
+        torch.save({"model": model.state_dict(), "outputs": model.fc.out_features, "settings": settings, **extra},
+                   temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -255,7 +299,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: d
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     """A model and its checkpoint dictionary (weights built without any download)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(checkpoint["settings"]["backbone"], pretrained=False)
+    model = build_model(checkpoint["settings"]["backbone"], pretrained=False, outputs=checkpoint["outputs"])
     model.load_state_dict(checkpoint["model"])
     return model, checkpoint
 
@@ -267,12 +311,12 @@ def manifest_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(ordered.to_csv(index=False, float_format="%.9g").encode()).hexdigest()
 
 
-def prepare(frame: pd.DataFrame, settings: dict, threads: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Crops (with the augmentation padding) and bin labels of a generated-image table, in row order."""
-    frame = frame.reset_index(drop=True)
+def crops(frame: pd.DataFrame, settings: dict, threads: int) -> torch.Tensor:
+    """The uint8 crops (with the augmentation padding) of every object of an image table, in row order: a
+    generated-image table or a benchmark table of :mod:`dst3d.datasets`."""
     size = padded_size(settings)
     context = settings["context"] * size / settings["input_size"]
-    return load_images(frame, size, context, threads), pose_labels(frame)
+    return load_images(frame["image_path"].tolist(), object_boxes(frame), size, context, threads)
 
 
 def padded_size(settings: dict) -> int:

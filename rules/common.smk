@@ -8,6 +8,10 @@ validate(config, "../config/schema.yaml", set_default=True)
 
 RESULTS = config["results"]
 CATEGORIES = config["categories"]
+# The train block without the workflow's own keys, so listing another variant or task retrains nothing.
+ESTIMATOR_SETTINGS = {
+    key: value for key, value in config["train"].items() if key not in ("variants", "tasks", "threads")
+}
 SPLITS = ["train", "test"]
 DIFFUSION_BACKENDS = ["controlnet", "controlnet-sdxl"]
 
@@ -65,11 +69,8 @@ def variant_backend(variant):
 
 
 def all_targets():
-    targets = [
-        f"{RESULTS}/tables/pose_metrics.csv",
-        f"{RESULTS}/figures/samples.png",
-        f"{RESULTS}/figures/viewpoints.png",
-    ]
+    targets = [f"{RESULTS}/tables/{task}_metrics.csv" for task in config["train"]["tasks"]]
+    targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
         targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)

@@ -1,4 +1,10 @@
-# evaluate: pose metrics of each trained estimator on the held-out test split.
+# evaluate: each trained network on the held-out synthetic split (and the pose estimators on the configured real
+# benchmarks), then one table per task with a row per variant, evaluation set and category.
+import re
+
+BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]}
+if len(BENCHMARKS) != len(config["evaluate"]["benchmarks"]):
+    raise ValueError("config: evaluate.benchmarks has two entries with the same name; names must be unique")
 
 
 rule evaluate_pose:
@@ -10,7 +16,6 @@ rule evaluate_pose:
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/metrics.csv",
     params:
         settings=config["evaluate"],
-        train_settings=config["train"],
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -23,16 +28,78 @@ rule evaluate_pose:
         "../scripts/evaluate_pose.py"
 
 
+rule evaluate_pose_benchmark:
+    input:
+        model=rules.train_pose_estimator.output.model,
+        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+    output:
+        predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/metrics.csv",
+    wildcard_constraints:
+        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+    params:
+        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        settings=config["evaluate"],
+        categories=CATEGORIES,
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        "logs/evaluate_pose_benchmark/{backend}-{selection}/{benchmark}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_pose.py"
+
+
 rule pose_table:
     input:
         expand(f"{RESULTS}/evaluate/{{variant}}/metrics.csv", variant=config["train"]["variants"]),
+        expand(
+            f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/metrics.csv",
+            variant=config["train"]["variants"],
+            benchmark=list(BENCHMARKS),
+        ),
     output:
         f"{RESULTS}/tables/pose_metrics.csv",
-    params:
-        variants=config["train"]["variants"],
     log:
         "logs/pose_table/pose_metrics.log",
     conda:
         "../envs/vision.yaml"
     script:
-        "../scripts/pose_table.py"
+        "../scripts/metrics_table.py"
+
+
+rule evaluate_category_classifier:
+    input:
+        model=rules.train_category_classifier.output.model,
+        shards=generated_shards("test"),
+    output:
+        predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_metrics.csv",
+    params:
+        settings=config["evaluate"],
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "logs/evaluate_category_classifier/{backend}-{selection}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_category_classifier.py"
+
+
+rule category_table:
+    input:
+        expand(f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv", variant=config["train"]["variants"]),
+    output:
+        f"{RESULTS}/tables/category_metrics.csv",
+    log:
+        "logs/category_table/category_metrics.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/metrics_table.py"

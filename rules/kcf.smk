@@ -8,7 +8,7 @@ rule kcf_fold:
         f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
     params:
         settings=config["kcf"],
-        train_settings={**config["train"], **config["kcf"]["train"]},
+        train_settings={**ESTIMATOR_SETTINGS, **config["kcf"]["train"]},
         seed=config["seed"],
     threads: config["train"]["threads"]
     resources:

@@ -1,4 +1,4 @@
-# train: a pose estimator per training variant (<backend>-<all|kcf>).
+# train: per training variant (<backend>-<all|kcf>), a pose estimator and (train.tasks: category) a classifier.
 
 
 rule train_pose_estimator:
@@ -8,7 +8,9 @@ rule train_pose_estimator:
         model=f"{RESULTS}/train/{{backend}}-{{selection}}/model.pt",
         history=f"{RESULTS}/train/{{backend}}-{{selection}}/history.csv",
     params:
-        settings=config["train"],
+        task="pose",
+        settings=ESTIMATOR_SETTINGS,
+        categories=CATEGORIES,
         seed=config["seed"],
         resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/resume.pt",
     threads: config["train"]["threads"]
@@ -22,4 +24,30 @@ rule train_pose_estimator:
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/train_pose_estimator.py"
+        "../scripts/train_estimator.py"
+
+
+rule train_category_classifier:
+    input:
+        unpack(training_inputs),
+    output:
+        model=f"{RESULTS}/train/{{backend}}-{{selection}}/category.pt",
+        history=f"{RESULTS}/train/{{backend}}-{{selection}}/category_history.csv",
+    params:
+        task="category",
+        settings=ESTIMATOR_SETTINGS,
+        categories=CATEGORIES,
+        seed=config["seed"],
+        resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/category_resume.pt",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    log:
+        "logs/train_category_classifier/{backend}-{selection}.log",
+    benchmark:
+        "benchmarks/train_category_classifier/{backend}-{selection}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_estimator.py"

@@ -4,23 +4,23 @@ log = start(snakemake, "evaluate_pose")
 
 import torch
 
-from dst3d import evaluate, pose
+from dst3d import datasets, evaluate, pose
 from dst3d.io import read_tables, write_table
 
 torch.set_num_threads(snakemake.threads)
+settings = snakemake.params.settings
+if "benchmark" in snakemake.params.keys():
+    eval_set = snakemake.params.benchmark["name"]
+    frame = datasets.load_benchmark(snakemake.params.benchmark, snakemake.params.categories)
+else:
+    eval_set = evaluate.SYNTHETIC_TEST
+    frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
+log.info("evaluating %s on %s: %d objects", snakemake.input.model, eval_set, len(frame))
 model, checkpoint = pose.load_checkpoint(snakemake.input.model)
-frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
-images, _ = pose.prepare(frame, checkpoint["settings"], snakemake.threads)
-logits = pose.predict_logits(model, images, checkpoint["settings"]["input_size"],
-                             snakemake.params.settings["batch_size"], snakemake.params.settings["flip"])
-predicted = pose.decode(logits)
-truth = frame[["azimuth", "elevation", "theta"]].to_numpy()
-predictions = frame[["image_id", "category", "azimuth", "elevation", "theta"]].copy()
-predictions[["pred_azimuth", "pred_elevation", "pred_theta"]] = predicted
-predictions["error"] = evaluate.pose_errors(truth, predicted)
-metrics = evaluate.metrics_table(predictions)
-metrics.insert(0, "variant", f"{snakemake.wildcards.backend}-{snakemake.wildcards.selection}")
-metrics["manifest_hash"] = checkpoint["manifest_hash"]
+predictions = evaluate.predict_poses(model, checkpoint["settings"], frame, settings["batch_size"], settings["flip"],
+                                     snakemake.threads)
+metrics = evaluate.provenance_columns(evaluate.metrics_table(predictions), checkpoint["variant"], eval_set,
+                                      checkpoint, snakemake.input.model)
 write_table(predictions, snakemake.output.predictions)
 write_table(metrics, snakemake.output.metrics)
 log.info("\n%s", metrics.to_string(index=False))

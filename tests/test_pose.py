@@ -1,11 +1,12 @@
-"""The pose estimator: labels, deterministic training, resuming from a checkpoint, flip averaging."""
+"""The pose estimator: labels, boxes, deterministic training, resuming from a checkpoint, flip averaging, and the
+category classifier trained by the same loop."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from dst3d import geometry, pose
+from dst3d import classify, geometry, pose
 
 SETTINGS = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.2, "epochs": 4,
             "batch_size": 8, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 3, "lr_gamma": 0.1,
@@ -94,3 +95,29 @@ def test_augmentation_keeps_shape_and_range_and_centre_crop_is_central():
     out = pose.augment(images, torch.Generator().manual_seed(0), {"input_size": 32, "colour_jitter": 0.3})
     assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 255
     np.testing.assert_array_equal(pose.centre_crop(images, 32), images[..., 4:36, 4:36])
+
+
+def test_object_boxes_scale_the_render_box_and_fill_empty_masks():
+    frame = pd.DataFrame({"bbox_x0": [10, -1], "bbox_y0": [20, -1], "bbox_x1": [30, -1], "bbox_y1": [40, -1],
+                          "width": [64, 64], "height": [64, 64], "image_width": [128, 128], "image_height": [256, 256]})
+    np.testing.assert_array_equal(pose.object_boxes(frame), [[20, 80, 60, 160], [0, 0, 128, 256]])
+    real = frame.drop(columns=["width", "height"])  # benchmark tables: boxes already in image pixels
+    np.testing.assert_array_equal(pose.object_boxes(real)[0], [10, 20, 30, 40])
+
+
+def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
+    images, _, ids = _data()
+    images[8:] = 255 - images[8:] // 4  # two visibly different kinds of image
+    frame = pd.DataFrame({"category": ["car"] * 8 + ["boat"] * 8})
+    labels = classify.category_labels(frame, ["boat", "car"])
+    np.testing.assert_array_equal(labels, [1] * 8 + [0] * 8)
+    task = classify.task(["boat", "car"])
+    result = pose.train(images, labels, ids, SETTINGS, seed=1, threads=1, task=task)
+    assert result.model.fc.out_features == 2 and result.history[-1]["loss"] < result.history[0]["loss"]
+    pose.save_checkpoint(tmp_path / "category.pt", result.model, SETTINGS, {"task": "category"})
+    model, checkpoint = pose.load_checkpoint(tmp_path / "category.pt")
+    assert checkpoint["outputs"] == 2 and checkpoint["task"] == "category"
+    np.testing.assert_allclose(pose.predict_logits(model, images, 32), pose.predict_logits(result.model, images, 32))
+    with pytest.raises(ValueError, match="plane"):
+        classify.category_labels(pd.DataFrame({"category": ["plane"]}), ["boat", "car"])
+

@@ -1,6 +1,6 @@
 from _bootstrap import start
 
-log = start(snakemake, "pose_table")
+log = start(snakemake, "metrics_table")
 
 import pandas as pd
 

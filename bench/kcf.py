@@ -1,0 +1,86 @@
+"""Does KCF find wrong pose labels? Corrupt a known share of them and measure how well the scores separate them.
+
+Builds the generated training images of a configuration (the embedded default unless ``--configfile`` says
+otherwise) with the workflow itself, up to the generate stage, in ``--workdir`` (a temporary folder unless
+given; an existing one is reused). Then, in this process and with the workflow's own functions and settings
+(``kcf.folds``, ``kcf.per_category``, the ``train`` block with ``kcf.train`` over it):
+
+1. turns the azimuth label of ``--fraction`` (10 %) of each category's images by a uniform 90..270 degrees;
+2. scores every image with the K-fold consistency filter (:func:`dst3d.kcf.score_fold` for every group and fold);
+3. prints the AUROC of the scores for the corrupted images (overall and per category), and what the
+   configured discard policy keeps of them.
+
+Usage: ``python bench/kcf.py [--workdir DIR] [--configfile config/config.yaml] [--fraction 0.1]
+[--epochs N] [--folds K] [--per-category | --no-per-category] [--threads 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from workflow_data import REPO, estimator_settings, generated_train_images, load_config
+
+from dst3d import kcf
+from dst3d.identity import derive_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
+    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    parser.add_argument("--fraction", type=float, default=0.1, help="share of each category's labels to corrupt")
+    parser.add_argument("--epochs", type=int, help="fold-model epochs (default: the configuration's)")
+    parser.add_argument("--folds", type=int, help="K (default: the configuration's kcf.folds)")
+    parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
+                        help="one fold model per category and fold (default: the configuration's)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    configfiles = [path.resolve() for path in args.configfile]
+    config = load_config(configfiles)
+    folds = args.folds or config["kcf"]["folds"]
+    per_category = config["kcf"]["per_category"] if args.per_category is None else args.per_category
+    settings = {**estimator_settings(config), **config["kcf"]["train"]}
+    if args.epochs:
+        settings["epochs"] = args.epochs
+
+    with tempfile.TemporaryDirectory(prefix="dst3d-bench-kcf-") as temporary:
+        workdir = (args.workdir or Path(temporary)).resolve()
+        started = time.perf_counter()
+        frame = generated_train_images(workdir, configfiles, config)
+        build_seconds = time.perf_counter() - started
+
+        corrupted, mask = kcf.corrupt_azimuths(frame, args.fraction, config["seed"])
+        corrupted["kcf_fold"] = kcf.assign_folds(corrupted, folds, config["seed"])
+        corrupted["corrupted"] = mask
+        groups = sorted(config["categories"]) if per_category else ["all"]
+        started = time.perf_counter()
+        scores = pd.concat([
+            kcf.score_fold(corrupted, fold, group, settings, threads=args.threads,
+                           seed=derive_seed(config["seed"], "kcf-train", "composite", group, fold))
+            for group in groups for fold in range(folds)
+        ])
+        kcf_seconds = time.perf_counter() - started
+
+    scores = scores.merge(corrupted[["image_id", "corrupted"]], on="image_id")
+    kept, _ = kcf.select(scores, config["kcf"]["policy"])
+    dropped_corrupted = int((scores["corrupted"] & ~scores["image_id"].isin(kept["image_id"])).sum())
+    print(f"{len(scores)} images ({', '.join(config['categories'])}), {int(mask.sum())} azimuth labels turned by "
+          f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
+          f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads")
+    print(f"images built in {build_seconds:.0f} s, KCF ({len(groups) * folds} fold models) in {kcf_seconds:.0f} s")
+    print(f"AUROC of the KCF loss for the corrupted images: {kcf.auroc(scores['kcf_loss'], scores['corrupted']):.3f}")
+    for category, group in scores.groupby("category"):
+        print(f"  {category:<10} AUROC {kcf.auroc(group['kcf_loss'], group['corrupted']):.3f}")
+    median = scores.groupby("corrupted")["kcf_loss"].median()
+    print(f"median loss: clean {median[False]:.2f}, corrupted {median[True]:.2f}")
+    print(f"policy {config['kcf']['policy']}: drops {len(scores) - len(kept)} images, {dropped_corrupted} of the "
+          f"{int(mask.sum())} corrupted ({dropped_corrupted / max(mask.sum(), 1):.0%})")
+
+
+if __name__ == "__main__":
+    main()

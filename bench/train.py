@@ -1,0 +1,150 @@
+"""Training throughput of the train stage (dst3d.pose.train) against plain torchvision loops over the same
+images, model and optimiser.
+
+The images are the embedded default's generated training images (built with the workflow in ``--workdir``, a
+temporary folder unless given; an existing one is reused); the model, input size, batch size and optimiser are
+the configuration's ``train`` block (ResNet-18 at 64 px, batch 32, SGD). Each method trains ``--epochs``
+epochs from the same initial weights on ``--threads`` torch threads:
+
+* stage: ``dst3d.pose.crops`` decodes every crop once (timed separately), then ``dst3d.pose.train`` (in-memory
+  uint8 crops, batched random crop and colour jitter);
+* torchvision, in memory: the same decoded crops in a ``Dataset`` with per-sample ``transforms.v2``
+  (RandomCrop, ColorJitter, ToDtype, Normalize) and a ``DataLoader`` (batch 32, shuffled);
+* torchvision, from files: a ``Dataset`` that opens each image with PIL, crops the object's box and resizes it
+  every epoch, then the same transforms (the usual ImageFolder-style recipe), ``DataLoader`` with
+  ``--workers`` workers.
+
+Methods alternate, ``--repeats`` times each; the best run of each counts (the machine is shared). Prints images
+per second of wall-clock time and of the process's CPU time (which other processes on a shared machine disturb
+far less), and the stage's speed relative to each loop (above 1: the stage is faster).
+
+Usage: ``python bench/train.py [--workdir DIR] [--epochs 2] [--repeats 2] [--threads 2] [--workers 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from workflow_data import REPO, estimator_settings, generated_train_images, load_config
+
+from dst3d import pose
+from dst3d.torch_compat import import_torchvision
+
+
+def torchvision_transforms(settings: dict):
+    import_torchvision()
+    from torchvision.transforms import v2
+
+    jitter = settings["colour_jitter"]
+    return v2.Compose([
+        v2.RandomCrop(settings["input_size"]),
+        v2.ColorJitter(brightness=jitter, contrast=jitter),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+
+
+class InMemoryCrops(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, torch.from_numpy(labels), transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.transform(self.images[index]), self.labels[index]
+
+
+class FileCrops(torch.utils.data.Dataset):
+    """Decodes, crops and resizes every image at every access (PIL), as an ImageFolder-style loader does."""
+
+    def __init__(self, paths, boxes, labels, settings, transform):
+        self.paths, self.boxes, self.labels, self.transform = paths, boxes, torch.from_numpy(labels), transform
+        self.size = pose.padded_size(settings)
+        self.context = settings["context"] * self.size / settings["input_size"]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        crop = Image.open(self.paths[index]).convert("RGB").crop(pose.crop_box(self.boxes[index], self.context))
+        crop = crop.resize((self.size, self.size), Image.BILINEAR)
+        return self.transform(torch.from_numpy(np.array(crop)).permute(2, 0, 1)), self.labels[index]
+
+
+def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: int) -> None:
+    """The plain loop: DataLoader, forward, pose loss, backward, SGD step; StepLR per epoch."""
+    torch.manual_seed(seed)
+    model = pose.build_model(settings["backbone"], settings["pretrained"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
+                                weight_decay=settings["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, settings["lr_step_epochs"], settings["lr_gamma"])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True,
+                                         num_workers=workers, drop_last=False)
+    model.train()
+    for _ in range(epochs):
+        for inputs, labels in loader:
+            loss = pose.pose_loss(model(inputs), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
+    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the from-files loop")
+    args = parser.parse_args()
+
+    configfiles = [path.resolve() for path in args.configfile]
+    config = load_config(configfiles)
+    settings = {**estimator_settings(config), "epochs": args.epochs}
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="dst3d-bench-train-") as temporary:
+        frame = generated_train_images((args.workdir or Path(temporary)).resolve(), configfiles, config)
+        labels, ids = pose.pose_labels(frame), frame["image_id"].tolist()
+        started = time.perf_counter()
+        images = pose.crops(frame, settings, args.threads)
+        decode_seconds = time.perf_counter() - started
+        transform = torchvision_transforms(settings)
+        methods = {
+            "dst3d.pose.train (stage)": lambda: pose.train(images, labels, ids, settings, seed=0, threads=args.threads),
+            "torchvision loop, in-memory crops": lambda: torchvision_loop(
+                InMemoryCrops(images, labels, transform), settings, args.epochs, 0, 0),
+            f"torchvision loop, files ({args.workers} workers)": lambda: torchvision_loop(
+                FileCrops(frame["image_path"].tolist(), pose.object_boxes(frame), labels, settings, transform),
+                settings, args.epochs, 0, args.workers),
+        }
+        wall, cpu = dict.fromkeys(methods, float("inf")), dict.fromkeys(methods, float("inf"))
+        for repeat in range(args.repeats):
+            for name in (list(methods) if repeat % 2 == 0 else list(methods)[::-1]):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                methods[name]()
+                wall[name] = min(wall[name], time.perf_counter() - started)
+                cpu[name] = min(cpu[name], time.process_time() - started_cpu)
+
+    count = len(frame) * args.epochs
+    stage = "dst3d.pose.train (stage)"
+    print(f"{len(frame)} images x {args.epochs} epochs, {settings['backbone']} at {settings['input_size']} px, batch "
+          f"{settings['batch_size']}, {args.threads} torch threads, best of {args.repeats}")
+    print(f"stage's one-time crop decoding: {decode_seconds:.1f} s ({len(frame) / decode_seconds:.0f} images/s); "
+          f"with it, the stage trains {count / (wall[stage] + decode_seconds):.1f} images/s")
+    print(f"{'method':<42} {'images/s':>9} {'stage/this':>11} {'images/CPU-s':>13} {'stage/this':>11}")
+    for name in methods:
+        print(f"{name:<42} {count / wall[name]:>9.1f} {wall[name] / wall[stage]:>10.2f}x "
+              f"{count / cpu[name]:>13.1f} {cpu[name] / cpu[stage]:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Readers of real 3D pose benchmarks in their published formats, into one object table.
+
+Every reader returns one row per annotated object with the columns of :data:`COLUMNS`:
+
+* ``image_id``: a unique id of the object (annotation file and object index), ``image_path`` its image;
+* ``category`` as the benchmark names it (``aeroplane``, not our ``airplane``: see :func:`map_categories`);
+* ``bbox_x0, bbox_y0, bbox_x1, bbox_y1``: the object's box in image pixels with the pixel-corner origin (the
+  convention of our renders): the MATLAB boxes of PASCAL3D+, ObjectNet3D and OOD-CV, 1-based and inclusive
+  ``[x1 y1 x2 y2]``, become ``(x1 - 1, y1 - 1, x2, y2)``;
+* ``azimuth, elevation, theta`` in radians in our (= PASCAL3D+) convention, azimuth in [0, 2 pi), elevation
+  and theta in (-pi, pi]; ``distance`` as annotated;
+* ``truncated, occluded, difficult`` (booleans; missing where a format has no such flag) and ``subset`` (the
+  source or nuisance the object comes from).
+
+The four benchmarks share the PASCAL3D+ viewpoint convention (camera at ``d (cos e sin a, -cos e cos a,
+sin e)``, ``R = Rz(theta) Rx(e - pi/2) Rz(-a)``), so reading them is a change of units and box origin only.
+
+Formats (``root`` is the benchmark's top folder as published):
+
+* ``pascal3d`` (PASCAL3D+ release 1.1): ``Annotations/<cat>_<source>/<name>.mat`` holding ``record`` (filename,
+  objects: class, bbox, truncated, occluded, difficult, viewpoint with azimuth, elevation, theta, distance in
+  degrees), images in ``Images/<cat>_<source>/``; split lists ``Image_sets/<cat>_imagenet_<split>.txt`` (source
+  ``imagenet``) and ``PASCAL/VOCdevkit/VOC2012/ImageSets/Main/<cat>_<split>.txt`` (source ``pascal``).
+* ``objectnet3d``: ``Image_sets/<split>.txt``, ``Annotations/<name>.mat`` (same record), ``Images/``.
+* ``oodcv`` (OOD-CV / ROBIN v1.1): one CSV per split folder, ``train/``, ``iid_test/`` and
+  ``nuisances/<shape|pose|texture|context|weather|occlusion>/``, with columns cls_name, im_name, object,
+  truncated, occluded, difficult, azimuth, elevation, inplane_rotation (degrees), left, upper, right, lower
+  (the PASCAL3D+ box), distance, im_path (relative to the split folder).
+* ``imagenet3d``: ``lists/<cat>_imagenet_<split>.txt``, ``images/<cat>/<name>.JPEG`` and
+  ``annotations/<cat>/<name>.npz`` whose ``annotations`` array holds one dict per object (azimuth, elevation,
+  theta in radians, distance, bbox ``(x1, y1, x2, y2)`` in pixels, object_status, optionally ignore).
+
+Objects without a fine viewpoint are left out, as the published evaluation code does: PASCAL3D+/ObjectNet3D
+objects whose viewpoint is empty, coarse only or has distance 0, and ImageNet3D objects marked
+``status_bad``, ``ignore`` or with distance 0. OOD-CV's CSV is its own ground truth and is taken whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+
+from dst3d.geometry import wrap_to_pi
+
+COLUMNS = [
+    "image_id", "image_path", "category", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+    "azimuth", "elevation", "theta", "distance", "truncated", "occluded", "difficult", "subset",
+]
+FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d")
+PASCAL3D_SOURCES = ("imagenet", "pascal")
+OODCV_SPLITS = ("train", "iid_test", "shape", "pose", "texture", "context", "weather", "occlusion")
+#: Benchmark category names that differ from ours; a benchmark entry's ``category_map`` adds to it.
+DEFAULT_CATEGORY_MAP = {"aeroplane": "airplane"}
+FLAGS = ("truncated", "occluded", "difficult")
+
+
+def _read_list(path: Path) -> list[str]:
+    """Names in a split list (first token of each line); a missing list is an error naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmark split list {path} does not exist: check the benchmark's root and split")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _finish(rows: list[dict]) -> pd.DataFrame:
+    """The table in :data:`COLUMNS` order, angles wrapped into their canonical ranges."""
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["azimuth"] = np.mod(frame["azimuth"].to_numpy(dtype=float), 2 * np.pi)
+    for column in ("elevation", "theta"):
+        frame[column] = wrap_to_pi(frame[column].to_numpy(dtype=float))
+    return frame
+
+
+def _matlab_box(box) -> dict:
+    """A 1-based inclusive MATLAB box ``[x1 y1 x2 y2]`` in pixel-corner coordinates."""
+    x1, y1, x2, y2 = (float(value) for value in np.asarray(box, dtype=float).ravel()[:4])
+    return {"bbox_x0": x1 - 1.0, "bbox_y0": y1 - 1.0, "bbox_x1": x2, "bbox_y1": y2}
+
+
+def _field(struct, name: str, default=None):
+    return getattr(struct, name) if name in getattr(struct, "_fieldnames", ()) else default
+
+
+def read_record_objects(mat_path: Path, image_dir: Path, id_prefix: str, subset: str,
+                        only_category: str | None = None) -> list[dict]:
+    """Rows of the objects with a fine viewpoint in one PASCAL3D+/ObjectNet3D ``record`` annotation file."""
+    record = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["record"]
+    rows = []
+    for index, obj in enumerate(np.atleast_1d(record.objects)):
+        category = str(_field(obj, "class", ""))
+        viewpoint = _field(obj, "viewpoint")
+        if only_category is not None and category != only_category:
+            continue
+        if not hasattr(viewpoint, "_fieldnames") or "azimuth" not in viewpoint._fieldnames:
+            continue  # no viewpoint, or the coarse one only
+        if float(_field(viewpoint, "distance", 0.0)) <= 0:
+            continue
+        rows.append({
+            "image_id": f"{id_prefix}/{index}", "image_path": str(image_dir / str(record.filename)),
+            "category": category, **_matlab_box(obj.bbox),
+            "azimuth": np.radians(float(viewpoint.azimuth)), "elevation": np.radians(float(viewpoint.elevation)),
+            "theta": np.radians(float(_field(viewpoint, "theta", 0.0))),
+            "distance": float(viewpoint.distance),
+            **{flag: bool(_field(obj, flag, 0)) for flag in FLAGS}, "subset": subset,
+        })
+    return rows
+
+
+def read_pascal3d(root: str | Path, split: str, categories: list[str] | None = None,
+                  sources: tuple[str, ...] = PASCAL3D_SOURCES) -> pd.DataFrame:
+    """PASCAL3D+ objects of ``split`` (``train`` or ``val``) from the ImageNet and/or PASCAL VOC sources."""
+    root = Path(root)
+    annotations = root / "Annotations"
+    if categories is None:
+        categories = available_categories("pascal3d", root, split)
+    rows = []
+    for category in categories:
+        for source in sources:
+            if source not in PASCAL3D_SOURCES:
+                raise ValueError(f"PASCAL3D+ source must be one of {PASCAL3D_SOURCES}, got {source!r}")
+            if source == "imagenet":
+                names = _read_list(root / "Image_sets" / f"{category}_imagenet_{split}.txt")
+            else:
+                voc_list = root / "PASCAL" / "VOCdevkit" / "VOC2012" / "ImageSets" / "Main" / f"{category}_{split}.txt"
+                names = _read_list(voc_list)
+            folder = f"{category}_{source}"
+            for name in names:
+                mat_path = annotations / folder / f"{name}.mat"
+                if source == "pascal" and not mat_path.is_file():
+                    continue  # the VOC list names every VOC image; only those with the category are annotated
+                rows += read_record_objects(mat_path, root / "Images" / folder, f"{folder}/{name}", source, category)
+    return _finish(rows)
+
+
+def read_objectnet3d(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
+    """ObjectNet3D objects of ``split`` (``train``, ``val`` or ``test``), optionally of some categories only."""
+    root = Path(root)
+    rows = []
+    for name in _read_list(root / "Image_sets" / f"{split}.txt"):
+        rows += read_record_objects(root / "Annotations" / f"{name}.mat", root / "Images", name, split)
+    frame = _finish(rows)
+    return frame if categories is None else frame[frame["category"].isin(categories)].reset_index(drop=True)
+
+
+def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
+    """OOD-CV objects of ``split``: ``train``, ``iid_test`` or a nuisance (shape, pose, texture, context,
+    weather, occlusion), from the split folder's annotation CSV."""
+    if split not in OODCV_SPLITS:
+        raise ValueError(f"OOD-CV split must be one of {OODCV_SPLITS}, got {split!r}")
+    folder = Path(root) / (split if split in ("train", "iid_test") else f"nuisances/{split}")
+    tables = sorted(folder.glob("*.csv"))
+    if not tables:
+        raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the benchmark's root and split")
+    table = pd.concat([pd.read_csv(path) for path in tables], ignore_index=True)
+    if categories is not None:
+        table = table[table["cls_name"].isin(categories)]
+    rows = [{
+        "image_id": f"{split}/{row.im_name}/{row.object}", "image_path": str(folder / row.im_path),
+        "category": row.cls_name, **_matlab_box([row.left, row.upper, row.right, row.lower]),
+        "azimuth": np.radians(row.azimuth), "elevation": np.radians(row.elevation),
+        "theta": np.radians(row.inplane_rotation), "distance": float(row.distance),
+        **{flag: bool(getattr(row, flag)) for flag in FLAGS}, "subset": split,
+    } for row in table.itertuples(index=False)]
+    return _finish(rows)
+
+
+def read_imagenet3d(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
+    """ImageNet3D objects of ``split`` (``train`` or ``val``); all categories with a list when none are given."""
+    root = Path(root)
+    if categories is None:
+        categories = available_categories("imagenet3d", root, split)
+    rows = []
+    for category in categories:
+        for name in _read_list(root / "lists" / f"{category}_imagenet_{split}.txt"):
+            objects = np.load(root / "annotations" / category / f"{name}.npz", allow_pickle=True)["annotations"]
+            for index, obj in enumerate(objects):
+                status = str(obj.get("object_status", "status_good"))
+                if status == "status_bad" or obj.get("ignore", 0) > 0 or float(obj["distance"]) <= 0:
+                    continue
+                x0, y0, x1, y1 = (float(value) for value in np.asarray(obj["bbox"], dtype=float)[:4])
+                rows.append({
+                    "image_id": f"{category}/{name}/{index}",
+                    "image_path": str(root / "images" / category / f"{name}.JPEG"), "category": category,
+                    "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
+                    "azimuth": float(obj["azimuth"]), "elevation": float(obj["elevation"]),
+                    "theta": float(obj["theta"]), "distance": float(obj["distance"]),
+                    "truncated": np.nan, "occluded": status in ("status_partially", "status_barely"),
+                    "difficult": np.nan, "subset": split,
+                })
+    return _finish(rows)
+
+
+def available_categories(format_name: str, root: str | Path, split: str) -> list[str] | None:
+    """The categories a PASCAL3D+ (annotation folders) or ImageNet3D (split lists) release holds; None for the
+    formats whose categories are only known from their annotations (ObjectNet3D, OOD-CV)."""
+    root = Path(root)
+    if format_name == "pascal3d":
+        folders = (root / "Annotations").glob("*_*")
+        return sorted({folder.name.rsplit("_", 1)[0] for folder in folders if folder.is_dir()})
+    if format_name == "imagenet3d":
+        suffix = f"_imagenet_{split}.txt"
+        return sorted(path.name[:-len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
+    return None
+
+
+def read_benchmark(format_name: str, root: str | Path, split: str, categories: list[str] | None = None,
+                   sources: tuple[str, ...] = PASCAL3D_SOURCES) -> pd.DataFrame:
+    """Objects of one benchmark split in its published format (see the module docstring); ``categories`` are
+    the benchmark's own names (None: all)."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"benchmark root {root} is not a folder: set evaluate.benchmarks[].root")
+    if format_name == "pascal3d":
+        return read_pascal3d(root, split, categories, tuple(sources))
+    if format_name == "objectnet3d":
+        return read_objectnet3d(root, split, categories)
+    if format_name == "oodcv":
+        return read_oodcv(root, split, categories)
+    if format_name == "imagenet3d":
+        return read_imagenet3d(root, split, categories)
+    raise ValueError(f"benchmark format must be one of {FORMATS}, got {format_name!r}")
+
+
+def category_map(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Benchmark category name -> our category name: :data:`DEFAULT_CATEGORY_MAP` updated by ``overrides``."""
+    return {**DEFAULT_CATEGORY_MAP, **(overrides or {})}
+
+
+def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
+    """The objects of a configured benchmark (an ``evaluate.benchmarks`` entry: name, format, root, split,
+    sources, exclude, category_map) whose category is one of ours, renamed to our category names, without
+    the objects carrying an excluded flag. An empty result is an error that names what was found."""
+    mapping = category_map(entry.get("category_map"))
+    to_benchmark = {ours: theirs for theirs, ours in mapping.items()}
+    wanted = [to_benchmark.get(category, category) for category in categories]
+    split = entry.get("split", "val")
+    available = available_categories(entry["format"], entry["root"], split)
+    frame = read_benchmark(entry["format"], entry["root"], split,
+                           wanted if available is None else [name for name in wanted if name in available],
+                           tuple(entry.get("sources", PASCAL3D_SOURCES)))
+    found = sorted(frame["category"].unique()) if available is None else available
+    frame = frame[frame["category"].isin(wanted)].copy()
+    frame["category"] = frame["category"].map(lambda name: mapping.get(name, name))
+    for flag in entry.get("exclude", []):
+        if flag not in FLAGS:
+            raise ValueError(f"benchmark {entry['name']}: exclude takes {FLAGS}, got {flag!r}")
+        frame = frame[~frame[flag].astype("boolean").fillna(False).astype(bool)]  # a missing flag keeps the object
+    if frame.empty:
+        raise ValueError(
+            f"benchmark {entry['name']}: no object of the categories {categories} is left "
+            f"(the benchmark has {found}; names mapped with {mapping}; excluded: {entry.get('exclude', [])})"
+        )
+    return frame.reset_index(drop=True)

@@ -1,0 +1,123 @@
+"""Readers of the real benchmarks on tiny fixtures in each published format: angles and boxes against the
+annotated values converted by hand, the published rotation formula, split lists, skipped objects, and the
+category mapping and flag filters of a configured benchmark."""
+
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from benchmark_fixtures import SPLITS, WRITERS
+
+from dst3d import datasets, evaluate, geometry, pose
+
+
+def published_rotation(azimuth_deg, elevation_deg, theta_deg):
+    """The rotation of the OOD-CV / PASCAL3D+ evaluation code, written out from degrees."""
+    azimuth, elevation, theta = (math.radians(value) for value in (azimuth_deg, elevation_deg, theta_deg))
+    a, e = -azimuth, -(math.pi / 2 - elevation)
+    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(e), -math.sin(e)], [0, math.sin(e), math.cos(e)]])
+    rt = np.array([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]])
+    return rt @ rx @ rz
+
+
+@pytest.mark.parametrize("format_name", sorted(WRITERS))
+def test_reader_gives_annotated_angles_in_radians_and_corner_boxes(tmp_path, format_name):
+    expected = WRITERS[format_name](tmp_path)
+    frame = datasets.read_benchmark(format_name, tmp_path, SPLITS[format_name])
+    assert list(frame.columns) == datasets.COLUMNS
+    assert sorted(frame["image_id"]) == sorted(item["image_id"] for item in expected)
+    table = frame.set_index("image_id")
+    for item in expected:
+        row = table.loc[item["image_id"]]
+        assert row["category"] == item["category"]
+        assert (row["bbox_x0"], row["bbox_y0"], row["bbox_x1"], row["bbox_y1"]) == pytest.approx(item["box"])
+        azimuth_deg, elevation_deg, theta_deg = item["angles_deg"]
+        assert row["azimuth"] == pytest.approx(math.radians(azimuth_deg % 360), abs=1e-9)
+        assert row["elevation"] == pytest.approx(math.radians(elevation_deg), abs=1e-9)
+        assert row["theta"] == pytest.approx(math.radians(theta_deg), abs=1e-9)
+        assert 0 <= row["azimuth"] < 2 * np.pi and -np.pi < row["theta"] <= np.pi
+        np.testing.assert_allclose(geometry.rotation_gl(row["azimuth"], row["elevation"], row["theta"]),
+                                   published_rotation(*item["angles_deg"]), atol=1e-9)
+        assert bool(row["occluded"]) == item["occluded"]
+        assert (tmp_path / row["image_path"]).is_file()
+
+
+def test_pascal3d_by_hand(tmp_path):
+    WRITERS["pascal3d"](tmp_path)
+    frame = datasets.read_pascal3d(tmp_path, "val", ["aeroplane"], sources=("imagenet",)).set_index("image_id")
+    # azimuth 30, elevation 15, theta -10 degrees; MATLAB box [11 21 110 80] -> corners (10, 20) .. (110, 80).
+    row = frame.loc["aeroplane_imagenet/n02690373_1/0"]
+    assert (row["azimuth"], row["elevation"], row["theta"]) == pytest.approx((np.pi / 6, np.pi / 12, -np.pi / 18))
+    assert row["distance"] == 5.0 and row["subset"] == "imagenet"
+    # The person has no viewpoint; the second image holds a coarse-only and a distance-0 viewpoint: all left out.
+    assert len(frame) == 1
+
+
+def test_missing_split_list_names_the_file(tmp_path):
+    WRITERS["pascal3d"](tmp_path)
+    with pytest.raises(FileNotFoundError, match="boat_imagenet_val.txt"):
+        datasets.read_pascal3d(tmp_path, "val", ["boat"])
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        datasets.read_benchmark("pascal3d", tmp_path / "nowhere", "val")
+    with pytest.raises(ValueError, match="OOD-CV split"):
+        datasets.read_oodcv(tmp_path, "snow")
+
+
+def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
+    WRITERS["pascal3d"](tmp_path)
+    entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path), "split": "val"}
+    frame = datasets.load_benchmark(entry, ["airplane"])
+    assert set(frame["category"]) == {"airplane"} and len(frame) == 2
+    frame = datasets.load_benchmark({**entry, "exclude": ["occluded"]}, ["airplane", "car"])
+    assert sorted(frame["image_id"]) == ["aeroplane_imagenet/n02690373_1/0", "car_imagenet/n02958343_1/0",
+                                         "car_pascal/2008_000003/0"]
+    frame = datasets.load_benchmark({**entry, "sources": ["pascal"], "category_map": {"car": "auto"}}, ["auto"])
+    assert list(frame["image_id"]) == ["car_pascal/2008_000003/0"] and set(frame["category"]) == {"auto"}
+    with pytest.raises(ValueError, match="no object of the categories"):
+        datasets.load_benchmark({**entry, "exclude": ["truncated", "occluded", "difficult"], "sources": ["pascal"]},
+                                ["airplane", "car"])
+    with pytest.raises(ValueError, match="the benchmark has"):
+        datasets.load_benchmark(entry, ["boat"])
+
+
+def test_categories_a_benchmark_lacks_are_skipped(tmp_path):
+    WRITERS["imagenet3d"](tmp_path)
+    entry = {"name": "in3d", "format": "imagenet3d", "root": str(tmp_path), "split": "val"}
+    assert set(datasets.load_benchmark(entry, ["airplane", "car"])["category"]) == {"car"}
+
+
+def test_objectnet3d_keeps_every_category_unless_asked(tmp_path):
+    WRITERS["objectnet3d"](tmp_path)
+    assert set(datasets.read_objectnet3d(tmp_path, "val")["category"]) == {"chair", "car"}
+    assert set(datasets.read_objectnet3d(tmp_path, "val", ["car"])["category"]) == {"car"}
+    entry = {"name": "on3d", "format": "objectnet3d", "root": str(tmp_path), "split": "val", "exclude": ["truncated"]}
+    assert list(datasets.load_benchmark(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0"]
+
+
+def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path):
+    WRITERS["oodcv"](tmp_path)
+    frame = datasets.load_benchmark({"name": "ood", "format": "oodcv", "root": str(tmp_path), "split": "weather"},
+                                    ["airplane", "car"])
+    settings = {"input_size": 32, "context": 1.2, "crop_jitter": 0.0}
+    torch.manual_seed(0)
+    model = pose.build_model("resnet18", pretrained=False)
+    predictions = evaluate.predict_poses(model, settings, frame, batch_size=4, flip=False, threads=1)
+    assert list(predictions["category"]) == ["airplane", "car"]
+    assert predictions["error"].between(0, np.pi).all()
+    table = evaluate.metrics_table(predictions)
+    assert {"airplane", "car", evaluate.POOLED, evaluate.PER_CATEGORY} == set(table["category"])
+
+
+def test_crops_of_real_images_follow_the_box(tmp_path):
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[40:60, 150:170] = 255  # a white square, box (150, 40) .. (170, 60)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    frame = pd.DataFrame({"image_path": [str(tmp_path / "a.png")], "bbox_x0": [150.0], "bbox_y0": [40.0],
+                          "bbox_x1": [170.0], "bbox_y1": [60.0]})
+    crop = pose.crops(frame, {"input_size": 24, "context": 2.0, "crop_jitter": 0.0}, threads=1)[0]
+    # Context 2: the 20 px box fills the middle half of the 24 px crop.
+    assert crop[:, 8:16, 8:16].min() == 255 and crop[:, :4].max() == 0 and crop[:, :, -4:].max() == 0

@@ -1,0 +1,98 @@
+"""The KCF, training and evaluation rules as a user drives them: per-category KCF, the ablation variants, the
+category classifier and real benchmarks in the DAG (dry runs), config errors, and (slow) a small real run that
+fills both tables from the four benchmark formats."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from benchmark_fixtures import SPLITS, WRITERS
+from test_workflow import REPO, job_counts, snakemake
+
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+
+
+def run(workdir: Path, overrides: dict, *arguments: str):
+    """Snakemake on the embedded default with tests/data/tiny.yaml and ``overrides`` laid over it."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for layer in (yaml.safe_load(TINY.read_text()), overrides):
+        for key, value in layer.items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return snakemake(workdir, *arguments, configfile=path)
+
+
+def test_per_category_kcf_plans_folds_times_categories(tmp_path):
+    result = run(tmp_path, {"kcf": {"per_category": True, "folds": 3}}, "-n")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["kcf_fold"] == 3 * 2 and counts["kcf_select"] == 1  # tiny.yaml: car and boat
+    assert "train_category_classifier" not in counts and "evaluate_pose_benchmark" not in counts
+
+
+def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
+    overrides = {
+        "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
+        "evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": str(tmp_path)},
+                                    {"name": "ood-weather", "format": "oodcv", "root": str(tmp_path),
+                                     "split": "weather"}]},
+    }
+    result = run(tmp_path, overrides, "-n")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    for rule in ("train_pose_estimator", "evaluate_pose", "train_category_classifier", "evaluate_category_classifier"):
+        assert counts[rule] == 2, rule
+    assert counts["evaluate_pose_benchmark"] == 2 * 2 and counts["kcf_select"] == 1
+    assert counts["pose_table"] == 1 and counts["category_table"] == 1
+
+
+@pytest.mark.parametrize("benchmarks, expected", [
+    ([{"name": "x", "format": "pascal5d", "root": "/data"}], "pascal5d"),
+    ([{"name": "x", "format": "pascal3d"}], "root"),
+    ([{"name": "x", "format": "pascal3d", "root": "/a"}, {"name": "x", "format": "oodcv", "root": "/b"}], "same name"),
+])
+def test_bad_benchmark_config_says_what_is_wrong(tmp_path, benchmarks, expected):
+    result = run(tmp_path, {"evaluate": {"benchmarks": benchmarks}}, "-n")
+    assert result.returncode != 0
+    assert expected in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
+    benchmarks = []
+    for format_name, writer in WRITERS.items():
+        writer(tmp_path / format_name)
+        benchmarks.append({"name": format_name, "format": format_name, "root": str(tmp_path / format_name),
+                           "split": SPLITS[format_name]})
+    overrides = {
+        "categories": ["car", "airplane"],
+        "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
+        "evaluate": {"benchmarks": benchmarks},
+    }
+    result = run(tmp_path, overrides)
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = tmp_path / "results"
+
+    pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
+    assert set(pose_table["variant"]) == {"composite-all", "composite-kcf"}
+    assert set(pose_table["eval_set"]) == {"synthetic-test", *WRITERS}
+    # Benchmark rows use our category names (PASCAL3D+'s aeroplane is our airplane) and only our categories.
+    assert set(pose_table.loc[pose_table["eval_set"] == "pascal3d", "category"]) == {
+        "airplane", "car", "mean (pooled)", "mean (per-category)"}
+    assert set(pose_table.loc[pose_table["eval_set"] == "objectnet3d", "category"]) == {
+        "car", "mean (pooled)", "mean (per-category)"}
+    hashes = pose_table.groupby("variant")["manifest_hash"].nunique()
+    assert (hashes == 1).all() and pose_table["manifest_hash"].nunique() == 2
+
+    category_table = pd.read_csv(results / "tables" / "category_metrics.csv")
+    assert set(category_table["variant"]) == {"composite-all", "composite-kcf"}
+    assert category_table["accuracy"].between(0, 1).all()
+
+    checkpoint = torch.load(results / "train" / "composite-kcf" / "model.pt", weights_only=False)
+    assert checkpoint["config"]["train"]["variants"] == ["composite-all", "composite-kcf"]
+    kcf_rows = pose_table[pose_table["variant"] == "composite-kcf"]
+    assert checkpoint["manifest_hash"] == kcf_rows["manifest_hash"].iloc[0]
+    assert checkpoint["images"] < 12 * 2  # the kept share of the training images
