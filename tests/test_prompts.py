@@ -308,7 +308,8 @@ def test_missing_key_fails_before_any_request_naming_the_variable(llm_server, tm
     with pytest.raises(PromptError) as raised:
         openai_set(llm_server, tmp_path / "cache", env=env)
     message = str(raised.value)
-    assert f"environment variable {KEY_VARIABLE} is not set or empty" in message and "prompts.openai.api_key_env" in message
+    assert f"environment variable {KEY_VARIABLE} is not set or empty" in message
+    assert "prompts.openai.api_key_env" in message
     assert llm_server.requests == [] and KEY not in message
 
 
