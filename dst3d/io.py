@@ -21,6 +21,10 @@ def atomic_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
+    # mkstemp creates mode 0600; published files should be as readable as any other file (shared clusters).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     return Path(temporary)
 
 

@@ -289,8 +289,11 @@ def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: d
     atomically."""
     temporary = atomic_path(Path(path))
     try:
-        torch.save({"model": model.state_dict(), "outputs": model.fc.out_features, "settings": settings, **extra},
-                   temporary)
+        # Through a file handle: given a path, torch.save names the archive's inner folder after the temporary
+        # file, so identical weights would give different bytes (and checkpoint hashes) in every run.
+        with open(temporary, "wb") as handle:
+            torch.save({"model": model.state_dict(), "outputs": model.fc.out_features, "settings": settings, **extra},
+                       handle)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -142,3 +142,17 @@ def test_metrics_rows_carry_the_checkpoint_and_data_hashes(tmp_path):
                                         evaluate.SYNTHETIC_TEST, {"manifest_hash": "abc"}, checkpoint)
     assert list(table.columns) == ["variant", "eval_set", "category", "acc_pi_6", "manifest_hash", "checkpoint_sha256"]
     assert table.loc[0, "checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+
+
+def test_published_files_are_readable_by_others(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the published file must follow the umask instead."""
+    import os
+
+    from dst3d.io import write_table
+
+    previous = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "table.csv")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o644

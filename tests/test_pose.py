@@ -121,3 +121,10 @@ def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
     with pytest.raises(ValueError, match="plane"):
         classify.category_labels(pd.DataFrame({"category": ["plane"]}), ["boat", "car"])
 
+
+
+def test_identical_weights_give_identical_checkpoint_bytes(tmp_path):
+    model = pose.build_model("resnet18", pretrained=False)
+    pose.save_checkpoint(tmp_path / "a.pt", model, SETTINGS, {"seed": 0})
+    pose.save_checkpoint(tmp_path / "b.pt", model, SETTINGS, {"seed": 0})
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
