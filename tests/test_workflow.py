@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_runs import job_counts
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -18,20 +19,6 @@ def snakemake(workdir: Path, *arguments: str, configfile: Path | None = None) ->
     command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
                "--configfile", str(configfile or REPO / "config" / "config.yaml"), *arguments]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The job-stats table of a dry run as {rule: count}."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        fields = line.split()
-        if fields[:2] == ["job", "count"]:
-            in_table = True
-        elif in_table and len(fields) == 2 and fields[1].isdigit():
-            counts[fields[0]] = int(fields[1])
-        elif in_table and counts and not line.startswith("-"):
-            break
-    return counts
 
 
 def test_dry_run_plans_every_stage_in_shards(tmp_path):
