@@ -1,7 +1,6 @@
 """The workflow as a user drives it: dry-run, lint, config errors, and (marked slow) a real end-to-end run
 of the embedded default followed by the resume/no-op/one-figure checks."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
