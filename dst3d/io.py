@@ -15,6 +15,16 @@ import numpy as np
 import pandas as pd
 
 
+def _process_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+# Read once at import: os.umask can only be read by setting it, which would race with writer threads.
+_UMASK = _process_umask()
+
+
 def atomic_path(path: Path) -> Path:
     """A temporary sibling of ``path`` to write to before :func:`os.replace` publishes it."""
     path = Path(path)
@@ -22,9 +32,7 @@ def atomic_path(path: Path) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     # mkstemp creates mode 0600; published files should be as readable as any other file (shared clusters).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
+    os.chmod(temporary, 0o666 & ~_UMASK)
     return Path(temporary)
 
 
