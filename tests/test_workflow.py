@@ -15,8 +15,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def snakemake(workdir: Path, *arguments: str, configfile: Path | None = None) -> subprocess.CompletedProcess:
-    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(configfile or REPO / "config" / "config.yaml"), *arguments]
+    # --configfile takes several values: it goes before --cores so that a target is never read as a config file.
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile or REPO / "config" / "config.yaml"), "--cores", "2", *arguments]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
 
 
