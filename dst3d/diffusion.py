@@ -57,6 +57,16 @@ if TYPE_CHECKING:
     import torch
 
 #: The default settings block of each diffusion backend of the generate stage.
+#: Where and how a pipeline runs: the same defaults for every backend.
+_RUNTIME_DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "dtype": "auto",
+    "cpu_offload": False,
+    "attention": "sdpa",
+    "background": "generated",
+    "local_files_only": None,
+}
+
 DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
     "controlnet": {
         "base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -69,12 +79,7 @@ DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
         "conditioning_scale": 1.0,
         "size": 512,
         "batch_size": 4,
-        "device": "auto",
-        "dtype": "auto",
-        "cpu_offload": False,
-        "attention": "sdpa",
-        "background": "generated",
-        "local_files_only": None,
+        **_RUNTIME_DEFAULTS,
     },
     "controlnet-sdxl": {
         "base_model": "stabilityai/stable-diffusion-xl-base-1.0",
@@ -87,12 +92,7 @@ DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
         "conditioning_scale": 1.0,
         "size": 1024,
         "batch_size": 2,
-        "device": "auto",
-        "dtype": "auto",
-        "cpu_offload": False,
-        "attention": "sdpa",
-        "background": "generated",
-        "local_files_only": None,
+        **_RUNTIME_DEFAULTS,
     },
 }
 
