@@ -142,25 +142,40 @@ def edge_map(image: np.ndarray, settings: EdgeSettings) -> np.ndarray:
     return cv2.cvtColor(edges, cv2.COLOR_GRAY2BGR)
 
 
-def read_render(path: Path) -> np.ndarray:
-    """Read a render PNG as cv2 does (BGRA or BGR, uint8); errors name the file."""
-    image = read_image(path, cv2.IMREAD_UNCHANGED)
+def read_render(path: Path, drop_alpha: bool = False) -> np.ndarray:
+    """Read a render PNG as cv2 does (BGRA or BGR, uint8); errors name the file.
+
+    With ``drop_alpha`` the decoder discards the alpha channel itself (BGR, the same pixels as
+    ``cv2.cvtColor(BGRA2BGR)`` of the 4-channel image, without decoding and copying the fourth channel)."""
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH if drop_alpha else cv2.IMREAD_UNCHANGED
+    image = read_image(path, flags)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"render {path} must be an 8-bit RGB or RGBA image, got shape {image.shape} {image.dtype}")
     return image
 
 
-def _detect_edges_file(render_path: Path, out_path: Path, settings: EdgeSettings) -> None:
-    write_image(edge_map(read_render(render_path), settings), out_path)
+def _detect_edges_file(render_path: Path, out_path: Path, settings: EdgeSettings, atomic: bool) -> None:
+    edges = edge_map(read_render(render_path, drop_alpha=settings.background == "drop"), settings)
+    if atomic:
+        write_image(edges, out_path)
+        return
+    ok, encoded = cv2.imencode(out_path.suffix, edges)
+    if not ok:
+        raise OSError(f"could not encode {out_path}")
+    out_path.write_bytes(encoded.tobytes())
 
 
 def detect_edges_shard(
-    render_paths: Sequence[Path], out_paths: Sequence[Path], settings: EdgeSettings, threads: int
+    render_paths: Sequence[Path], out_paths: Sequence[Path], settings: EdgeSettings, threads: int,
+    atomic: bool = True,
 ) -> None:
     """Write the edge map of ``render_paths[i]`` to ``out_paths[i]`` (PNG, 3-channel uint8) for every i.
 
-    Each file is written atomically (``dst3d.io.write_image``; folders are created). Images are spread over a
-    pool of ``threads`` threads (cv2 releases the GIL while decoding, detecting and encoding); OpenCV's own
+    Each file is written atomically (``dst3d.io.write_image``; folders are created) unless ``atomic`` is
+    false: then the files are written in place into folders that must exist, for a caller that fills a staged
+    folder (``dst3d.io.staged_directory``), which is published as a whole, so a per-file temporary and rename
+    would only cost time. Images are spread over a pool of ``threads`` threads (cv2 releases the GIL while
+    decoding, detecting and encoding; with one thread they are processed in the calling thread); OpenCV's own
     threading is limited to 1 meanwhile, so the shard uses ``threads`` cores, and restored afterwards. The
     first failure (a missing or undecodable render, which the error names) cancels the images not yet started
     and is raised.
@@ -169,14 +184,17 @@ def detect_edges_shard(
         raise ValueError(f"{len(render_paths)} renders but {len(out_paths)} output paths")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    pairs = [(Path(render_path), Path(out_path)) for render_path, out_path in zip(render_paths, out_paths, strict=True)]
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
+        if threads == 1:
+            for render_path, out_path in pairs:
+                _detect_edges_file(render_path, out_path, settings, atomic)
+            return
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edges") as pool:
-            futures = [
-                pool.submit(_detect_edges_file, Path(render_path), Path(out_path), settings)
-                for render_path, out_path in zip(render_paths, out_paths, strict=True)
-            ]
+            futures = [pool.submit(_detect_edges_file, render_path, out_path, settings, atomic)
+                       for render_path, out_path in pairs]
             try:
                 for future in futures:
                     future.result()

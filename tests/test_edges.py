@@ -223,3 +223,29 @@ def test_sixteen_bit_render_is_rejected_with_its_name(tmp_path):
 def test_shard_rejects_mismatched_lists(tmp_path):
     with pytest.raises(ValueError, match="2 renders but 1 output"):
         detect_edges_shard([tmp_path / "a.png", tmp_path / "b.png"], [tmp_path / "e.png"], EdgeSettings(), 1)
+
+
+def test_decoder_alpha_drop_equals_dropping_it_after_decoding(tmp_path):
+    for path in write_renders(tmp_path, 3):
+        dropped = read_render(path, drop_alpha=True)
+        assert dropped.shape == (512, 512, 3)
+        assert np.array_equal(dropped, cv2.cvtColor(read_render(path), cv2.COLOR_BGRA2BGR))
+
+
+def test_sixteen_bit_render_is_rejected_when_the_decoder_drops_alpha(tmp_path):
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), square_render().astype(np.uint16) * 257)
+    with pytest.raises(ValueError, match="deep.png.*8-bit"):
+        read_render(path, drop_alpha=True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_in_place_writes_equal_atomic_writes(tmp_path, threads):
+    renders = write_renders(tmp_path / "renders", 4)
+    (tmp_path / "staged").mkdir()
+    atomic = [tmp_path / "atomic" / path.name for path in renders]
+    in_place = [tmp_path / "staged" / path.name for path in renders]
+    detect_edges_shard(renders, atomic, EdgeSettings(short_side=256), threads=threads)
+    detect_edges_shard(renders, in_place, EdgeSettings(short_side=256), threads=threads, atomic=False)
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(atomic, in_place, strict=True))
+    assert sorted(path.name for path in (tmp_path / "staged").iterdir()) == sorted(path.name for path in renders)
