@@ -33,6 +33,14 @@ _log = logging.getLogger(__name__)
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+#: ``train.optimizer``: SGD with momentum (the published setting) or AdamW (trains a network from scratch on a
+#: few hundred images in far fewer steps; use a learning rate around 1e-3 with it).
+OPTIMIZERS = ("sgd", "adamw")
+#: ``train.lr_schedule``: StepLR (``lr_step_epochs``, ``lr_gamma``; published) or cosine annealing to 0 over
+#: ``epochs``.
+LR_SCHEDULES = ("step", "cosine")
+#: ``train.device``: ``auto`` trains on the first CUDA GPU when torch sees one, else on the CPU.
+DEVICES = ("auto", "cpu", "cuda")
 POSE_OUTPUTS = 3 * geometry.NUM_BINS
 
 
@@ -40,13 +48,30 @@ class PretrainedWeightsMissing(RuntimeError):
     """ImageNet weights were requested but are not in the torch cache."""
 
 
-def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS) -> torch.nn.Module:
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``train.device`` (``auto``, ``cpu`` or ``cuda``); ``cuda`` without a visible GPU is
+    an error that says what to change, never a silent fall-back to hours of CPU training."""
+    if name not in DEVICES:
+        raise ValueError(f"train.device: unknown device {name!r}; use one of {DEVICES}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "train.device is cuda but torch sees no CUDA GPU (torch.cuda.is_available() is false): run the job "
+            "on a GPU node with a CUDA build of torch, or set train.device: cpu (or auto)"
+        )
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS,
+                zero_init_residual: bool = False) -> torch.nn.Module:
     """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
-    only from the local torch cache: a missing file stops with a message saying where to put it."""
+    only from the local torch cache: a missing file stops with a message saying where to put it.
+    ``zero_init_residual`` starts every residual block as the identity (for training from scratch)."""
     if backbone not in BACKBONES:
         raise ValueError(f"train.backbone: unknown backbone {backbone!r}; use one of {BACKBONES}")
     models = import_torchvision().models
-    model = getattr(models, backbone)(weights=None)
+    model = getattr(models, backbone)(weights=None, zero_init_residual=zero_init_residual)
     if pretrained:
         weights = models.get_model_weights(backbone).IMAGENET1K_V1
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
@@ -141,8 +166,10 @@ def augment(images: torch.Tensor, generator: torch.Generator, settings: dict) ->
     images = images.float()
     jitter = settings["colour_jitter"]
     if jitter > 0:
+        # Drawn on the CPU generator whatever the images' device, so the draws do not depend on the device.
         gain = 1 + jitter * (2 * torch.rand(len(images), 3, 1, 1, generator=generator) - 1)
         shift = 255 * jitter * (2 * torch.rand(len(images), 3, 1, 1, generator=generator) - 1) / 2
+        gain, shift = gain.to(images.device), shift.to(images.device)
         mean = images.mean(dim=(2, 3), keepdim=True)
         images = ((images - mean) * gain + mean + shift).clamp(0, 255)
     return images
@@ -156,7 +183,7 @@ def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 (or float in 0..255) N x 3 x H x W -> float, ImageNet-normalised."""
-    return (images.float() / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return (images.float() / 255.0 - IMAGENET_MEAN.to(images.device)) / IMAGENET_STD.to(images.device)
 
 
 def pose_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -202,18 +229,22 @@ def train(
 ) -> TrainResult:
     """Train a network for ``task`` (the pose estimator by default). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
-    augment, input_size, crop_jitter, colour_jitter); ``images`` are the padded uint8 crops of :func:`crops`.
+    augment, input_size, crop_jitter, colour_jitter, and optionally optimizer, lr_schedule, zero_init_residual,
+    device); ``images`` are the padded uint8 crops of :func:`crops`, kept on the CPU (each batch is moved to the
+    training device). The returned model stays on the training device.
 
-    Deterministic for a given seed and thread count. With ``resume_path``, the state after every epoch is
+    Deterministic on the CPU for a given seed and thread count (on CUDA up to cuDNN's non-deterministic kernels;
+    the batches and augmentations are the same). With ``resume_path``, the state after every epoch is
     saved there (atomically) and a restarted job continues from it when data, settings and task are unchanged.
     """
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
-    model = build_model(settings["backbone"], settings["pretrained"], task.outputs)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings["lr_step_epochs"], gamma=settings["lr_gamma"])
-    label_tensor = torch.from_numpy(labels)
+    device = resolve_device(settings.get("device", "cpu"))
+    model = build_model(settings["backbone"], settings["pretrained"], task.outputs,
+                        zero_init_residual=settings.get("zero_init_residual", False)).to(device)
+    optimizer = make_optimizer(model, settings)
+    scheduler = make_scheduler(optimizer, settings)
+    label_tensor = torch.from_numpy(labels).to(device)
     generator = torch.Generator().manual_seed(seed)
     fingerprint = _fingerprint(settings, labels, ids, task)
     history, start_epoch = [], 0
@@ -236,8 +267,9 @@ def train(
             batch = order[start:start + settings["batch_size"]]
             if len(batch) < 2:  # batch norm needs two samples
                 continue
-            inputs = augment(images[batch], generator, settings) if settings["augment"] else centre_crop(images[batch], settings["input_size"])
-            loss = task.loss(model(normalise(inputs)), label_tensor[batch])
+            pixels = images[batch].to(device, non_blocking=True)
+            inputs = augment(pixels, generator, settings) if settings["augment"] else centre_crop(pixels, settings["input_size"])
+            loss = task.loss(model(normalise(inputs)), label_tensor[batch.to(device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -255,22 +287,46 @@ def train(
     return TrainResult(model=model, history=history)
 
 
+def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
+    """The optimiser named by ``train.optimizer`` (default ``sgd``) with the block's lr and weight decay."""
+    name = settings.get("optimizer", "sgd")
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
+                               weight_decay=settings["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    raise ValueError(f"train.optimizer: unknown optimizer {name!r}; use one of {OPTIMIZERS}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule named by ``train.lr_schedule`` (default ``step``)."""
+    name = settings.get("lr_schedule", "step")
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings["lr_step_epochs"],
+                                               gamma=settings["lr_gamma"])
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
+    raise ValueError(f"train.lr_schedule: unknown schedule {name!r}; use one of {LR_SCHEDULES}")
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int, batch_size: int = 64,
                    flip: bool = False) -> torch.Tensor:
-    """Logits (N x outputs) of the centre ``input_size`` crops. With ``flip`` (pose head only), averaged with the
-    mirrored image, whose azimuth and theta bins are reversed (valid for left-right symmetric categories only)."""
+    """Logits (N x outputs, on the CPU) of the centre ``input_size`` crops, computed on the model's device. With
+    ``flip`` (pose head only), averaged with the mirrored image, whose azimuth and theta bins are reversed (valid
+    for left-right symmetric categories only)."""
     model.eval()
+    device = next(iter(model.parameters()), torch.empty(0)).device  # the CPU for a model without weights
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch = normalise(centre_crop(images[start:start + batch_size], input_size))
+        batch = normalise(centre_crop(images[start:start + batch_size], input_size).to(device))
         logits = model(batch)
         if flip:
             mirrored = model(torch.flip(batch, dims=[3]))
             bins = geometry.NUM_BINS
             azimuth, elevation, theta = mirrored[:, :bins], mirrored[:, bins:2 * bins], mirrored[:, 2 * bins:]
             logits = (logits + torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1])], 1)) / 2
-        outputs.append(logits)
+        outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
 
 
@@ -292,8 +348,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: d
         # Through a file handle: given a path, torch.save names the archive's inner folder after the temporary
         # file, so identical weights would give different bytes (and checkpoint hashes) in every run.
         with open(temporary, "wb") as handle:
-            torch.save({"model": model.state_dict(), "outputs": model.fc.out_features, "settings": settings, **extra},
-                       handle)
+            weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}  # loadable anywhere
+            torch.save({"model": weights, "outputs": model.fc.out_features, "settings": settings, **extra}, handle)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ rule kcf_fold:
     resources:
         mem_mb=8000,
         runtime=240,
+        gpu=1 if {**ESTIMATOR_SETTINGS, **config["kcf"]["train"]}["device"] == "cuda" else 0,
     log:
         "logs/kcf_fold/{backend}/{group}-{fold}.log",
     benchmark:

@@ -17,6 +17,7 @@ rule train_pose_estimator:
     resources:
         mem_mb=8000,
         runtime=720,
+        gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     log:
         "logs/train_pose_estimator/{backend}-{selection}.log",
     benchmark:
@@ -43,6 +44,7 @@ rule train_category_classifier:
     resources:
         mem_mb=8000,
         runtime=720,
+        gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     log:
         "logs/train_category_classifier/{backend}-{selection}.log",
     benchmark:

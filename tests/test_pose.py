@@ -128,3 +128,36 @@ def test_identical_weights_give_identical_checkpoint_bytes(tmp_path):
     pose.save_checkpoint(tmp_path / "a.pt", model, SETTINGS, {"seed": 0})
     pose.save_checkpoint(tmp_path / "b.pt", model, SETTINGS, {"seed": 0})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+@pytest.mark.parametrize("optimizer, lr, schedule", [("adamw", 1e-3, "cosine"), ("sgd", 0.01, "cosine")])
+def test_adamw_and_cosine_schedule_learn_and_anneal(optimizer, lr, schedule):
+    images, labels, ids = _data()
+    settings = {**SETTINGS, "optimizer": optimizer, "lr": lr, "lr_schedule": schedule}
+    result = pose.train(images, labels, ids, settings, seed=3, threads=1)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    # Cosine annealing over 4 epochs: lr * (1 + cos(pi * epoch / 4)) / 2 after each epoch, 0 after the last.
+    expected = [lr * (1 + np.cos(np.pi * epoch / 4)) / 2 for epoch in range(1, 5)]
+    np.testing.assert_allclose([h["lr"] for h in result.history], expected, atol=1e-12)
+
+
+def test_unknown_optimizer_schedule_and_device_name_the_config_key():
+    images, labels, ids = _data(4)
+    for key, value in [("optimizer", "adam"), ("lr_schedule", "linear"), ("device", "tpu")]:
+        with pytest.raises(ValueError, match=f"train.{key}: unknown .*{value}"):
+            pose.train(images, labels, ids, {**SETTINGS, "epochs": 1, key: value}, seed=0, threads=1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_cuda_without_a_gpu_fails_before_training_and_says_what_to_set():
+    assert pose.resolve_device("auto") == torch.device("cpu")
+    images, labels, ids = _data(4)
+    with pytest.raises(RuntimeError, match="train.device is cuda but torch sees no CUDA GPU.*train.device: cpu"):
+        pose.train(images, labels, ids, {**SETTINGS, "device": "cuda"}, seed=0, threads=1)
+
+
+def test_zero_init_residual_starts_every_block_as_the_identity():
+    model = pose.build_model("resnet18", pretrained=False, zero_init_residual=True)
+    blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
+    assert len(blocks) == 8 and all(float(block.bn2.weight.abs().max()) == 0 for block in blocks)
+    assert float(pose.build_model("resnet18", pretrained=False).layer1[0].bn2.weight.min()) == 1.0

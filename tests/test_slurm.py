@@ -22,9 +22,9 @@ from workflow_runs import (CONFIGS, REPO, SNAKEMAKE, assert_same_results, job_co
                            start_reference_run)
 
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-GPU_CONFIG = {"render": {"device": "gpu"}, "train": {"variants": ["controlnet-kcf"]}}
+GPU_CONFIG = {"render": {"device": "gpu"}, "train": {"variants": ["controlnet-kcf"], "device": "cuda"}}
 # Rules that ask for a GPU in GPU_CONFIG; every other rule must not.
-GPU_RULES = {"render_shard", "generate_shard"}
+GPU_RULES = {"render_shard", "generate_shard", "train_pose_estimator", "kcf_fold"}
 
 
 def profile_value(rule: str, resource: str, attempt: int, **wildcards: str):
