@@ -73,6 +73,26 @@ def write_image(image: np.ndarray, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def without_png_text(data: bytes) -> bytes:
+    """The bytes of a PNG file without its text chunks (``tEXt``, ``zTXt``, ``iTXt``), every other chunk as it
+    was: the pixels are untouched. Raises ``ValueError`` for data that is not a whole PNG."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file (no PNG signature)")
+    parts, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while position < len(data):
+        end = position + 12 + int.from_bytes(data[position:position + 4], "big")  # length, type, data, CRC
+        if end > len(data):
+            raise ValueError("truncated PNG file")
+        if data[position + 4:position + 8] not in _PNG_TEXT_CHUNKS:
+            parts.append(data[position:end])
+        position = end
+    return b"".join(parts)
+
+
 def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """cv2.imread that raises an error naming the file instead of returning None."""
     image = cv2.imread(str(path), flags)

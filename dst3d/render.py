@@ -29,7 +29,7 @@ import pandas as pd
 
 from dst3d import geometry, meshes
 from dst3d.annotations import annotation_record, camera_of, plan_image
-from dst3d.io import staged_directory
+from dst3d.io import staged_directory, without_png_text
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.color_depth = "8"
+    # Blender writes date, time, render time, file name and more into every PNG's metadata; without them the
+    # same image renders to the same bytes, so file hashes identify renders.
+    for stamp in [name for name in dir(scene.render) if name.startswith("use_stamp")]:
+        setattr(scene.render, stamp, False)
     scene.view_settings.view_transform = "Standard"  # keep texture colours as they are (AgX would tone-map)
 
     world = bpy.data.worlds.new("dst3d_world")
@@ -402,7 +406,15 @@ def _render_plans(
         bpy.ops.render.render(write_still=True)
         render_seconds += time.perf_counter() - render_started
 
-        rgba = cv2.imread(str(render_path), cv2.IMREAD_UNCHANGED)
+        # Cycles writes its render and synchronisation times as PNG text: drop them, so the same image always
+        # has the same bytes (the file is in the staging folder, published with the shard).
+        try:
+            written = without_png_text(render_path.read_bytes() if render_path.is_file() else b"")
+        except ValueError:  # no file, or not a whole PNG: reported below
+            written = b""
+        else:
+            render_path.write_bytes(written)
+        rgba = cv2.imdecode(np.frombuffer(written, np.uint8), cv2.IMREAD_UNCHANGED) if written else None
         if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
             raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {row['path']})")
         mask = rgba[:, :, 3] >= 128

@@ -1,6 +1,8 @@
 """The render stage against the pixels: projected meshes fill the masks, renders are reproducible and
 independent of the shard size, and bad inputs stop with messages naming the file or row."""
 
+import zlib
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -102,9 +104,9 @@ def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, 
     columns = [c for c in first.columns if not c.endswith("_path") or c in ("texture_path", "background_path")]
     pd.testing.assert_frame_equal(first[columns], again[columns])
     for image_id in again["image_id"]:
-        original = cv2.imread(str(out / "boat" / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
-        repeated = cv2.imread(str(tmp_path / "boat" / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
-        np.testing.assert_array_equal(original, repeated)
+        # Byte-identical files, not only pixels: no date or render time in the PNG metadata.
+        assert (out / "boat" / f"{image_id}.png").read_bytes() == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
+        assert (out / "boat" / f"{image_id}_mask.png").read_bytes() == (tmp_path / "boat" / f"{image_id}_mask.png").read_bytes()
 
 
 def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets, render_settings, tmp_path):
@@ -160,3 +162,22 @@ def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):
             near = cv2.dilate(silhouette, np.ones((5, 5), np.uint8)) > 0
             alpha = cv2.imread(record["render_path"], cv2.IMREAD_UNCHANGED)[:, :, 3]
             assert alpha[~near].max() == 0, record["image_id"]
+
+
+def test_text_chunks_are_dropped_and_pixels_kept(tmp_path):
+    from dst3d.io import without_png_text
+
+    image = np.arange(4 * 5 * 4, dtype=np.uint8).reshape(4, 5, 4)
+    ok, encoded = cv2.imencode(".png", image)
+    data = encoded.tobytes()
+    # A tEXt chunk after IHDR, as Cycles writes "cycles.ViewLayer.render_time".
+    text = b"tEXt" + b"render_time\x0000:01.23"
+    chunk = len(text[4:]).to_bytes(4, "big") + text + zlib.crc32(text).to_bytes(4, "big")
+    header_end = 8 + 12 + 13
+    stamped = data[:header_end] + chunk + data[header_end:]
+    assert np.array_equal(cv2.imdecode(np.frombuffer(stamped, np.uint8), cv2.IMREAD_UNCHANGED), image)
+    assert without_png_text(stamped) == data
+    with pytest.raises(ValueError, match="truncated"):
+        without_png_text(stamped[:-5])
+    with pytest.raises(ValueError, match="not a PNG"):
+        without_png_text(b"GIF89a")
