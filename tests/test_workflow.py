@@ -39,11 +39,19 @@ def test_lint_reports_nothing():
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
+def test_kcf_train_accepts_exactly_the_estimator_keys_of_the_train_block():
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]
+    estimator_keys = set(schema["train"]["properties"]) - {"variants", "tasks", "threads"}
+    assert set(schema["kcf"]["properties"]["train"]["propertyNames"]["enum"]) == estimator_keys
+
+
 @pytest.mark.parametrize("override, expected", [
     ({"generate": {"backend": "dalle"}}, "dalle"),
     ({"render": {"samples": 0}}, "samples"),
     ({"train": {"variants": ["composite-best"]}}, "composite-best"),
     ({"renderer": {}}, "renderer"),
+    ({"kcf": {"train": {"optimiser": "adamw"}}}, "optimiser"),
+    ({"train": {"device": "tpu"}}, "tpu"),
 ])
 def test_bad_config_names_the_key(tmp_path, override, expected):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
