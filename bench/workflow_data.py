@@ -19,14 +19,21 @@ WORKFLOW_KEYS = ("variants", "tasks", "threads")
 
 
 def load_config(paths: list[Path]) -> dict:
-    """The configuration files laid over each other (top-level blocks merged), then the schema defaults."""
+    """The configuration files laid over each other (nested blocks merged, as Snakemake merges --configfile),
+    then the schema defaults."""
     config: dict = {}
     for path in paths:
-        for key, value in yaml.safe_load(Path(path).read_text()).items():
-            merge = isinstance(value, dict) and isinstance(config.get(key), dict)
-            config[key] = {**config[key], **value} if merge else value
+        _overlay(config, yaml.safe_load(Path(path).read_text()))
     validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
     return config
+
+
+def _overlay(config: dict, overlay: dict) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _overlay(config[key], value)
+        else:
+            config[key] = value
 
 
 def estimator_settings(config: dict) -> dict:
