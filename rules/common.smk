@@ -12,6 +12,8 @@ CATEGORIES = config["categories"]
 ESTIMATOR_SETTINGS = {
     key: value for key, value in config["train"].items() if key not in ("variants", "tasks", "threads")
 }
+# The fold models' settings: the train block with kcf.train over it.
+KCF_SETTINGS = {**ESTIMATOR_SETTINGS, **config["kcf"]["train"]}
 SPLITS = ["train", "test"]
 DIFFUSION_BACKENDS = ["controlnet", "controlnet-sdxl"]
 

@@ -8,13 +8,13 @@ rule kcf_fold:
         f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
     params:
         settings=config["kcf"],
-        train_settings={**ESTIMATOR_SETTINGS, **config["kcf"]["train"]},
+        train_settings=KCF_SETTINGS,
         seed=config["seed"],
     threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1 if {**ESTIMATOR_SETTINGS, **config["kcf"]["train"]}["device"] == "cuda" else 0,
+        gpu=1 if KCF_SETTINGS["device"] == "cuda" else 0,
     log:
         "logs/kcf_fold/{backend}/{group}-{fold}.log",
     benchmark:
