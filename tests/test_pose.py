@@ -159,5 +159,5 @@ def test_cuda_without_a_gpu_fails_before_training_and_says_what_to_set():
 def test_zero_init_residual_starts_every_block_as_the_identity():
     model = pose.build_model("resnet18", pretrained=False, zero_init_residual=True)
     blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
-    assert len(blocks) == 8 and all(float(block.bn2.weight.abs().max()) == 0 for block in blocks)
-    assert float(pose.build_model("resnet18", pretrained=False).layer1[0].bn2.weight.min()) == 1.0
+    assert len(blocks) == 8 and all(float(block.bn2.weight.detach().abs().max()) == 0 for block in blocks)
+    assert float(pose.build_model("resnet18", pretrained=False).layer1[0].bn2.weight.detach().min()) == 1.0
