@@ -156,13 +156,7 @@ def read_render(path: Path, drop_alpha: bool = False) -> np.ndarray:
 
 def _detect_edges_file(render_path: Path, out_path: Path, settings: EdgeSettings, atomic: bool) -> None:
     edges = edge_map(read_render(render_path, drop_alpha=settings.background == "drop"), settings)
-    if atomic:
-        write_image(edges, out_path)
-        return
-    ok, encoded = cv2.imencode(out_path.suffix, edges)
-    if not ok:
-        raise OSError(f"could not encode {out_path}")
-    out_path.write_bytes(encoded.tobytes())
+    write_image(edges, out_path, atomic=atomic)
 
 
 def detect_edges_shard(

@@ -59,12 +59,19 @@ def write_json(data: object, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def write_image(image: np.ndarray, path: Path) -> None:
-    """Write an image (OpenCV channel order) atomically; the format follows the suffix of ``path``."""
+def write_image(image: np.ndarray, path: Path, atomic: bool = True) -> None:
+    """Write an image (OpenCV channel order) atomically; the format follows the suffix of ``path``.
+
+    ``atomic=False`` writes in place, into a folder that must exist: for files inside a folder that is itself
+    published atomically (:func:`staged_directory`), where a temporary and rename per file would only cost time.
+    """
     path = Path(path)
     ok, encoded = cv2.imencode(path.suffix, image)
     if not ok:
         raise OSError(f"could not encode {path}")
+    if not atomic:
+        path.write_bytes(encoded.tobytes())
+        return
     temporary = atomic_path(path)
     try:
         temporary.write_bytes(encoded.tobytes())

@@ -78,10 +78,6 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.color_depth = "8"
-    # Blender writes date, time, render time, file name and more into every PNG's metadata; without them the
-    # same image renders to the same bytes, so file hashes identify renders.
-    for stamp in [name for name in dir(scene.render) if name.startswith("use_stamp")]:
-        setattr(scene.render, stamp, False)
     scene.view_settings.view_transform = "Standard"  # keep texture colours as they are (AgX would tone-map)
 
     world = bpy.data.worlds.new("dst3d_world")
@@ -406,8 +402,8 @@ def _render_plans(
         bpy.ops.render.render(write_still=True)
         render_seconds += time.perf_counter() - render_started
 
-        # Cycles writes its render and synchronisation times as PNG text: drop them, so the same image always
-        # has the same bytes (the file is in the staging folder, published with the shard).
+        # Blender writes the date, render time, Cycles statistics and more as PNG text: drop all of it, so the
+        # same image always has the same bytes (the file is in the staging folder, published with the shard).
         try:
             written = without_png_text(render_path.read_bytes() if render_path.is_file() else b"")
         except ValueError:  # no file, or not a whole PNG: reported below
