@@ -41,6 +41,9 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("step", "cosine")
 #: ``train.device``: ``auto`` trains on the first CUDA GPU when torch sees one, else on the CPU.
 DEVICES = ("auto", "cpu", "cuda")
+#: ``train.precision``: ``float32`` throughout, or ``bfloat16`` autocast for the forward pass (the loss, the
+#: weights and the optimiser stay float32; on CUDA the network also runs in channels-last layout).
+PRECISIONS = ("float32", "bfloat16")
 POSE_OUTPUTS = 3 * geometry.NUM_BINS
 
 
@@ -161,8 +164,14 @@ def augment(images: torch.Tensor, generator: torch.Generator, settings: dict) ->
     size = settings["input_size"]
     margin = images.shape[-1] - size
     if margin > 0:
-        offsets = torch.randint(0, margin + 1, (len(images), 2), generator=generator)
-        images = torch.stack([image[:, y:y + size, x:x + size] for image, (y, x) in zip(images, offsets.tolist())])
+        offsets = torch.randint(0, margin + 1, (len(images), 2), generator=generator).to(images.device)
+        # One gather for the whole batch (a per-image slice loop costs a kernel launch per image on a GPU).
+        window = torch.arange(size, device=images.device)
+        rows = (offsets[:, 0, None] + window)[:, None, :, None]
+        columns = (offsets[:, 1, None] + window)[:, None, None, :]
+        batch = torch.arange(len(images), device=images.device)[:, None, None, None]
+        channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+        images = images[batch, channels, rows, columns]
     images = images.float()
     jitter = settings["colour_jitter"]
     if jitter > 0:
@@ -230,7 +239,7 @@ def train(
     """Train a network for ``task`` (the pose estimator by default). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
     augment, input_size, crop_jitter, colour_jitter, and optionally optimizer, lr_schedule, zero_init_residual,
-    device); ``images`` are the padded uint8 crops of :func:`crops`, kept on the CPU (each batch is moved to the
+    device, precision); ``images`` are the padded uint8 crops of :func:`crops`, kept on the CPU (each batch is moved to the
     training device). The returned model stays on the training device.
 
     Deterministic on the CPU for a given seed and thread count (on CUDA up to cuDNN's non-deterministic kernels;
@@ -240,8 +249,12 @@ def train(
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     device = resolve_device(settings.get("device", "cpu"))
+    precision = settings.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision: unknown precision {precision!r}; use one of {PRECISIONS}")
+    layout = torch.channels_last if precision == "bfloat16" and device.type == "cuda" else torch.contiguous_format
     model = build_model(settings["backbone"], settings["pretrained"], task.outputs,
-                        zero_init_residual=settings.get("zero_init_residual", False)).to(device)
+                        zero_init_residual=settings.get("zero_init_residual", False)).to(device, memory_format=layout)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     label_tensor = torch.from_numpy(labels).to(device)
@@ -262,21 +275,25 @@ def train(
     for epoch in range(start_epoch, settings["epochs"]):
         model.train()
         order = torch.randperm(len(images), generator=generator)
-        total, count = 0.0, 0
+        # The epoch's loss is summed on the training device (float64, as Python floats would be): reading each
+        # batch's loss with .item() would make the CPU wait for the GPU at every step.
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for start in range(0, len(order), settings["batch_size"]):
             batch = order[start:start + settings["batch_size"]]
             if len(batch) < 2:  # batch norm needs two samples
                 continue
             pixels = images[batch].to(device, non_blocking=True)
             inputs = augment(pixels, generator, settings) if settings["augment"] else centre_crop(pixels, settings["input_size"])
-            loss = task.loss(model(normalise(inputs)), label_tensor[batch.to(device)])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                logits = model(normalise(inputs).contiguous(memory_format=layout))
+            loss = task.loss(logits.float(), label_tensor[batch.to(device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
+            total += loss.detach().double() * len(batch)
             count += len(batch)
         scheduler.step()
-        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0]})
+        history.append({"epoch": epoch + 1, "loss": total.item() / max(count, 1), "lr": scheduler.get_last_lr()[0]})
         log.info("epoch %d/%d loss %.4f", epoch + 1, settings["epochs"], history[-1]["loss"])
         if resume_path is not None:
             temporary = atomic_path(Path(resume_path))

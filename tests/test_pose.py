@@ -141,9 +141,9 @@ def test_adamw_and_cosine_schedule_learn_and_anneal(optimizer, lr, schedule):
     np.testing.assert_allclose([h["lr"] for h in result.history], expected, atol=1e-12)
 
 
-def test_unknown_optimizer_schedule_and_device_name_the_config_key():
+def test_unknown_optimizer_schedule_device_and_precision_name_the_config_key():
     images, labels, ids = _data(4)
-    for key, value in [("optimizer", "adam"), ("lr_schedule", "linear"), ("device", "tpu")]:
+    for key, value in [("optimizer", "adam"), ("lr_schedule", "linear"), ("device", "tpu"), ("precision", "fp8")]:
         with pytest.raises(ValueError, match=f"train.{key}: unknown .*{value}"):
             pose.train(images, labels, ids, {**SETTINGS, "epochs": 1, key: value}, seed=0, threads=1)
 
@@ -161,3 +161,22 @@ def test_zero_init_residual_starts_every_block_as_the_identity():
     blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
     assert len(blocks) == 8 and all(float(block.bn2.weight.detach().abs().max()) == 0 for block in blocks)
     assert float(pose.build_model("resnet18", pretrained=False).layer1[0].bn2.weight.detach().min()) == 1.0
+
+
+def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
+    images = torch.arange(3 * 3 * 10 * 10, dtype=torch.uint8).reshape(3, 3, 10, 10)
+    settings = {"input_size": 6, "colour_jitter": 0.0}
+    out = pose.augment(images, torch.Generator().manual_seed(5), settings)
+    offsets = torch.randint(0, 5, (3, 2), generator=torch.Generator().manual_seed(5)).tolist()
+    assert out.shape == (3, 3, 6, 6) and len({tuple(o) for o in offsets}) > 1
+    for image, crop, (y, x) in zip(images, out, offsets):
+        torch.testing.assert_close(crop, image[:, y:y + 6, x:x + 6].float())
+
+
+def test_bfloat16_autocast_trains_with_float32_weights():
+    images, labels, ids = _data()
+    result = pose.train(images, labels, ids, {**SETTINGS, "precision": "bfloat16"}, seed=3, threads=1)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert all(parameter.dtype == torch.float32 for parameter in result.model.parameters())
+    plain = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
+    assert result.history[0]["loss"] != plain.history[0]["loss"]  # the forward pass really ran in bfloat16
