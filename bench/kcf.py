@@ -10,8 +10,13 @@ given; an existing one is reused). Then, in this process and with the workflow's
 3. prints the AUROC of the scores for the corrupted images (overall and per category), and what the
    configured discard policy keeps of them.
 
-Usage: ``python bench/kcf.py [--workdir DIR] [--configfile config/config.yaml] [--fraction 0.1]
-[--epochs N] [--folds K] [--per-category | --no-per-category] [--threads 2]``.
+``--set KEY=VALUE`` overrides a fold-model setting (the ``train`` block with ``kcf.train`` over it), e.g.
+``--set device=cuda --set backbone=resnet50 --set input_size=128``; ``--prebuilt`` reuses the images of a
+``--workdir`` built earlier without running the workflow, for a GPU node that has no Blender (see
+bench/workflow_data.py).
+
+Usage: ``python bench/kcf.py [--workdir DIR] [--prebuilt] [--configfile config/config.yaml] [--fraction 0.1]
+[--epochs N] [--folds K] [--per-category | --no-per-category] [--threads 2] [--set KEY=VALUE ...]``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from workflow_data import REPO, estimator_settings, generated_train_images, load_config
+from workflow_data import (REPO, estimator_settings, generated_train_images, load_config, parse_overrides,
+                           prebuilt_train_images)
 
 from dst3d import kcf
 from dst3d.identity import derive_seed
@@ -38,20 +44,33 @@ def main() -> None:
     parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
                         help="one fold model per category and fold (default: the configuration's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="reuse the images and configuration already in --workdir; run no workflow")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a fold-model setting (repeatable)")
     args = parser.parse_args()
+    if args.prebuilt and not args.workdir:
+        parser.error("--prebuilt needs the --workdir to reuse")
 
     configfiles = [path.resolve() for path in args.configfile]
-    config = load_config(configfiles)
+    if args.prebuilt:
+        prebuilt, config = prebuilt_train_images(args.workdir.resolve())
+    else:
+        config = load_config(configfiles)
     folds = args.folds or config["kcf"]["folds"]
     per_category = config["kcf"]["per_category"] if args.per_category is None else args.per_category
     settings = {**estimator_settings(config), **config["kcf"]["train"]}
     if args.epochs:
         settings["epochs"] = args.epochs
+    unknown = set(parse_overrides(args.overrides)) - set(settings)
+    if unknown:
+        parser.error(f"--set: {sorted(unknown)} are not train settings; use one of {sorted(settings)}")
+    settings.update(parse_overrides(args.overrides))
 
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-kcf-") as temporary:
         workdir = (args.workdir or Path(temporary)).resolve()
         started = time.perf_counter()
-        frame = generated_train_images(workdir, configfiles, config)
+        frame = prebuilt if args.prebuilt else generated_train_images(workdir, configfiles, config)
         build_seconds = time.perf_counter() - started
 
         corrupted, mask = kcf.corrupt_azimuths(frame, args.fraction, config["seed"])
@@ -72,6 +91,7 @@ def main() -> None:
     print(f"{len(scores)} images ({', '.join(config['categories'])}), {int(mask.sum())} azimuth labels turned by "
           f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
           f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads")
+    print(f"fold-model settings: {settings}")
     print(f"images built in {build_seconds:.0f} s, KCF ({len(groups) * folds} fold models) in {kcf_seconds:.0f} s")
     print(f"AUROC of the KCF loss for the corrupted images: {kcf.auroc(scores['kcf_loss'], scores['corrupted']):.3f}")
     for category, group in scores.groupby("category"):

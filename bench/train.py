@@ -9,7 +9,8 @@ epochs from the same initial weights on ``--threads`` torch threads:
 * stage: ``dst3d.pose.crops`` decodes every crop once (timed separately), then ``dst3d.pose.train`` (in-memory
   uint8 crops, batched random crop and colour jitter);
 * torchvision, in memory: the same decoded crops in a ``Dataset`` with per-sample ``transforms.v2``
-  (RandomCrop, ColorJitter, ToDtype, Normalize) and a ``DataLoader`` (batch 32, shuffled);
+  (RandomCrop, ColorJitter, ToDtype, Normalize) and a ``DataLoader`` (batch 32, shuffled, ``--workers``
+  workers);
 * torchvision, from files: a ``Dataset`` that opens each image with PIL, crops the object's box and resizes it
   every epoch, then the same transforms (the usual ImageFolder-style recipe), ``DataLoader`` with
   ``--workers`` workers.
@@ -18,7 +19,13 @@ Methods alternate, ``--repeats`` times each; the best run of each counts (the ma
 per second of wall-clock time and of the process's CPU time (which other processes on a shared machine disturb
 far less), and the stage's speed relative to each loop (above 1: the stage is faster).
 
-Usage: ``python bench/train.py [--workdir DIR] [--epochs 2] [--repeats 2] [--threads 2] [--workers 0]``.
+``--set KEY=VALUE`` overrides a train setting for all methods (``--set device=cuda --set backbone=resnet50
+--set input_size=224``): on a GPU every method trains there, the loops' ``DataLoader`` pinning its batches;
+``--prebuilt`` reuses the images of a ``--workdir`` built earlier without running the workflow (a GPU node with
+no Blender; see bench/workflow_data.py).
+
+Usage: ``python bench/train.py [--workdir DIR] [--prebuilt] [--epochs 2] [--repeats 2] [--threads 2]
+[--workers 0] [--set KEY=VALUE ...]``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from workflow_data import REPO, estimator_settings, generated_train_images, load_config
+from workflow_data import (REPO, estimator_settings, generated_train_images, load_config, parse_overrides,
+                           prebuilt_train_images)
 
 from dst3d import pose
 from dst3d.torch_compat import import_torchvision
@@ -79,18 +87,25 @@ class FileCrops(torch.utils.data.Dataset):
 
 
 def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: int) -> None:
-    """The plain loop: DataLoader, forward, pose loss, backward, SGD step; StepLR per epoch."""
+    """The plain loop: DataLoader, forward, pose loss, backward, optimiser step; scheduler step per epoch (the
+    optimiser, schedule and precision the settings name, SGD + StepLR in float32 by default)."""
     torch.manual_seed(seed)
-    model = pose.build_model(settings["backbone"], settings["pretrained"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, settings["lr_step_epochs"], settings["lr_gamma"])
+    device = pose.resolve_device(settings["device"])
+    bfloat16 = settings["precision"] == "bfloat16"
+    layout = torch.channels_last if bfloat16 and device.type == "cuda" else torch.contiguous_format
+    model = pose.build_model(settings["backbone"], settings["pretrained"]).to(device, memory_format=layout)
+    optimizer = pose.make_optimizer(model, settings)
+    scheduler = pose.make_scheduler(optimizer, settings)
     loader = torch.utils.data.DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True,
-                                         num_workers=workers, drop_last=False)
+                                         num_workers=workers, drop_last=False, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0)
     model.train()
     for _ in range(epochs):
         for inputs, labels in loader:
-            loss = pose.pose_loss(model(inputs), labels)
+            inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+                logits = model(inputs.contiguous(memory_format=layout))
+            loss = pose.pose_loss(logits.float(), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -104,15 +119,30 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the from-files loop")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the torchvision loops")
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="reuse the images and configuration already in --workdir; run no workflow")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train setting (repeatable)")
     args = parser.parse_args()
+    if args.prebuilt and not args.workdir:
+        parser.error("--prebuilt needs the --workdir to reuse")
 
     configfiles = [path.resolve() for path in args.configfile]
-    config = load_config(configfiles)
+    if args.prebuilt:
+        prebuilt, config = prebuilt_train_images(args.workdir.resolve())
+    else:
+        config = load_config(configfiles)
     settings = {**estimator_settings(config), "epochs": args.epochs}
+    unknown = set(parse_overrides(args.overrides)) - set(settings)
+    if unknown:
+        parser.error(f"--set: {sorted(unknown)} are not train settings; use one of {sorted(settings)}")
+    settings.update(parse_overrides(args.overrides))
+    cuda = pose.resolve_device(settings["device"]).type == "cuda"
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-train-") as temporary:
-        frame = generated_train_images((args.workdir or Path(temporary)).resolve(), configfiles, config)
+        frame = prebuilt if args.prebuilt else generated_train_images(
+            (args.workdir or Path(temporary)).resolve(), configfiles, config)
         labels, ids = pose.pose_labels(frame), frame["image_id"].tolist()
         started = time.perf_counter()
         images = pose.crops(frame, settings, args.threads)
@@ -121,7 +151,7 @@ def main() -> None:
         methods = {
             "dst3d.pose.train (stage)": lambda: pose.train(images, labels, ids, settings, seed=0, threads=args.threads),
             "torchvision loop, in-memory crops": lambda: torchvision_loop(
-                InMemoryCrops(images, labels, transform), settings, args.epochs, 0, 0),
+                InMemoryCrops(images, labels, transform), settings, args.epochs, 0, args.workers),
             f"torchvision loop, files ({args.workers} workers)": lambda: torchvision_loop(
                 FileCrops(frame["image_path"].tolist(), pose.object_boxes(frame), labels, settings, transform),
                 settings, args.epochs, 0, args.workers),
@@ -131,13 +161,16 @@ def main() -> None:
             for name in (list(methods) if repeat % 2 == 0 else list(methods)[::-1]):
                 started, started_cpu = time.perf_counter(), time.process_time()
                 methods[name]()
+                if cuda:
+                    torch.cuda.synchronize()
                 wall[name] = min(wall[name], time.perf_counter() - started)
                 cpu[name] = min(cpu[name], time.process_time() - started_cpu)
 
     count = len(frame) * args.epochs
     stage = "dst3d.pose.train (stage)"
     print(f"{len(frame)} images x {args.epochs} epochs, {settings['backbone']} at {settings['input_size']} px, batch "
-          f"{settings['batch_size']}, {args.threads} torch threads, best of {args.repeats}")
+          f"{settings['batch_size']}, {settings['optimizer']}, {settings['precision']}, on {'cuda: ' + torch.cuda.get_device_name() if cuda else 'the CPU'}, "
+          f"{args.threads} torch threads, {args.workers} DataLoader workers, best of {args.repeats}")
     print(f"stage's one-time crop decoding: {decode_seconds:.1f} s ({len(frame) / decode_seconds:.0f} images/s); "
           f"with it, the stage trains {count / (wall[stage] + decode_seconds):.1f} images/s")
     print(f"{'method':<42} {'images/s':>9} {'stage/this':>11} {'images/CPU-s':>13} {'stage/this':>11}")
