@@ -1,6 +1,7 @@
 """Overhead of the generate stage's ControlNet backend over a bare loop of pipeline calls, on a tiny model.
 
-Usage: ``python bench/generate.py [--images 12] [--batch-size 4] [--steps 20] [--size 64] [--repeats 3]``
+Usage: ``python bench/generate.py [--images 12] [--batch-size 4] [--steps 20] [--size 64] [--repeats 3]
+[--shape tiny|sd15] [--models-dir DIR] [--device cpu|cuda] [--dtype auto|float16|bfloat16|float32]``
 
 Both sides run the same tiny random-weight SD + ControlNet (bench/tiny_diffusion.py) from the same folders with
 the same settings (DDIM, eta 1.0, guidance 9.0, per-image CPU generators) on the same inputs, and write one PNG
@@ -16,6 +17,13 @@ wall-clock time and in the process's CPU time (which other processes on a shared
 The tiny model makes a denoising step cost milliseconds, so fixed costs weigh far more here than with SD 1.5
 on a GPU; the figure is an upper bound for the real stage. Torch runs on ``--threads`` threads (1 by default: on
 a shared 2-core machine two threads per process stall each other and swamp the comparison with noise).
+
+On a GPU (``--device cuda``, ``--dtype auto`` = float16 there), ``--shape sd15`` times random weights in the
+published SD 1.5 + canny ControlNet shapes (``build_sd15_shaped_pipeline``; about 4.6 GB written once to a
+temporary folder, or once to ``--models-dir`` and reused from there; use ``--size 512``): the real models' cost without their weights. The bare loop then moves
+the pipeline to the GPU in the same dtype; it decodes each batch with one VAE call (diffusers' default), where
+the stage decodes one image at a time, so the comparison includes that choice. The peak GPU memory of each side
+is printed.
 """
 
 from __future__ import annotations
@@ -30,9 +38,9 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tiny_diffusion import build_tiny_pipeline
+from tiny_diffusion import TinyModels, build_sd15_shaped_pipeline, build_tiny_pipeline
 
-from dst3d.diffusion import ControlNetBackend, import_diffusers
+from dst3d.diffusion import ControlNetBackend, import_diffusers, resolve_device, resolve_dtype
 
 NEGATIVE_PROMPT = (
     "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, worst quality, "
@@ -73,13 +81,20 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+def _synchronise(settings: dict) -> None:
+    if resolve_device(settings["device"]).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def run_stage(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds of the stage's loading and generating, split as a job spends them."""
     clock = Clock()
     backend = ControlNetBackend("controlnet", settings)
+    _synchronise(settings)
     load = clock.elapsed()
     clock = Clock()
     backend.generate(records, out_dir, NEGATIVE_PROMPT)
+    _synchronise(settings)
     return {"load": load, "generate": clock.elapsed()}
 
 
@@ -87,14 +102,17 @@ def run_bare(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, 
     """(wall, CPU) seconds of loading and generating in the plainest script doing the same work with diffusers."""
     from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
 
+    device = resolve_device(settings["device"])
+    dtype = resolve_dtype(settings["dtype"], device)
     clock = Clock()
     pipeline = StableDiffusionControlNetPipeline.from_pretrained(
         settings["base_model"],
-        controlnet=ControlNetModel.from_pretrained(settings["controlnet_model"]),
+        controlnet=ControlNetModel.from_pretrained(settings["controlnet_model"], dtype=dtype),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
-    )
+        dtype=dtype,
+    ).to(device)
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
     load = clock.elapsed()
@@ -116,6 +134,7 @@ def run_bare(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, 
         ).images
         for image_id, image in zip(batch["image_id"], images, strict=True):
             image.save(out_dir / f"{image_id}.png")
+    _synchronise(settings)
     return {"load": load, "generate": clock.elapsed()}
 
 
@@ -127,13 +146,27 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shape", choices=("tiny", "sd15"), default="tiny",
+                        help="tiny random model (default) or random weights in SD 1.5's shapes (GPU timing)")
+    parser.add_argument("--models-dir", type=Path,
+                        help="build the models here once and reuse them on later runs (default: a temporary folder)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 on the CPU), float16, ...")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import_diffusers()
 
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
-        models = build_tiny_pipeline(root / "models")
+        started = time.perf_counter()
+        models_dir = args.models_dir or root / "models"
+        build = build_sd15_shaped_pipeline if args.shape == "sd15" else build_tiny_pipeline
+        if (models_dir / "base" / "model_index.json").is_file():
+            models = TinyModels(models_dir / "base", models_dir / "controlnet", models_dir / "vae")
+            print(f"reusing the models in {models_dir}", flush=True)
+        else:
+            models = build(models_dir)
+            print(f"built the {args.shape} models in {time.perf_counter() - started:.0f} s", flush=True)
         (root / "inputs").mkdir()
         records = write_inputs(root / "inputs", args.images, args.size)
         settings = {
@@ -142,20 +175,31 @@ def main() -> None:
             "size": args.size,
             "steps": args.steps,
             "batch_size": args.batch_size,
-            "device": "cpu",
+            "device": args.device,
+            "dtype": args.dtype,
         }
+        cuda = resolve_device(args.device).type == "cuda"
         runs: dict[str, list[dict[str, tuple[float, float]]]] = {"stage": [], "bare": []}
+        peak: dict[str, float] = {}
         run_stage(records, root / "warm-up", settings)
         for repeat in range(args.repeats):
             # Alternate which side goes first, so that drifts in machine load hit both alike.
             for name in ("stage", "bare") if repeat % 2 == 0 else ("bare", "stage"):
                 runner = run_stage if name == "stage" else run_bare
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
                 runs[name].append(runner(records, root / f"{name}-{repeat}", settings))
+                if cuda:
+                    peak[name] = max(peak.get(name, 0.0), torch.cuda.max_memory_allocated() / 2**30)
 
     print(
-        f"{args.images} images, {args.size} px, batch {args.batch_size}, DDIM {args.steps} steps, "
+        f"{args.images} images, {args.shape} model, {args.size} px, batch {args.batch_size}, DDIM {args.steps} steps, "
+        f"on {torch.cuda.get_device_name() if cuda else 'the CPU'} as {resolve_dtype(args.dtype, resolve_device(args.device))}, "
         f"{args.threads} torch thread(s), median of {args.repeats} runs"
     )
+    for name, gigabytes in peak.items():
+        print(f"peak GPU memory allocated, {name}: {gigabytes:.2f} GiB")
     totals = {}
     for clock_index, clock_name in enumerate(("wall", "CPU")):
         for name, side_runs in runs.items():

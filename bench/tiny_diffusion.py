@@ -206,3 +206,48 @@ def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
     controlnet.save_pretrained(models.controlnet_model)
     vae.save_pretrained(models.vae_model)
     return models
+
+
+def build_sd15_shaped_pipeline(root: Path) -> TinyModels:
+    """Write a random-weight pipeline with the published shapes of SD 1.5 + the v1.1 canny ControlNet under
+    ``root`` (about 4.6 GB in float32), for timing on a GPU: a network's speed does not depend on its weights,
+    so this times what the real models cost without downloading them. Its images are noise.
+
+    UNet: 320/640/1280/1280 channels, two layers per block, cross-attention width 768, 8 heads, 64 x 64
+    latents (512 px); ControlNet: the UNet's encoder (``ControlNetModel.from_unet``); VAE: 128/256/512/512
+    channels; text encoder: CLIP ViT-L/14's (12 layers of width 768), over the small vocabulary of
+    :func:`tiny_tokenizer` (the embedding table's size does not change the cost of a step). The VAE folder is
+    left empty (``vae_model`` stays null).
+    """
+    import_diffusers()
+    from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    controlnet = ControlNetModel.from_unet(unet)
+    _randomise_zero_convolutions(controlnet)
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, max_position_embeddings=tokenizer.model_max_length, projection_dim=768,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, hidden_act="quick_gelu",
+    ))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    models = TinyModels(root / "base", root / "controlnet", root / "vae")
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(models.base_model)
+    controlnet.save_pretrained(models.controlnet_model)
+    return models
