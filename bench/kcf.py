@@ -15,7 +15,11 @@ given; an existing one is reused). Then, in this process and with the workflow's
 ``--workdir`` built earlier without running the workflow, for a GPU node that has no Blender (see
 bench/workflow_data.py).
 
-Usage: ``python bench/kcf.py [--workdir DIR] [--prebuilt] [--configfile config/config.yaml] [--fraction 0.1]
+``--models-per-category M`` and ``--images-per-category N`` score a subset of the built images (those of each
+category's first M models, then the first N of them by index), to tell how the number of objects and of images
+changes the result from one folder built large.
+
+Usage: ``python bench/kcf.py [--workdir DIR] [--prebuilt] [--models-per-category M] [--images-per-category N] [--configfile config/config.yaml] [--fraction 0.1]
 [--epochs N] [--folds K] [--per-category | --no-per-category] [--threads 2] [--set KEY=VALUE ...]``.
 """
 
@@ -34,6 +38,18 @@ from dst3d import kcf
 from dst3d.identity import derive_seed
 
 
+def subset(frame: pd.DataFrame, models: int | None, images: int | None) -> pd.DataFrame:
+    """Each category's images of its first ``models`` model ids (sorted), then the first ``images`` of those by
+    image index; all of them where a limit is None."""
+    frame = frame.sort_values(["category", "image_index"], kind="stable")
+    if models is not None:
+        first = frame.groupby("category")["model_id"].transform(lambda ids: ids.isin(sorted(ids.unique())[:models]))
+        frame = frame[first]
+    if images is not None:
+        frame = frame.groupby("category", group_keys=False).head(images)
+    return frame.reset_index(drop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
@@ -44,6 +60,8 @@ def main() -> None:
     parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
                         help="one fold model per category and fold (default: the configuration's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models-per-category", type=int, help="score only the images of each category's first M models")
+    parser.add_argument("--images-per-category", type=int, help="score only each category's first N images")
     parser.add_argument("--prebuilt", action="store_true",
                         help="reuse the images and configuration already in --workdir; run no workflow")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -72,6 +90,7 @@ def main() -> None:
         started = time.perf_counter()
         frame = prebuilt if args.prebuilt else generated_train_images(workdir, configfiles, config)
         build_seconds = time.perf_counter() - started
+        frame = subset(frame, args.models_per_category, args.images_per_category)
 
         corrupted, mask = kcf.corrupt_azimuths(frame, args.fraction, config["seed"])
         corrupted["kcf_fold"] = kcf.assign_folds(corrupted, folds, config["seed"])
@@ -88,7 +107,7 @@ def main() -> None:
     scores = scores.merge(corrupted[["image_id", "corrupted"]], on="image_id")
     kept, _ = kcf.select(scores, config["kcf"]["policy"])
     dropped_corrupted = int((scores["corrupted"] & ~scores["image_id"].isin(kept["image_id"])).sum())
-    print(f"{len(scores)} images ({', '.join(config['categories'])}), {int(mask.sum())} azimuth labels turned by "
+    print(f"{len(scores)} images ({', '.join(config['categories'])}; {frame['model_id'].nunique()} models), {int(mask.sum())} azimuth labels turned by "
           f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
           f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads")
     print(f"fold-model settings: {settings}")
