@@ -25,8 +25,8 @@ def test_dry_run_plans_every_stage_in_shards(tmp_path):
     result = snakemake(tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 4 categories x (2 train + 1 test shards) = 12 shards; 3 KCF folds over all categories.
-    assert counts["render_shard"] == 12 and counts["detect_edges"] == 12 and counts["generate_shard"] == 12
+    # 4 categories x (6 train + 1 test shards) = 28 shards; 3 KCF folds over all categories.
+    assert counts["render_shard"] == 28 and counts["detect_edges"] == 28 and counts["generate_shard"] == 28
     assert counts["write_prompts"] == 8 and counts["kcf_fold"] == 3
     for rule in ("build_embedded_assets", "index_assets", "kcf_select", "train_pose_estimator", "evaluate_pose",
                  "pose_table", "plot_samples", "plot_viewpoints"):
@@ -86,7 +86,7 @@ def test_embedded_default_end_to_end(tmp_path):
     assert (results / "figures" / "samples.png").stat().st_size > 10_000
     kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
     scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
-    assert len(scores) == 4 * 160 and len(kept) == 4 * 144
+    assert len(scores) == 4 * 480 and len(kept) == 4 * 432
 
     # A complete run leaves nothing to do.
     result = snakemake(tmp_path, "-n")
