@@ -29,10 +29,19 @@ Formats (``root`` is the benchmark's top folder as published):
 * ``imagenet3d``: ``lists/<cat>_imagenet_<split>.txt``, ``images/<cat>/<name>.JPEG`` and
   ``annotations/<cat>/<name>.npz`` whose ``annotations`` array holds one dict per object (azimuth, elevation,
   theta in radians, distance, bbox ``(x1, y1, x2, y2)`` in pixels, object_status, optionally ignore).
+* ``nemo`` (the prepared layout of the NeMo code base, in which the OOD-CV pose challenge and NeMo's
+  PASCAL3D+ and OccludedPASCAL3D+ releases are distributed): ``<split>/lists/<cat><occ>/mesh<NN>.txt`` naming
+  the samples of each CAD subtype, ``<split>/images/<cat><occ>/<name>.JPEG`` (crops centred on the object)
+  and ``<split>/annotations/<cat><occ>/<name>.npz`` with azimuth, elevation, theta in radians, distance,
+  cad_index, ``box_obj`` = ``(y0, y1, x0, x1, height, width)`` in the crop's pixels and, in OOD-CV's
+  evaluation split, ``nuisance`` (``iid``, ``context``, ``pose``, ``shape``, ``texture``, ``weather``...).
+  ``<occ>`` is empty for the unoccluded data and ``FGL<n>_BGL<n>`` for occlusion level n of
+  OccludedPASCAL3D+. A sample named in two subtype lists (OOD-CV has some) is read once.
 
 Objects without a fine viewpoint are left out, as the published evaluation code does: PASCAL3D+/ObjectNet3D
 objects whose viewpoint is empty, coarse only or has distance 0, and ImageNet3D objects marked
-``status_bad``, ``ignore`` or with distance 0. OOD-CV's CSV is its own ground truth and is taken whole.
+``status_bad``, ``ignore`` or with distance 0. OOD-CV's CSV and the NeMo-prepared samples are their own
+ground truth and are taken whole.
 """
 
 from __future__ import annotations
@@ -49,9 +58,10 @@ COLUMNS = [
     "image_id", "image_path", "category", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
     "azimuth", "elevation", "theta", "distance", "truncated", "occluded", "difficult", "subset",
 ]
-FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d")
+FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d", "nemo")
 PASCAL3D_SOURCES = ("imagenet", "pascal")
 OODCV_SPLITS = ("train", "iid_test", "shape", "pose", "texture", "context", "weather", "occlusion")
+NEMO_OCCLUSION_LEVELS = (0, 1, 2, 3)
 #: Benchmark category names that differ from ours; a benchmark entry's ``category_map`` adds to it.
 DEFAULT_CATEGORY_MAP = {"aeroplane": "airplane"}
 FLAGS = ("truncated", "occluded", "difficult")
@@ -192,10 +202,58 @@ def read_imagenet3d(root: str | Path, split: str, categories: list[str] | None =
     return _finish(rows)
 
 
-def available_categories(format_name: str, root: str | Path, split: str) -> list[str] | None:
-    """The categories a PASCAL3D+ (annotation folders) or ImageNet3D (split lists) release holds; None for the
-    formats whose categories are only known from their annotations (ObjectNet3D, OOD-CV)."""
+def nemo_folder_suffix(occlusion_level: int) -> str:
+    """The suffix NeMo's prepared folders give an OccludedPASCAL3D+ level (none for level 0)."""
+    if occlusion_level not in NEMO_OCCLUSION_LEVELS:
+        raise ValueError(f"NeMo occlusion_level must be one of {NEMO_OCCLUSION_LEVELS}, got {occlusion_level!r}")
+    return "" if occlusion_level == 0 else f"FGL{occlusion_level}_BGL{occlusion_level}"
+
+
+def read_nemo(root: str | Path, split: str, categories: list[str] | None = None, occlusion_level: int = 0,
+              nuisance: str | None = None) -> pd.DataFrame:
+    """Objects of a NeMo-prepared ``split`` folder (see the module docstring) at ``occlusion_level``; with
+    ``nuisance``, only the samples whose annotation names that nuisance (OOD-CV's evaluation split)."""
+    suffix = nemo_folder_suffix(occlusion_level)
+    base = Path(root) / split
+    if categories is None:
+        categories = available_categories("nemo", root, split, occlusion_level)
+    rows = []
+    for category in categories:
+        folder = f"{category}{suffix}"
+        lists = sorted((base / "lists" / folder).glob("*.txt"))
+        if not lists:
+            raise FileNotFoundError(f"no sample list in {base / 'lists' / folder}: check the benchmark's root, "
+                                    f"split and occlusion_level")
+        names = sorted({name for path in lists for name in _read_list(path)})
+        for name in names:
+            annotation = np.load(base / "annotations" / folder / f"{name}.npz", allow_pickle=True)
+            subset = str(annotation["nuisance"]) if "nuisance" in annotation.files else split
+            if nuisance is not None and subset != nuisance:
+                continue
+            y0, y1, x0, x1 = (float(value) for value in np.asarray(annotation["box_obj"], dtype=float).ravel()[:4])
+            rows.append({
+                "image_id": f"{folder}/{name}", "image_path": str(base / "images" / folder / f"{name}.JPEG"),
+                "category": category, "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
+                "azimuth": float(annotation["azimuth"]), "elevation": float(annotation["elevation"]),
+                "theta": float(annotation["theta"]), "distance": float(annotation["distance"]),
+                "truncated": np.nan, "occluded": True if occlusion_level > 0 else np.nan, "difficult": np.nan,
+                "subset": subset if occlusion_level == 0 else f"{subset}-{suffix}",
+            })
+    return _finish(rows)
+
+
+def available_categories(format_name: str, root: str | Path, split: str,
+                         occlusion_level: int = 0) -> list[str] | None:
+    """The categories a PASCAL3D+ (annotation folders), ImageNet3D (split lists) or NeMo-prepared (list folders
+    of the occlusion level) release holds; None for the formats whose categories are only known from their
+    annotations (ObjectNet3D, OOD-CV)."""
     root = Path(root)
+    if format_name == "nemo":
+        suffix = nemo_folder_suffix(occlusion_level)
+        folders = [path.name for path in (root / split / "lists").glob("*") if path.is_dir()]
+        if suffix:
+            return sorted(name[:-len(suffix)] for name in folders if name.endswith(suffix))
+        return sorted(name for name in folders if "FGL" not in name)
     if format_name == "pascal3d":
         folders = (root / "Annotations").glob("*_*")
         return sorted({folder.name.rsplit("_", 1)[0] for folder in folders if folder.is_dir()})
@@ -206,9 +264,10 @@ def available_categories(format_name: str, root: str | Path, split: str) -> list
 
 
 def read_benchmark(format_name: str, root: str | Path, split: str, categories: list[str] | None = None,
-                   sources: tuple[str, ...] = PASCAL3D_SOURCES) -> pd.DataFrame:
+                   sources: tuple[str, ...] = PASCAL3D_SOURCES, occlusion_level: int = 0,
+                   nuisance: str | None = None) -> pd.DataFrame:
     """Objects of one benchmark split in its published format (see the module docstring); ``categories`` are
-    the benchmark's own names (None: all)."""
+    the benchmark's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only."""
     if not Path(root).is_dir():
         raise FileNotFoundError(f"benchmark root {root} is not a folder: set evaluate.benchmarks[].root")
     if format_name == "pascal3d":
@@ -219,6 +278,8 @@ def read_benchmark(format_name: str, root: str | Path, split: str, categories: l
         return read_oodcv(root, split, categories)
     if format_name == "imagenet3d":
         return read_imagenet3d(root, split, categories)
+    if format_name == "nemo":
+        return read_nemo(root, split, categories, occlusion_level, nuisance)
     raise ValueError(f"benchmark format must be one of {FORMATS}, got {format_name!r}")
 
 
@@ -229,16 +290,20 @@ def category_map(overrides: dict[str, str] | None = None) -> dict[str, str]:
 
 def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
     """The objects of a configured benchmark (an ``evaluate.benchmarks`` entry: name, format, root, split,
-    sources, exclude, category_map) whose category is one of ours, renamed to our category names, without
+    sources, occlusion_level, nuisance, exclude, category_map) whose category is one of ours, renamed to our category names, without
     the objects carrying an excluded flag. An empty result is an error that names what was found."""
     mapping = category_map(entry.get("category_map"))
     to_benchmark = {ours: theirs for theirs, ours in mapping.items()}
     wanted = [to_benchmark.get(category, category) for category in categories]
     split = entry.get("split", "val")
-    available = available_categories(entry["format"], entry["root"], split)
+    if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
+        raise ValueError(f"benchmark {entry['name']}: occlusion_level and nuisance apply to format nemo only; "
+                         f"OOD-CV's CSV release takes the nuisance as its split")
+    occlusion_level = int(entry.get("occlusion_level", 0))
+    available = available_categories(entry["format"], entry["root"], split, occlusion_level)
     frame = read_benchmark(entry["format"], entry["root"], split,
                            wanted if available is None else [name for name in wanted if name in available],
-                           tuple(entry.get("sources", PASCAL3D_SOURCES)))
+                           tuple(entry.get("sources", PASCAL3D_SOURCES)), occlusion_level, entry.get("nuisance"))
     found = sorted(frame["category"].unique()) if available is None else available
     frame = frame[frame["category"].isin(wanted)].copy()
     frame["category"] = frame["category"].map(lambda name: mapping.get(name, name))

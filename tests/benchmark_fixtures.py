@@ -1,8 +1,10 @@
-"""Tiny benchmark folders in the published formats of PASCAL3D+, ObjectNet3D, OOD-CV and ImageNet3D.
+"""Tiny benchmark folders in the published formats of PASCAL3D+, ObjectNet3D, OOD-CV, ImageNet3D and the
+NeMo-prepared layout.
 
 Each writer lays out a few annotation files the way the real release does (MATLAB ``record`` structs written
-with scipy.io.savemat, OOD-CV's CSV, ImageNet3D's npz of object dicts) with small JPEG images, and returns
-the objects a reader must find, with their angles in degrees as annotated.
+with scipy.io.savemat, OOD-CV's CSV, ImageNet3D's npz of object dicts, NeMo's per-sample npz and subtype
+lists) with small JPEG images, and returns the objects a reader must find, with their angles in degrees as
+annotated (``occluded`` None where the format does not say).
 """
 
 from pathlib import Path
@@ -172,6 +174,52 @@ def write_imagenet3d(root: Path) -> list[dict]:
     ]
 
 
+def write_nemo_sample(root: Path, split: str, folder: str, name: str, radians: tuple, box_yx: tuple,
+                      nuisance: str | None = None) -> None:
+    """One NeMo-prepared sample: the crop as JPEG and its npz (angles in radians, ``box_obj`` =
+    (y0, y1, x0, x1, height, width), distance 5 as NeMo's centre-and-resize sets it)."""
+    azimuth, elevation, theta = radians
+    fields = {"name": name.rsplit("_", 1)[0], "azimuth": azimuth, "elevation": elevation, "theta": theta,
+              "distance": 5.0, "cad_index": 2, "box_obj": np.array([*box_yx, 90, 120]), "px": 60.0, "py": 45.0,
+              "height": 375, "width": 500, "resize_rate": 0.8}
+    if nuisance is not None:
+        fields["nuisance"] = nuisance
+    path = root / split / "annotations" / folder / f"{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **fields)
+    write_image(root / split / "images" / folder / f"{name}.JPEG")
+
+
+def write_nemo(root: Path) -> list[dict]:
+    """OOD-CV as NeMo prepares it (val split, the nuisance in each sample's npz; one car sample listed under two
+    CAD subtypes) plus an OccludedPASCAL3D+ level-1 car folder."""
+    samples = [
+        ("aeroplane", "collection_aeroplane_fog_01_00", (1.75, 0.2, -0.1), (10, 70, 20, 110), "weather"),
+        ("car", "imagenet_car_n02958343_13_00", (6.2, -0.05, 3.0), (15, 80, 5, 95), "iid"),
+        ("car", "pascal_car_2008_000027_01", (0.5, 0.1, 0.0), (20, 60, 30, 90), "weather"),
+    ]
+    for category, name, radians, box_yx, nuisance in samples:
+        write_nemo_sample(root, "val", category, name, radians, box_yx, nuisance)
+    lists = root / "val" / "lists"
+    (lists / "aeroplane").mkdir(parents=True)
+    (lists / "aeroplane" / "mesh01.txt").write_text("collection_aeroplane_fog_01_00")  # NeMo writes no final newline
+    (lists / "car").mkdir()
+    (lists / "car" / "mesh01.txt").write_text("imagenet_car_n02958343_13_00\npascal_car_2008_000027_01")
+    (lists / "car" / "mesh02.txt").write_text("pascal_car_2008_000027_01")
+    (lists / "car" / "mesh03.txt").write_text("")  # a subtype without samples
+    write_nemo_sample(root, "val", "carFGL1_BGL1", "n02958343_13_00", (1.0, 0.0, 0.0), (0, 90, 0, 120))
+    (lists / "carFGL1_BGL1").mkdir()
+    (lists / "carFGL1_BGL1" / "mesh01.txt").write_text("n02958343_13_00")
+    return [
+        {"image_id": "aeroplane/collection_aeroplane_fog_01_00", "category": "aeroplane", "box": (20, 10, 110, 70),
+         "angles_deg": tuple(np.degrees(samples[0][2])), "occluded": None},
+        {"image_id": "car/imagenet_car_n02958343_13_00", "category": "car", "box": (5, 15, 95, 80),
+         "angles_deg": tuple(np.degrees(samples[1][2])), "occluded": None},
+        {"image_id": "car/pascal_car_2008_000027_01", "category": "car", "box": (30, 20, 90, 60),
+         "angles_deg": tuple(np.degrees(samples[2][2])), "occluded": None},
+    ]
+
+
 WRITERS = {"pascal3d": write_pascal3d, "objectnet3d": write_objectnet3d, "oodcv": write_oodcv,
-           "imagenet3d": write_imagenet3d}
-SPLITS = {"pascal3d": "val", "objectnet3d": "val", "oodcv": "weather", "imagenet3d": "val"}
+           "imagenet3d": write_imagenet3d, "nemo": write_nemo}
+SPLITS = {"pascal3d": "val", "objectnet3d": "val", "oodcv": "weather", "imagenet3d": "val", "nemo": "val"}

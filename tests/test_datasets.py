@@ -42,7 +42,10 @@ def test_reader_gives_annotated_angles_in_radians_and_corner_boxes(tmp_path, for
         assert 0 <= row["azimuth"] < 2 * np.pi and -np.pi < row["theta"] <= np.pi
         np.testing.assert_allclose(geometry.rotation_gl(row["azimuth"], row["elevation"], row["theta"]),
                                    published_rotation(*item["angles_deg"]), atol=1e-9)
-        assert bool(row["occluded"]) == item["occluded"]
+        if item["occluded"] is None:
+            assert pd.isna(row["occluded"])
+        else:
+            assert bool(row["occluded"]) == item["occluded"]
         assert (tmp_path / row["image_path"]).is_file()
 
 
@@ -65,6 +68,52 @@ def test_missing_split_list_names_the_file(tmp_path):
         datasets.read_benchmark("pascal3d", tmp_path / "nowhere", "val")
     with pytest.raises(ValueError, match="OOD-CV split"):
         datasets.read_oodcv(tmp_path, "snow")
+
+
+def test_nemo_prepared_layout_by_hand(tmp_path):
+    WRITERS["nemo"](tmp_path)
+    frame = datasets.read_nemo(tmp_path, "val", ["car"]).set_index("image_id")
+    # Listed under mesh01 and mesh02 (as some OOD-CV samples are): read once.
+    assert sorted(frame.index) == ["car/imagenet_car_n02958343_13_00", "car/pascal_car_2008_000027_01"]
+    row = frame.loc["car/pascal_car_2008_000027_01"]
+    # box_obj (y0, y1, x0, x1) = (20, 60, 30, 90) is the corner box (30, 20) .. (90, 60) of the crop.
+    assert (row["bbox_x0"], row["bbox_y0"], row["bbox_x1"], row["bbox_y1"]) == (30, 20, 90, 60)
+    assert (row["azimuth"], row["elevation"], row["theta"], row["distance"]) == pytest.approx((0.5, 0.1, 0.0, 5.0))
+    assert row["subset"] == "weather" and row["image_path"].endswith("val/images/car/pascal_car_2008_000027_01.JPEG")
+    # Azimuth 6.2 rad stays in [0, 2 pi); theta 3.0 rad stays (it is within (-pi, pi]).
+    assert frame.loc["car/imagenet_car_n02958343_13_00", "azimuth"] == pytest.approx(6.2)
+
+
+def test_nemo_nuisance_and_occlusion_level_select_samples(tmp_path):
+    WRITERS["nemo"](tmp_path)
+    entry = {"name": "oodcv-weather", "format": "nemo", "root": str(tmp_path), "split": "val", "nuisance": "weather"}
+    frame = datasets.load_benchmark(entry, ["airplane", "car", "boat"])
+    assert sorted(frame["image_id"]) == ["aeroplane/collection_aeroplane_fog_01_00", "car/pascal_car_2008_000027_01"]
+    assert set(frame["category"]) == {"airplane", "car"} and set(frame["subset"]) == {"weather"}
+    iid = datasets.load_benchmark({**entry, "name": "oodcv-iid", "nuisance": "iid"}, ["car"])
+    assert list(iid["image_id"]) == ["car/imagenet_car_n02958343_13_00"]
+    # OccludedPASCAL3D+ level 1 lives in carFGL1_BGL1; its objects are occluded, so exclude: [occluded] drops them.
+    occluded = {"name": "p3d-l1", "format": "nemo", "root": str(tmp_path), "split": "val", "occlusion_level": 1}
+    assert datasets.available_categories("nemo", tmp_path, "val", 1) == ["car"]
+    frame = datasets.load_benchmark(occluded, ["airplane", "car"])
+    assert list(frame["image_id"]) == ["carFGL1_BGL1/n02958343_13_00"] and frame["occluded"].all()
+    assert frame["subset"].tolist() == ["val-FGL1_BGL1"]
+    with pytest.raises(ValueError, match="no object of the categories"):
+        datasets.load_benchmark({**occluded, "exclude": ["occluded"]}, ["car"])
+    with pytest.raises(ValueError, match="no object of the categories"):
+        datasets.load_benchmark({**entry, "nuisance": "snow"}, ["car"])
+
+
+def test_nemo_bad_settings_name_the_key_or_folder(tmp_path):
+    WRITERS["nemo"](tmp_path)
+    with pytest.raises(ValueError, match="occlusion_level must be one of"):
+        datasets.read_nemo(tmp_path, "val", ["car"], occlusion_level=4)
+    with pytest.raises(FileNotFoundError, match="lists/boat"):
+        datasets.read_nemo(tmp_path, "val", ["boat"])
+    WRITERS["oodcv"](tmp_path / "robin")
+    with pytest.raises(ValueError, match="apply to format nemo only"):
+        datasets.load_benchmark({"name": "o", "format": "oodcv", "root": str(tmp_path / "robin"),
+                                 "split": "weather", "nuisance": "weather"}, ["car"])
 
 
 def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
@@ -98,10 +147,13 @@ def test_objectnet3d_keeps_every_category_unless_asked(tmp_path):
     assert list(datasets.load_benchmark(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0"]
 
 
-def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path):
-    WRITERS["oodcv"](tmp_path)
-    frame = datasets.load_benchmark({"name": "ood", "format": "oodcv", "root": str(tmp_path), "split": "weather"},
-                                    ["airplane", "car"])
+@pytest.mark.parametrize("format_name", ["oodcv", "nemo"])
+def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path, format_name):
+    WRITERS[format_name](tmp_path)
+    entry = {"name": "ood", "format": format_name, "root": str(tmp_path), "split": SPLITS[format_name]}
+    if format_name == "nemo":
+        entry["nuisance"] = "weather"
+    frame = datasets.load_benchmark(entry, ["airplane", "car"])
     settings = {"input_size": 32, "context": 1.2, "crop_jitter": 0.0}
     torch.manual_seed(0)
     model = pose.build_model("resnet18", pretrained=False)
