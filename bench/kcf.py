@@ -15,12 +15,15 @@ given; an existing one is reused). Then, in this process and with the workflow's
 ``--workdir`` built earlier without running the workflow, for a GPU node that has no Blender (see
 bench/workflow_data.py).
 
+``--seed S`` draws the corrupted labels, the folds and the fold models' initialisation and batches from S instead
+of the configuration's seed (the images stay those of the build), to see how much one result owes to luck.
+
 ``--models-per-category M`` and ``--images-per-category N`` score a subset of the built images (those of each
 category's first M models, then the first N of them by index), to tell how the number of objects and of images
 changes the result from one folder built large.
 
 Usage: ``python bench/kcf.py [--workdir DIR] [--prebuilt] [--models-per-category M] [--images-per-category N] [--configfile config/config.yaml] [--fraction 0.1]
-[--epochs N] [--folds K] [--per-category | --no-per-category] [--threads 2] [--set KEY=VALUE ...]``.
+[--epochs N] [--folds K] [--seed S] [--per-category | --no-per-category] [--threads 2] [--set KEY=VALUE ...]``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
                         help="one fold model per category and fold (default: the configuration's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, help="seed of the corruption, folds and fold models (default: the config's)")
     parser.add_argument("--models-per-category", type=int, help="score only the images of each category's first M models")
     parser.add_argument("--images-per-category", type=int, help="score only each category's first N images")
     parser.add_argument("--prebuilt", action="store_true",
@@ -92,14 +96,15 @@ def main() -> None:
         build_seconds = time.perf_counter() - started
         frame = subset(frame, args.models_per_category, args.images_per_category)
 
-        corrupted, mask = kcf.corrupt_azimuths(frame, args.fraction, config["seed"])
-        corrupted["kcf_fold"] = kcf.assign_folds(corrupted, folds, config["seed"])
+        seed = config["seed"] if args.seed is None else args.seed
+        corrupted, mask = kcf.corrupt_azimuths(frame, args.fraction, seed)
+        corrupted["kcf_fold"] = kcf.assign_folds(corrupted, folds, seed)
         corrupted["corrupted"] = mask
         groups = sorted(config["categories"]) if per_category else ["all"]
         started = time.perf_counter()
         scores = pd.concat([
             kcf.score_fold(corrupted, fold, group, settings, threads=args.threads,
-                           seed=derive_seed(config["seed"], "kcf-train", "composite", group, fold))
+                           seed=derive_seed(seed, "kcf-train", "composite", group, fold))
             for group in groups for fold in range(folds)
         ])
         kcf_seconds = time.perf_counter() - started
@@ -109,7 +114,7 @@ def main() -> None:
     dropped_corrupted = int((scores["corrupted"] & ~scores["image_id"].isin(kept["image_id"])).sum())
     print(f"{len(scores)} images ({', '.join(config['categories'])}; {frame['model_id'].nunique()} models), {int(mask.sum())} azimuth labels turned by "
           f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
-          f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads")
+          f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads, seed {seed}")
     print(f"fold-model settings: {settings}")
     print(f"images built in {build_seconds:.0f} s, KCF ({len(groups) * folds} fold models) in {kcf_seconds:.0f} s")
     print(f"AUROC of the KCF loss for the corrupted images: {kcf.auroc(scores['kcf_loss'], scores['corrupted']):.3f}")
