@@ -226,8 +226,9 @@ def read_nemo(root: str | Path, split: str, categories: list[str] | None = None,
                                     f"split and occlusion_level")
         names = sorted({name for path in lists for name in _read_list(path)})
         for name in names:
-            annotation = np.load(base / "annotations" / folder / f"{name}.npz", allow_pickle=True)
-            subset = str(annotation["nuisance"]) if "nuisance" in annotation.files else split
+            with np.load(base / "annotations" / folder / f"{name}.npz", allow_pickle=True) as npz:
+                annotation = {key: npz[key] for key in ("azimuth", "elevation", "theta", "distance", "box_obj")}
+                subset = str(npz["nuisance"]) if "nuisance" in npz.files else split
             if nuisance is not None and subset != nuisance:
                 continue
             y0, y1, x0, x1 = (float(value) for value in np.asarray(annotation["box_obj"], dtype=float).ravel()[:4])

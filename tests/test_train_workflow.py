@@ -54,6 +54,7 @@ def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
     ([{"name": "x", "format": "pascal3d"}], "root"),
     ([{"name": "x", "format": "pascal3d", "root": "/a"}, {"name": "x", "format": "oodcv", "root": "/b"}], "same name"),
     ([{"name": "x", "format": "nemo", "root": "/a", "occlusion_level": 5}], "occlusion_level"),
+    ([{"name": "x", "format": "oodcv", "root": "/a", "nuisance": "weather"}], "apply to format nemo only"),
 ])
 def test_bad_benchmark_config_says_what_is_wrong(tmp_path, benchmarks, expected):
     result = run(tmp_path, {"evaluate": {"benchmarks": benchmarks}}, "-n")
