@@ -34,8 +34,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from workflow_data import (REPO, estimator_settings, generated_train_images, load_config, parse_overrides,
-                           prebuilt_train_images)
+from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
 
 from dst3d import kcf
 from dst3d.identity import derive_seed
@@ -55,8 +54,7 @@ def subset(frame: pd.DataFrame, models: int | None, images: int | None) -> pd.Da
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
-    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    add_data_arguments(parser, "a fold-model setting")
     parser.add_argument("--fraction", type=float, default=0.1, help="share of each category's labels to corrupt")
     parser.add_argument("--epochs", type=int, help="fold-model epochs (default: the configuration's)")
     parser.add_argument("--folds", type=int, help="K (default: the configuration's kcf.folds)")
@@ -66,33 +64,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="seed of the corruption, folds and fold models (default: the config's)")
     parser.add_argument("--models-per-category", type=int, help="score only the images of each category's first M models")
     parser.add_argument("--images-per-category", type=int, help="score only each category's first N images")
-    parser.add_argument("--prebuilt", action="store_true",
-                        help="reuse the images and configuration already in --workdir; run no workflow")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a fold-model setting (repeatable)")
     args = parser.parse_args()
-    if args.prebuilt and not args.workdir:
-        parser.error("--prebuilt needs the --workdir to reuse")
 
-    configfiles = [path.resolve() for path in args.configfile]
-    if args.prebuilt:
-        prebuilt, config = prebuilt_train_images(args.workdir.resolve())
-    else:
-        config = load_config(configfiles)
+    config = data_config(parser, args)
     folds = args.folds or config["kcf"]["folds"]
     per_category = config["kcf"]["per_category"] if args.per_category is None else args.per_category
     settings = {**estimator_settings(config), **config["kcf"]["train"]}
     if args.epochs:
         settings["epochs"] = args.epochs
-    unknown = set(parse_overrides(args.overrides)) - set(settings)
-    if unknown:
-        parser.error(f"--set: {sorted(unknown)} are not train settings; use one of {sorted(settings)}")
-    settings.update(parse_overrides(args.overrides))
+    settings = apply_overrides(parser, settings, args.overrides)
 
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-kcf-") as temporary:
         workdir = (args.workdir or Path(temporary)).resolve()
         started = time.perf_counter()
-        frame = prebuilt if args.prebuilt else generated_train_images(workdir, configfiles, config)
+        frame = train_images(args, config, workdir)
         build_seconds = time.perf_counter() - started
         frame = subset(frame, args.models_per_category, args.images_per_category)
 

@@ -38,8 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from workflow_data import (REPO, estimator_settings, generated_train_images, load_config, parse_overrides,
-                           prebuilt_train_images)
+from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
 
 from dst3d import pose
 from dst3d.torch_compat import import_torchvision
@@ -114,35 +113,19 @@ def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
-    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    add_data_arguments(parser, "a train setting")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the torchvision loops")
-    parser.add_argument("--prebuilt", action="store_true",
-                        help="reuse the images and configuration already in --workdir; run no workflow")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a train setting (repeatable)")
     args = parser.parse_args()
-    if args.prebuilt and not args.workdir:
-        parser.error("--prebuilt needs the --workdir to reuse")
 
-    configfiles = [path.resolve() for path in args.configfile]
-    if args.prebuilt:
-        prebuilt, config = prebuilt_train_images(args.workdir.resolve())
-    else:
-        config = load_config(configfiles)
-    settings = {**estimator_settings(config), "epochs": args.epochs}
-    unknown = set(parse_overrides(args.overrides)) - set(settings)
-    if unknown:
-        parser.error(f"--set: {sorted(unknown)} are not train settings; use one of {sorted(settings)}")
-    settings.update(parse_overrides(args.overrides))
+    config = data_config(parser, args)
+    settings = apply_overrides(parser, {**estimator_settings(config), "epochs": args.epochs}, args.overrides)
     cuda = pose.resolve_device(settings["device"]).type == "cuda"
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-train-") as temporary:
-        frame = prebuilt if args.prebuilt else generated_train_images(
-            (args.workdir or Path(temporary)).resolve(), configfiles, config)
+        frame = train_images(args, config, (args.workdir or Path(temporary)).resolve())
         labels, ids = pose.pose_labels(frame), frame["image_id"].tolist()
         started = time.perf_counter()
         images = pose.crops(frame, settings, args.threads)

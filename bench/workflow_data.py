@@ -3,10 +3,12 @@ training images, built with the workflow itself (up to the generate stage) in a 
 
 A folder built once can be reused where the workflow cannot run (a GPU node without Blender or Snakemake):
 the build saves the merged, validated configuration beside the images as ``config.resolved.json``, and
-:func:`prebuilt_train_images` reads the tables and that configuration back without running anything."""
+:func:`data_config` and :func:`train_images` read that configuration and the tables back without running
+anything (``--prebuilt``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -75,15 +77,46 @@ def generated_train_images(workdir: Path, configfiles: list[Path], config: dict)
     return _records(workdir, targets)
 
 
-def prebuilt_train_images(workdir: Path) -> tuple[pd.DataFrame, dict]:
-    """The records and configuration of a folder that :func:`generated_train_images` built earlier, read
-    without running the workflow (no Snakemake or Blender needed)."""
-    path = workdir / RESOLVED_CONFIG
+def add_data_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The options every training benchmark takes: where to build (or find) the images, from which
+    configuration, and ``--set`` overrides of ``what`` (the settings the benchmark trains with)."""
+    parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
+    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="reuse the images and configuration already in --workdir; run no workflow")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override {what} (repeatable)")
+
+
+def data_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The configuration of the images: the one a ``--prebuilt`` folder was built with (read back without
+    Snakemake or Blender), else the ``--configfile`` files merged and validated."""
+    if not args.prebuilt:
+        return load_config([path.resolve() for path in args.configfile])
+    if not args.workdir:
+        parser.error("--prebuilt needs the --workdir to reuse")
+    path = args.workdir.resolve() / RESOLVED_CONFIG
     if not path.is_file():
-        raise SystemExit(f"{path} is missing: --prebuilt reuses a --workdir that bench/kcf.py or bench/train.py "
-                         "built before (run once without --prebuilt on a machine with the workflow installed)")
-    config = json.loads(path.read_text())
-    return _records(workdir, _targets(config)), config
+        parser.error(f"{path} is missing: --prebuilt reuses a --workdir that bench/kcf.py or bench/train.py "
+                     "built before (run once without --prebuilt on a machine with the workflow installed)")
+    return json.loads(path.read_text())
+
+
+def train_images(args: argparse.Namespace, config: dict, workdir: Path) -> pd.DataFrame:
+    """The records of the training images in ``workdir``: read as they are with ``--prebuilt``, else built
+    (or reused) with the workflow."""
+    if args.prebuilt:
+        return _records(workdir, _targets(config))
+    return generated_train_images(workdir, [path.resolve() for path in args.configfile], config)
+
+
+def apply_overrides(parser: argparse.ArgumentParser, settings: dict, pairs: list[str]) -> dict:
+    """``settings`` with the ``--set`` pairs over them; a key the settings do not have is an error naming them."""
+    overrides = parse_overrides(pairs)
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        parser.error(f"--set: {sorted(unknown)} are not train settings; use one of {sorted(settings)}")
+    return {**settings, **overrides}
 
 
 def parse_overrides(pairs: list[str]) -> dict:
