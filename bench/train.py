@@ -91,7 +91,7 @@ def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: i
     torch.manual_seed(seed)
     device = pose.resolve_device(settings["device"])
     bfloat16 = settings["precision"] == "bfloat16"
-    layout = torch.channels_last if bfloat16 and device.type == "cuda" else torch.contiguous_format
+    layout = pose.memory_layout(settings["precision"], device)
     model = pose.build_model(settings["backbone"], settings["pretrained"]).to(device, memory_format=layout)
     optimizer = pose.make_optimizer(model, settings)
     scheduler = pose.make_scheduler(optimizer, settings)

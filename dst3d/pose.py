@@ -47,6 +47,12 @@ PRECISIONS = ("float32", "bfloat16")
 POSE_OUTPUTS = 3 * geometry.NUM_BINS
 
 
+def memory_layout(precision: str, device: torch.device) -> torch.memory_format:
+    """The layout the network and its inputs train in: channels-last for bfloat16 on CUDA (where the tensor
+    cores want it), the usual contiguous layout otherwise."""
+    return torch.channels_last if precision == "bfloat16" and device.type == "cuda" else torch.contiguous_format
+
+
 class PretrainedWeightsMissing(RuntimeError):
     """ImageNet weights were requested but are not in the torch cache."""
 
@@ -252,7 +258,7 @@ def train(
     precision = settings.get("precision", "float32")
     if precision not in PRECISIONS:
         raise ValueError(f"train.precision: unknown precision {precision!r}; use one of {PRECISIONS}")
-    layout = torch.channels_last if precision == "bfloat16" and device.type == "cuda" else torch.contiguous_format
+    layout = memory_layout(precision, device)
     model = build_model(settings["backbone"], settings["pretrained"], task.outputs,
                         zero_init_residual=settings.get("zero_init_residual", False)).to(device, memory_format=layout)
     optimizer = make_optimizer(model, settings)
