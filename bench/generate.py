@@ -3,11 +3,11 @@
 Usage: ``python bench/generate.py [--images 12] [--batch-size 4] [--steps 20] [--size 64] [--repeats 3]
 [--shape tiny|sd15] [--models-dir DIR] [--device cpu|cuda] [--dtype auto|float16|bfloat16|float32]``
 
-Both sides run the same tiny random-weight SD + ControlNet (bench/tiny_diffusion.py) from the same folders with
+Both sides run the same tiny random-weight SD + ControlNet (dst3d/testing/tiny_diffusion.py) from the same folders with
 the same settings (DDIM, eta 1.0, guidance 9.0, per-image CPU generators) on the same inputs, and write one PNG
 per image:
 
-- stage: ``dst3d.diffusion.generate_shard`` (settings validation, model check, ``from_pretrained``, attention
+- stage: ``dst3d.generate.diffusion.generate_images`` (settings validation, model check, ``from_pretrained``, attention
   and VAE-slicing setup, padded batches, paste-free ``generated`` mode, atomic writes, the record frame);
 - bare: ``from_pretrained`` of the pipeline and ControlNet, then a loop over batches of
   ``pipeline(...)`` and ``image.save``.
@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tiny_diffusion import TinyModels, build_sd15_shaped_pipeline, build_tiny_pipeline
 
-from dst3d.diffusion import ControlNetBackend, import_diffusers, resolve_device, resolve_dtype
+from dst3d.generate.diffusion import ControlNetBackend, import_diffusers, resolve_device, resolve_dtype
+from dst3d.testing.tiny_diffusion import TinyModels, build_sd15_shaped_pipeline, build_tiny_pipeline
 
 NEGATIVE_PROMPT = (
     "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, worst quality, "

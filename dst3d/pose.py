@@ -72,6 +72,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def pretrained_weights_path(backbone: str) -> tuple[Path, str]:
+    """Where torchvision's ImageNet (IMAGENET1K_V1) weights of ``backbone`` lie in the torch cache, and their URL."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"train.backbone: unknown backbone {backbone!r}; use one of {BACKBONES}")
+    weights = import_torchvision().models.get_model_weights(backbone).IMAGENET1K_V1
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url), weights.url
+
+
 def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS,
                 zero_init_residual: bool = False) -> torch.nn.Module:
     """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
@@ -82,12 +90,11 @@ def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS,
     models = import_torchvision().models
     model = getattr(models, backbone)(weights=None, zero_init_residual=zero_init_residual)
     if pretrained:
-        weights = models.get_model_weights(backbone).IMAGENET1K_V1
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        cached, url = pretrained_weights_path(backbone)
         if not cached.is_file():
             raise PretrainedWeightsMissing(
                 f"train.pretrained is true but the ImageNet weights of {backbone} are not at {cached}. "
-                f"Download {weights.url} to that path (or set TORCH_HOME to a folder holding hub/checkpoints/"
+                f"Download {url} to that path (or set TORCH_HOME to a folder holding hub/checkpoints/"
                 f"{cached.name}), or set train.pretrained: false"
             )
         model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))

@@ -1,21 +1,26 @@
-# Config validation, path helpers and input functions shared by the stage files.
-import math
+# Config validation, prerequisite checks, path helpers and input functions shared by the stage files.
+import sys
 
+from snakemake.logging import logger
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
+sys.path.insert(0, workflow.basedir)
+from dst3d import preflight
+from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
 
 
 validate(config, "../config/schema.yaml", set_default=True)
 
 RESULTS = config["results"]
 CATEGORIES = config["categories"]
-# The train block without the workflow's own keys, so listing another variant or task retrains nothing.
-ESTIMATOR_SETTINGS = {
-    key: value for key, value in config["train"].items() if key not in ("variants", "tasks", "threads")
-}
-# The fold models' settings: the train block with kcf.train over it.
-KCF_SETTINGS = {**ESTIMATOR_SETTINGS, **config["kcf"]["train"]}
+# The settings of the final networks and of the KCF fold models. Each rule's params hold only what its output
+# depends on (threads and devices are resources): changing anything else reruns nothing.
+ESTIMATOR_SETTINGS = estimator_settings(config)
+KCF_SETTINGS = kcf_settings(config)
 SPLITS = ["train", "test"]
-DIFFUSION_BACKENDS = ["controlnet", "controlnet-sdxl"]
+DIFFUSION_BACKENDS = list(preflight.DIFFUSION_BACKENDS)
 
 
 def check_config():
@@ -35,6 +40,20 @@ def check_config():
 
 check_config()
 
+# What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
+# them; an error before the first job of a real run (onstart).
+PREREQUISITE_PROBLEMS = preflight.problems(config)
+for problem in PREREQUISITE_PROBLEMS:
+    logger.warning(f"dst3d prerequisite missing: {problem}")
+
+
+onstart:
+    if PREREQUISITE_PROBLEMS:
+        raise WorkflowError(
+            f"{len(PREREQUISITE_PROBLEMS)} prerequisite(s) of this run are missing, so no job was started:\n\n"
+            + "\n\n".join(PREREQUISITE_PROBLEMS)
+        )
+
 
 wildcard_constraints:
     split="|".join(SPLITS),
@@ -48,9 +67,7 @@ wildcard_constraints:
 
 def shards(split):
     """Shard names ("000", "001", ...) of a split."""
-    settings = config["splits"][split]
-    count = math.ceil(settings["images_per_category"] / settings["shard_size"])
-    return [f"{index:03d}" for index in range(count)]
+    return preflight.shard_names(config["splits"][split])
 
 
 def shard_files(pattern, split, categories=None, **wildcards):
@@ -68,6 +85,11 @@ def kcf_groups():
 
 def variant_backend(variant):
     return variant.rsplit("-", 1)[0]
+
+
+def job_settings(block):
+    """The config block without its runtime keys (threads, devices): what a rule's params may hold."""
+    return output_settings(config[block], block)
 
 
 def all_targets():

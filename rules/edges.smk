@@ -8,7 +8,7 @@ rule detect_edges:
     output:
         directory(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}"),
     params:
-        settings=config["edges"],
+        settings=job_settings("edges"),
     threads: config["edges"]["threads"]
     resources:
         mem_mb=2000,

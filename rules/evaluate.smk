@@ -21,7 +21,7 @@ rule evaluate_pose:
         predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/predictions.csv",
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/metrics.csv",
     params:
-        settings=config["evaluate"],
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -45,7 +45,7 @@ rule evaluate_pose_benchmark:
         benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
     params:
         benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
-        settings=config["evaluate"],
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
         categories=CATEGORIES,
     threads: config["train"]["threads"]
     resources:
@@ -85,7 +85,7 @@ rule evaluate_category_classifier:
         predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_predictions.csv",
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_metrics.csv",
     params:
-        settings=config["evaluate"],
+        settings={"batch_size": config["evaluate"]["batch_size"]},
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,

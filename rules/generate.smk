@@ -8,7 +8,7 @@ rule generate_shard:
         annotations=f"{RESULTS}/generate/{{backend}}/{{split}}/{{category}}/{{shard}}.parquet",
         images=directory(f"{RESULTS}/generate/{{backend}}/{{split}}/{{category}}/{{shard}}"),
     params:
-        settings=lambda wildcards: config["generate"].get(wildcards.backend, {}),
+        settings=lambda wildcards: output_settings(config["generate"].get(wildcards.backend) or {}, "generate"),
         seed=config["seed"],
     threads: 2
     resources:

@@ -7,8 +7,8 @@ rule kcf_fold:
     output:
         f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
     params:
-        settings=config["kcf"],
-        train_settings=KCF_SETTINGS,
+        folds=config["kcf"]["folds"],
+        train_settings=output_settings(KCF_SETTINGS, "train"),
         seed=config["seed"],
     threads: config["train"]["threads"]
     resources:

@@ -7,7 +7,7 @@ rule write_prompts:
     output:
         f"{RESULTS}/prompts/{{split}}/{{category}}.json",
     params:
-        settings=config["prompts"],
+        settings=job_settings("prompts"),
         images_per_category=lambda wildcards: config["splits"][wildcards.split]["images_per_category"],
         seed=config["seed"],
         cache_dir=f"{RESULTS}/cache/llm",

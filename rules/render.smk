@@ -11,7 +11,7 @@ rule render_shard:
         annotations=f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}.parquet",
         images=directory(f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}"),
     params:
-        settings=config["render"],
+        settings=job_settings("render"),
         split_settings=lambda wildcards: config["splits"][wildcards.split],
         seed=config["seed"],
     threads: config["render"]["threads"]

@@ -9,7 +9,7 @@ rule train_pose_estimator:
         history=f"{RESULTS}/train/{{backend}}-{{selection}}/history.csv",
     params:
         task="pose",
-        settings=ESTIMATOR_SETTINGS,
+        settings=output_settings(ESTIMATOR_SETTINGS, "train"),
         categories=CATEGORIES,
         seed=config["seed"],
         resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/resume.pt",
@@ -36,7 +36,7 @@ rule train_category_classifier:
         history=f"{RESULTS}/train/{{backend}}-{{selection}}/category_history.csv",
     params:
         task="category",
-        settings=ESTIMATOR_SETTINGS,
+        settings=output_settings(ESTIMATOR_SETTINGS, "train"),
         categories=CATEGORIES,
         seed=config["seed"],
         resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/category_resume.pt",

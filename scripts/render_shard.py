@@ -8,6 +8,7 @@ from dst3d import assets
 from dst3d.identity import shard_indices
 from dst3d.io import write_table
 from dst3d.render import render_shard
+from dst3d.workflow_config import with_runtime
 
 split, category = snakemake.wildcards.split, snakemake.wildcards.category
 split_settings = snakemake.params.split_settings
@@ -16,8 +17,9 @@ models = assets.models_of(pd.read_csv(snakemake.input.models, dtype=assets.MODEL
 textures = assets.split_assets(pd.read_csv(snakemake.input.textures), split, "textures")
 backgrounds = assets.split_assets(pd.read_csv(snakemake.input.backgrounds), split, "backgrounds")
 environments = pd.read_csv(snakemake.input.environments)
+settings = with_runtime(snakemake.params.settings, snakemake.config["render"], "render")
 table, timing = render_shard(
-    split, category, indices, models, textures, backgrounds, snakemake.params.settings,
+    split, category, indices, models, textures, backgrounds, settings,
     snakemake.params.seed, snakemake.output.images, threads=snakemake.threads, log=log, environments=environments,
 )
 write_table(table, snakemake.output.annotations)

@@ -11,7 +11,8 @@ from dst3d import classify, pose
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
 
-settings, task_name = snakemake.params.settings, snakemake.params.task
+settings = {**snakemake.params.settings, "device": snakemake.config["train"]["device"]}
+task_name = snakemake.params.task
 variant = f"{snakemake.wildcards.backend}-{snakemake.wildcards.selection}"
 frame = read_tables(snakemake.input.shards)
 if "kept" in snakemake.input.keys():

@@ -1,12 +1,11 @@
 """The controlnet / controlnet-sdxl generate backends, run for real on tiny random-weight models.
 
-The models are built from configs by bench/tiny_diffusion.py, saved with ``save_pretrained`` and loaded by the
+The models are built from configs by dst3d/testing/tiny_diffusion.py, saved with ``save_pretrained`` and loaded by the
 backend through ``from_pretrained``, as the published weights would be. Images are 32 px, 3 denoising steps.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -16,15 +15,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dst3d.diffusion import (
-    DEFAULT_DIFFUSION_SETTINGS,
-    ControlNetBackend,
-    ModelNotAvailableError,
-    check_models_available,
-    fit_background,
-    generate_shard,
-    resolve_settings,
-)
+from dst3d.generate.diffusion import ControlNetBackend, fit_background
+from dst3d.generate.diffusion import generate_images as generate_shard
+from dst3d.generate.hub import ModelNotAvailableError, check_models_available
+from dst3d.generate.settings import DEFAULT_DIFFUSION_SETTINGS, resolve_settings
+from dst3d.testing.tiny_diffusion import build_tiny_pipeline
 
 SIZE = 32
 NEGATIVE_PROMPT = "longbody, lowres, bad anatomy, worst quality, low quality"
@@ -42,23 +37,15 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def _tiny_diffusion_module():
-    path = Path(__file__).resolve().parents[1] / "bench" / "tiny_diffusion.py"
-    spec = importlib.util.spec_from_file_location("tiny_diffusion", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory):
     """Folders of a tiny SD 1.5-like pipeline, its ControlNet and a standalone VAE."""
-    return _tiny_diffusion_module().build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
 
 
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory):
-    return _tiny_diffusion_module().build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sdxl"), sdxl=True)
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sdxl"), sdxl=True)
 
 
 def _settings(models, **overrides) -> dict:
@@ -145,7 +132,7 @@ def test_every_image_of_a_shard_is_written_at_the_configured_size(backend_batch3
     result = backend_batch3.generate(shard, tmp_path / "out", NEGATIVE_PROMPT)
 
     assert result["image_id"].tolist() == shard["image_id"].tolist()
-    assert result["seed"].tolist() == shard["generate_seed"].tolist()
+    assert result[["image_width", "image_height"]].drop_duplicates().values.tolist() == [[SIZE, SIZE]]
     for image_id, image_path in zip(result["image_id"], result["image_path"], strict=True):
         assert Path(image_path) == tmp_path / "out" / f"{image_id}.png"
         with Image.open(image_path) as image:
@@ -157,6 +144,8 @@ def test_every_image_of_a_shard_is_written_at_the_configured_size(backend_batch3
     assert (record["size"], record["batch_size"], record["device"], record["dtype"]) == (SIZE, 3, "cpu", "float32")
     assert record["background_mode"] == "generated"
     assert record["negative_prompt"] == NEGATIVE_PROMPT
+    # Local folders are identified by a hash of their files.
+    assert record["base_model_revision"].startswith("sha256:") and record["vae_model_revision"] is None
 
 
 def test_same_seed_gives_the_same_image_across_runs_and_loads(backend_batch3, tiny_sd, shard, tmp_path):

@@ -60,7 +60,8 @@ def test_kcf_train_accepts_exactly_the_estimator_keys_of_the_train_block():
 
 
 @pytest.mark.parametrize("override, expected", [
-    ({"generate": {"backend": "dalle"}}, "dalle"),
+    ({"generate": {"controlnet": {"scheduler": "dalle"}}}, "dalle"),
+    ({"generate": {"backend": "controlnet"}}, "backend"),
     ({"render": {"samples": 0}}, "samples"),
     ({"train": {"variants": ["composite-best"]}}, "composite-best"),
     ({"renderer": {}}, "renderer"),

@@ -1,8 +1,8 @@
-"""The generate stage: the backend switch and the offline ``composite`` backend.
+"""The offline ``composite`` backend of the generate stage.
 
 ``composite`` pastes the RGBA render over its background photo (drawn at render time from the image's
 identity): P3D-Diffusion's no-style-transfer ablation and the offline default. The diffusion backends
-(``controlnet``, ``controlnet-sdxl``) live in :mod:`dst3d.diffusion`.
+(``controlnet``, ``controlnet-sdxl``) live in :mod:`dst3d.generate.diffusion`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from dst3d.io import read_image, staged_directory
+from dst3d.io import read_image, write_image
 
-BACKENDS = ("composite", "controlnet", "controlnet-sdxl")
 _log = logging.getLogger(__name__)
 
 
@@ -38,23 +37,23 @@ def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.round(rgba[:, :, :3] * alpha + fitted * (1.0 - alpha)).astype(np.uint8)
 
 
-def composite_shard(records: pd.DataFrame, out_dir: Path, log: logging.Logger = _log) -> pd.DataFrame:
-    """Write ``<image_id>.png`` composites of a shard into ``out_dir`` (published atomically as a folder).
+def composite_images(records: pd.DataFrame, out_dir: Path, log: logging.Logger = _log) -> pd.DataFrame:
+    """Write ``out_dir/<image_id>.png``, the composite of each record's render over its background photo.
 
-    Returns one row per image: image_id, image_path, image_width, image_height, backend.
+    ``out_dir`` is written in place (the workflow passes a staging folder published as a whole). Returns one
+    row per image: image_id, image_path, image_width, image_height.
     """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    with staged_directory(out_dir) as staging:
-        for record in records.itertuples(index=False):
-            rgba = read_image(record.render_path, cv2.IMREAD_UNCHANGED)
-            if rgba.ndim != 3 or rgba.shape[2] != 4:
-                raise ValueError(f"render {record.render_path} has no alpha channel: rerun the render stage")
-            image = composite(rgba, read_image(record.background_path))
-            cv2.imwrite(str(staging / f"{record.image_id}.png"), image)
-            rows.append({
-                "image_id": record.image_id, "image_path": f"{out_dir.as_posix()}/{record.image_id}.png",
-                "image_width": image.shape[1], "image_height": image.shape[0], "backend": "composite",
-            })
-            log.info("composited %s", record.image_id)
-    return pd.DataFrame(rows)
+    for record in records.itertuples(index=False):
+        rgba = read_image(record.render_path, cv2.IMREAD_UNCHANGED)
+        if rgba.ndim != 3 or rgba.shape[2] != 4:
+            raise ValueError(f"render {record.render_path} has no alpha channel: rerun the render stage")
+        image = composite(rgba, read_image(record.background_path))
+        image_path = out_dir / f"{record.image_id}.png"
+        write_image(image, image_path, atomic=False)
+        rows.append({"image_id": record.image_id, "image_path": str(image_path),
+                     "image_width": image.shape[1], "image_height": image.shape[0]})
+        log.info("composited %s", record.image_id)
+    return pd.DataFrame(rows, columns=["image_id", "image_path", "image_width", "image_height"])

@@ -1,7 +1,7 @@
 """Tiny random-weight Stable Diffusion + canny ControlNet pipelines, saved like the real ones.
 
-Shared by ``tests/test_diffusion.py`` and ``bench/generate.py``: they build these folders once and run the real
-``generate`` backend on them through ``from_pretrained``, so loading, batching, seeding and writing are exercised
+Shared by the tests (``tests/test_diffusion.py``, the ControlNet workflow test) and ``bench/generate.py``: they
+build these folders once and run the real ``generate`` backend on them through ``from_pretrained``, so loading, batching, seeding and writing are exercised
 without any downloaded weights. The components follow the layout of the published models (UNet, ControlNet,
 VAE, CLIP text encoder(s), a byte-level BPE tokenizer with its own small vocabulary, a DDIM scheduler) with a
 few channels each: a 32 px image runs a denoising step in milliseconds on a CPU.
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from dst3d.diffusion import import_diffusers
+from dst3d.generate.diffusion import import_diffusers
 
 #: Words given BPE merges (built letter by letter), so that the test prompts and the published prompt templates
 #: tokenise into few tokens, well within the text encoder's 77, rather than one token per letter.

@@ -1,0 +1,174 @@
+"""What a run will need, checked from the configuration before any job starts.
+
+The workflow (rules/common.smk) calls :func:`problems` when it reads its config: a dry run prints each problem as
+a warning; a real run stops with all of them before the first job (``onstart``), so a cluster run never queues
+jobs that are bound to fail on their node. Checked, each only when a job that needs it has outputs to make:
+
+- the diffusion models of every ``controlnet*`` variant (local folders, or the Hugging Face cache when offline);
+- the API key variable of ``prompts.backend: openai``;
+- the asset folders and the model table of ``assets.source: folders``, and ``assets.environments_dir``;
+- the ImageNet weights of ``train.pretrained`` in the torch cache;
+- the root folder of every ``evaluate.benchmarks`` entry.
+
+Only files and environment variables are looked at: no network and no GPU (the login node that plans a cluster
+run has none). Each problem names the config key, the path and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dst3d.identity import shard_count
+
+DIFFUSION_BACKENDS = ("controlnet", "controlnet-sdxl")
+
+
+def shard_names(split_settings: Mapping[str, Any]) -> list[str]:
+    """The shard names ("000", "001", ...) of a split block (``images_per_category``, ``shard_size``)."""
+    count = shard_count(split_settings["shard_size"], split_settings["images_per_category"])
+    return [f"{index:03d}" for index in range(count)]
+
+
+def _shard_paths(config: Mapping[str, Any], pattern: str) -> list[Path]:
+    results = config["results"]
+    return [
+        Path(pattern.format(results=results, split=split, category=category, shard=shard))
+        for split, settings in config["splits"].items()
+        for category in config["categories"]
+        for shard in shard_names(settings)
+    ]
+
+
+def _all_exist(paths: list[Path]) -> bool:
+    return all(path.exists() for path in paths)
+
+
+def variant_backends(config: Mapping[str, Any]) -> list[str]:
+    """The generate backends that the configured training variants use, in order."""
+    backends = [variant.rsplit("-", 1)[0] for variant in config["train"]["variants"]]
+    return list(dict.fromkeys(backends))
+
+
+def problems(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Every prerequisite of the run that ``config`` describes that is missing, as one message each."""
+    found: list[str] = []
+    found += _diffusion_problems(config)
+    found += _prompt_problems(config, environ)
+    found += _asset_problems(config)
+    found += _pretrained_problems(config)
+    found += _benchmark_problems(config)
+    return found
+
+
+def _diffusion_problems(config: Mapping[str, Any]) -> list[str]:
+    from dst3d.generate.hub import model_problems
+
+    found = []
+    for backend in variant_backends(config):
+        if backend not in DIFFUSION_BACKENDS:
+            continue
+        tables = _shard_paths(config, f"{{results}}/generate/{backend}/{{split}}/{{category}}/{{shard}}.parquet")
+        if not _all_exist(tables):
+            found += model_problems(backend, config["generate"].get(backend) or {})
+    return found
+
+
+def _prompt_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    from dst3d.prompts import resolve_prompt_settings
+
+    settings = resolve_prompt_settings(config["prompts"])
+    if settings["backend"] != "openai":
+        return []
+    results = config["results"]
+    prompt_files = [Path(f"{results}/prompts/{split}/{category}.json")
+                    for split in config["splits"] for category in config["categories"]]
+    variable = settings["openai"]["api_key_env"]
+    if _all_exist(prompt_files) or environ.get(variable, "").strip():
+        return []
+    return [
+        f"prompts.backend is openai but the environment variable {variable} (prompts.openai.api_key_env) is not set "
+        f"or empty: export {variable}=... before running Snakemake (or name another variable in "
+        "prompts.openai.api_key_env, or use prompts.backend: template). Answers already in the LLM cache "
+        f"({results}/cache/llm) are reused without a request, but the job still asks for the variable."
+    ]
+
+
+def _asset_problems(config: Mapping[str, Any]) -> list[str]:
+    from dst3d import assets
+
+    renders = _shard_paths(config, "{results}/render/{split}/{category}/{shard}.parquet")
+    if _all_exist(renders):
+        return []
+    found = []
+    checks = []
+    if config["assets"]["source"] == "folders":
+        folders = config["assets"]["folders"]
+        checks = [
+            ("assets.folders.models_csv", folders["models_csv"], lambda path: assets.read_model_table(path)),
+            ("assets.folders.textures_dir", folders["textures_dir"],
+             lambda path: assets.index_textures(path, folders["test_fraction"], folders["dtd_split"])),
+            ("assets.folders.backgrounds_dir", folders["backgrounds_dir"],
+             lambda path: assets.index_backgrounds(path, folders["test_fraction"])),
+        ]
+    if config["assets"]["environments_dir"]:
+        checks.append(("assets.environments_dir", config["assets"]["environments_dir"],
+                       lambda path: assets.index_environments(path)))
+    for key, value, check in checks:
+        path = Path(value)
+        if not path.exists():
+            found.append(f"{key} = {value!r}: {path.resolve()} does not exist; set {key} to your copy of it")
+            continue
+        try:
+            table = check(path)
+        except (assets.AssetError, OSError, ValueError) as error:
+            found.append(f"{key} = {value!r}: {error}")
+            continue
+        if key == "assets.folders.models_csv":
+            absent = [category for category in config["categories"] if category not in set(table["category"])]
+            if absent:
+                found.append(f"{key} = {value!r}: the model table has no models of the categories {absent}; add "
+                             "them, or remove them from categories")
+    return found
+
+
+def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
+    from dst3d.workflow_config import estimator_settings, kcf_settings
+
+    results = config["results"]
+    needed = []
+    train_outputs = [Path(f"{results}/train/{variant}/model.pt") for variant in config["train"]["variants"]]
+    if not _all_exist(train_outputs):
+        needed.append(("train", estimator_settings(config)))
+    kcf_variants = [variant for variant in config["train"]["variants"] if variant.endswith("-kcf")]
+    kcf_outputs = [Path(f"{results}/kcf/{variant.rsplit('-', 1)[0]}/kept.csv") for variant in kcf_variants]
+    if not _all_exist(kcf_outputs):
+        needed.append(("kcf.train", kcf_settings(config)))
+    found = []
+    for key, settings in needed:
+        if not settings.get("pretrained"):
+            continue
+        from dst3d.pose import pretrained_weights_path
+
+        path, url = pretrained_weights_path(settings["backbone"])
+        if not path.is_file():
+            found.append(
+                f"{key}.pretrained is true but the ImageNet weights of {settings['backbone']} are not at {path}: "
+                f"download {url} to that path (or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}), "
+                f"or set {key}.pretrained: false"
+            )
+    return found
+
+
+def _benchmark_problems(config: Mapping[str, Any]) -> list[str]:
+    found = []
+    for position, entry in enumerate(config["evaluate"]["benchmarks"]):
+        root = Path(entry["root"])
+        if not root.is_dir():
+            found.append(
+                f"evaluate.benchmarks[{position}] ({entry['name']!r}).root = {entry['root']!r}: {root.resolve()} is "
+                "not a folder; point it at the benchmark as published (config/README.md lists each layout)"
+            )
+    return found
