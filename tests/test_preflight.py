@@ -1,0 +1,111 @@
+"""What a run needs is checked before any job: each missing prerequisite stops a real run before its first job,
+naming the config key, and shows as a warning in a dry run (which still plans the work)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from workflow_runs import REPO, run
+
+from dst3d import preflight
+
+TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
+
+
+def attempt(tmp_path, overlay: dict, *arguments: str, env: dict | None = None):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    return run(workdir, "--cores", "2", *arguments, configfiles=[*TINY, path], env=env or dict(os.environ))
+
+
+def without(variable: str) -> dict:
+    return {key: value for key, value in os.environ.items() if key != variable}
+
+
+CASES = {
+    "controlnet-weights": (
+        {"train": {"variants": ["controlnet-kcf"]},
+         "generate": {"controlnet": {"base_model": "no/such-dir/sd15", "controlnet_model": "no/such-dir/canny"}}},
+        None, ["generate.controlnet.base_model", "generate.controlnet.controlnet_model", "no/such-dir/sd15"]),
+    "sdxl-offline-cache": (
+        {"train": {"variants": ["controlnet-sdxl-all"]}},
+        {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": "/nonexistent-hf-cache"},
+        ["generate.controlnet-sdxl.base_model", "generate.controlnet-sdxl.vae_model", "/nonexistent-hf-cache",
+         "hf download stabilityai/stable-diffusion-xl-base-1.0"]),
+    "openai-key": (
+        {"prompts": {"backend": "openai", "openai": {"base_url": "http://127.0.0.1:9/v1",
+                                                     "api_key_env": "DST3D_TEST_NO_SUCH_KEY"}}},
+        None, ["DST3D_TEST_NO_SUCH_KEY", "prompts.openai.api_key_env"]),
+    "asset-folders": (
+        {"assets": {"source": "folders", "folders": {"models_csv": "data/none/models.csv",
+                                                     "textures_dir": "data/none/dtd",
+                                                     "backgrounds_dir": "data/none/backgrounds"}}},
+        None, ["assets.folders.models_csv = 'data/none/models.csv'", "assets.folders.textures_dir",
+               "assets.folders.backgrounds_dir"]),
+    "pretrained-weights": (
+        {"train": {"pretrained": True, "backbone": "resnet18"}}, {"TORCH_HOME": "/nonexistent-torch-home"},
+        ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"]),
+    "benchmark-root": (
+        {"evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
+        None, ["evaluate.benchmarks[0] ('p3d').root", "/nonexistent-pascal3d"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_missing_prerequisite_stops_the_run_before_any_job(tmp_path, case):
+    overlay, extra_env, expected = CASES[case]
+    env = {**without("DST3D_TEST_NO_SUCH_KEY"), **(extra_env or {})}
+    result = attempt(tmp_path, overlay, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    # A missing rule input (the model table, a benchmark root) Snakemake refuses itself when it builds the DAG,
+    # after the warnings that name the key; the other problems stop the run in onstart.
+    refused_by_snakemake = case in ("asset-folders", "benchmark-root")
+    assert ("Missing input files" if refused_by_snakemake else "no job was started") in output, output[-3000:]
+    for text in expected:
+        assert text in output, (text, output[-3000:])
+    workdir = tmp_path / "work"
+    assert not (workdir / "results").exists() and not (workdir / "logs").exists()
+
+    dry = attempt(tmp_path, overlay, "-n", env=env)
+    dry_output = dry.stdout + dry.stderr
+    if refused_by_snakemake:
+        assert "Missing input files" in dry_output
+    else:
+        assert dry.returncode == 0, dry_output[-3000:]
+        assert "Job stats" in dry_output
+    assert "dst3d prerequisite missing" in dry_output and expected[0] in dry_output
+
+
+def test_the_embedded_default_needs_nothing(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    config["results"] = str(tmp_path / "results")
+    assert preflight.problems(config, environ={}) == []
+
+
+def test_finished_outputs_need_no_prerequisites(tmp_path):
+    """A finished ControlNet run copied to a machine without the weights (to redo a table) is not refused."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for layer in (yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()),
+                  {"train": {"variants": ["controlnet-all"]}, "results": str(tmp_path / "results"),
+                   "generate": {"controlnet": {"base_model": str(tmp_path / "gone")}}}):
+        for key, value in layer.items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    assert any("generate.controlnet.base_model" in problem for problem in preflight.problems(config))
+    for split, settings in config["splits"].items():
+        for category in config["categories"]:
+            for shard in preflight.shard_names(settings):
+                path = tmp_path / "results" / "generate" / "controlnet" / split / category / f"{shard}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+    assert preflight.problems(config) == []

@@ -1,0 +1,64 @@
+"""A job reruns only when what it reads changes: after one complete run of the tiny config (the session's
+reference run, tests/workflow_runs.py), each config change below is dry-run and must plan exactly the jobs whose
+output it changes. Threads and devices are resources, not settings; a new real benchmark adds its own
+evaluation and the table, nothing else. The last cases are the controls: a setting that does change the data
+plans everything after it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from benchmark_fixtures import write_pascal3d
+from workflow_runs import CONFIGS, job_counts, reference_run, run
+
+pytestmark = pytest.mark.slow
+
+NOTHING = {}
+# The tiny config (tests/data/tiny.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
+AFTER_KCF_SELECT = {"kcf_select": 1, "train_pose_estimator": 1, "evaluate_pose": 1, "pose_table": 1, "all": 1}
+AFTER_EDGES = {"detect_edges": 6, "plot_samples": 1, "all": 1}  # the figure shows the edge maps
+AFTER_RENDER = {"render_shard": 6, "detect_edges": 6, "generate_shard": 6, "kcf_fold": 2, "plot_samples": 1,
+                "plot_viewpoints": 1, **AFTER_KCF_SELECT}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return reference_run(tmp_path_factory)
+
+
+def planned(workdir, tmp_path, overlay: dict) -> dict[str, int]:
+    path = tmp_path / "change.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    result = run(workdir, "-n", configfiles=[*CONFIGS, path])
+    assert result.returncode == 0, result.stderr[-3000:]
+    if "Nothing to be done" in result.stdout + result.stderr:
+        return {}
+    counts = job_counts(result.stdout)
+    counts.pop("total")
+    return counts
+
+
+@pytest.mark.parametrize("overlay, expected", [
+    ({}, NOTHING),
+    ({"render": {"threads": 1, "device": "gpu"}}, NOTHING),
+    ({"edges": {"threads": 1}}, NOTHING),
+    ({"train": {"threads": 1, "device": "cpu"}}, NOTHING),
+    ({"kcf": {"train": {"device": "cpu"}}}, NOTHING),
+    ({"prompts": {"openai": {"timeout_s": 5, "max_retries": 1, "backoff_s": 0.5}}}, NOTHING),
+    ({"prompts": {"openai": {"model": "another-model"}}}, NOTHING),  # the template backend does not read it
+    ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
+    ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),
+    ({"evaluate": {"flip": True}}, {"evaluate_pose": 1, "pose_table": 1, "all": 1}),
+    ({"edges": {"low_threshold": 50}}, AFTER_EDGES),
+    ({"render": {"samples": 3}}, AFTER_RENDER),
+], ids=["unchanged", "render-threads-device", "edges-threads", "train-threads-device", "kcf-device",
+        "openai-retries", "openai-unused", "unused-backend", "kcf-policy", "evaluate-flip", "edge-threshold", "render-samples"])
+def test_a_change_plans_only_the_jobs_it_changes(finished, tmp_path, overlay, expected):
+    assert planned(finished, tmp_path, overlay) == expected
+
+
+def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
+    write_pascal3d(tmp_path / "pascal3d")
+    entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path / "pascal3d")}
+    assert planned(finished, tmp_path, {"evaluate": {"benchmarks": [entry]}}) == {
+        "evaluate_pose_benchmark": 1, "pose_table": 1, "all": 1}
