@@ -162,6 +162,23 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
     return resolved
 
 
+def job_settings(settings: Mapping | None) -> dict:
+    """The write_prompts rule's params: the resolved block with only the keys its backend reads, less the openai
+    keys that say how requests are sent (``dst3d.workflow_config.PROMPT_RUNTIME_KEYS``, which the answer cache
+    ignores too). The template backend ignores ``openai``; the openai backend ``template``, ``use_keywords`` and
+    ``colors``."""
+    from dst3d.workflow_config import PROMPT_RUNTIME_KEYS
+
+    resolved = resolve_prompt_settings(settings)
+    if resolved["backend"] == "template":
+        del resolved["openai"]
+    else:
+        for key in ("template", "use_keywords", "colors"):
+            del resolved[key]
+        resolved["openai"] = {key: value for key, value in resolved["openai"].items() if key not in PROMPT_RUNTIME_KEYS}
+    return resolved
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

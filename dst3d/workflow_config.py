@@ -41,23 +41,8 @@ def kcf_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def output_settings(settings: Mapping[str, Any], block: str) -> dict[str, Any]:
     """``settings`` without the runtime keys of ``block``: what a rule passes as params."""
     if block == "prompts":
-        return _prompt_output_settings(settings)
+        raise ValueError("the prompts block's params come from dst3d.prompts.job_settings (they depend on its backend)")
     return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS[block]}
-
-
-def _prompt_output_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved ``prompts`` block with only the keys its backend reads, less the openai retry keys: the
-    template backend ignores ``openai``, the openai backend ``template``, ``use_keywords`` and ``colors``."""
-    from dst3d.prompts import resolve_prompt_settings
-
-    resolved = resolve_prompt_settings(settings)
-    if resolved["backend"] == "template":
-        del resolved["openai"]
-    else:
-        for key in ("template", "use_keywords", "colors"):
-            del resolved[key]
-        resolved["openai"] = {key: value for key, value in resolved["openai"].items() if key not in PROMPT_RUNTIME_KEYS}
-    return resolved
 
 
 def runtime_settings(settings: Mapping[str, Any], block: str) -> dict[str, Any]:

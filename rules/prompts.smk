@@ -7,7 +7,7 @@ rule write_prompts:
     output:
         f"{RESULTS}/prompts/{{split}}/{{category}}.json",
     params:
-        settings=job_settings("prompts"),
+        settings=prompt_job_settings(config["prompts"]),
         images_per_category=lambda wildcards: config["splits"][wildcards.split]["images_per_category"],
         seed=config["seed"],
         cache_dir=f"{RESULTS}/cache/llm",

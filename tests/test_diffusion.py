@@ -190,11 +190,35 @@ def test_different_seeds_and_edge_maps_give_different_images(backend_batch3, sha
     )
 
     base_pixels = _pixels(base["image_path"])
+    # Measured: 43-47 grey levels for another seed, 4.5-5.0 for another edge map.
     for index, pixels in enumerate(_pixels(reseeded["image_path"])):
-        assert np.abs(pixels - base_pixels[index]).mean() > 10.0
+        assert np.abs(pixels - base_pixels[index]).mean() > 30.0
     for index, pixels in enumerate(_pixels(edges_swapped["image_path"])):
         if index != 2:  # the middle image keeps its own edge map
-            assert np.abs(pixels - base_pixels[index]).mean() > 1.0
+            assert np.abs(pixels - base_pixels[index]).mean() > 3.0
+        else:
+            assert np.array_equal(pixels, base_pixels[index])
+
+
+@pytest.mark.parametrize("change, least", [
+    ({"prompt": "a blue bus"}, 0.1),  # measured 0.2-0.6 grey levels (a tiny text encoder)
+    ({"negative_prompt": "a red car"}, 0.7),  # 1.4-1.7
+    ({"guidance_scale": 3.0}, 0.6),  # 1.3-1.6
+    ({"conditioning_scale": 0.2}, 8.0),  # 15-19
+])
+def test_prompt_negative_prompt_guidance_and_conditioning_change_the_image(tiny_sd, shard, tmp_path, change, least):
+    """Each setting reaches the pipeline: the same seeds and edge maps give other pixels (the record echoing the
+    setting is not enough)."""
+    rows = shard.iloc[:2]
+    settings = _settings(tiny_sd, batch_size=2)
+    base = generate_shard("controlnet", rows, tmp_path / "base", settings, NEGATIVE_PROMPT)
+    negative = change.get("negative_prompt", NEGATIVE_PROMPT)
+    if "prompt" in change:
+        rows = rows.assign(prompt=change["prompt"])
+    settings.update({key: value for key, value in change.items() if key.endswith("_scale")})
+    changed = generate_shard("controlnet", rows, tmp_path / "changed", settings, negative)
+    for before, after in zip(_pixels(base["image_path"]), _pixels(changed["image_path"]), strict=True):
+        assert np.abs(before - after).mean() > least
 
 
 def test_paste_keeps_the_background_outside_the_mask(backend_batch3, tiny_sd, shard, tmp_path):
@@ -241,13 +265,29 @@ def test_scheduler_and_attention_are_selectable(backend_batch3, tiny_sd, shard, 
 
 
 def test_sdxl_backend_generates_with_a_separate_vae(tiny_sdxl, shard, tmp_path):
-    settings = _settings(tiny_sdxl, vae_model=str(tiny_sdxl.vae_model), batch_size=2, scheduler="euler")
-    result = generate_shard("controlnet-sdxl", shard.iloc[:3], tmp_path, settings, NEGATIVE_PROMPT)
+    from diffusers import AutoencoderKL
+    import torch
 
-    assert result["vae_model"].tolist() == [str(tiny_sdxl.vae_model)] * 3
+    # A VAE that decodes differently from the base model's own: its decoder's output bias moved.
+    perturbed = tmp_path / "perturbed-vae"
+    vae = AutoencoderKL.from_pretrained(tiny_sdxl.vae_model)
+    with torch.no_grad():
+        vae.decoder.conv_out.bias += 0.4
+    vae.save_pretrained(perturbed)
+    settings = _settings(tiny_sdxl, vae_model=str(perturbed), batch_size=2, scheduler="euler")
+    backend = ControlNetBackend("controlnet-sdxl", settings)
+    assert Path(backend.pipeline.vae.config._name_or_path) == perturbed
+    result = backend.generate(shard.iloc[:3], tmp_path / "perturbed", NEGATIVE_PROMPT)
+    own = generate_shard("controlnet-sdxl", shard.iloc[:3], tmp_path / "own", {**settings, "vae_model": None},
+                         NEGATIVE_PROMPT)
+
+    assert result["vae_model"].tolist() == [str(perturbed)] * 3
+    assert result["vae_model_revision"].iloc[0] != own["base_model_revision"].iloc[0]
     for image_path in result["image_path"]:
         with Image.open(image_path) as image:
             assert image.size == (SIZE, SIZE)
+    for with_vae, with_own in zip(_pixels(result["image_path"]), _pixels(own["image_path"]), strict=True):
+        assert np.abs(with_vae - with_own).mean() > 5.0  # the bias shift brightens every pixel
     again = generate_shard("controlnet-sdxl", shard.iloc[[2]], tmp_path / "again", settings, NEGATIVE_PROMPT)
     assert np.array_equal(_pixels(again["image_path"])[0], _pixels(result["image_path"])[2])
 

@@ -46,11 +46,38 @@ def test_sampling_modes_stay_in_range(mode):
         assert 20 < np.median(elevations) < 40  # polar angle ~ N(60, 20): elevation around 30
 
 
-def test_front_view_modes_cover_only_their_azimuth_range():
-    rng = np.random.default_rng(1)
-    # Mode 2: azimuth in [-195, 15] degrees before folding; folded views (phi > 180) cannot occur (range [0, 180]).
-    azimuths = [viewpoints.sample_azimuth_elevation(rng, 2)[0] for _ in range(500)]
-    assert min(azimuths) >= -195 and max(azimuths) <= 15
+# Each mode's published model (3D-DST's sampling modes; P3D-Diffusion's elevation), as distributions of
+# (azimuth in degrees, elevation in degrees) computed here from the model, not from the implementation:
+# elevation = 90 - phi with phi ~ N(mean, sd) truncated to [low, high], or uniform.
+def _elevation_model(mode):
+    from scipy import stats
+
+    if mode == "p3d":
+        return stats.truncnorm((-15 - 5) / 8, (50 - 5) / 8, loc=5, scale=8)
+    if mode == 5:
+        return stats.uniform(-90, 180)
+    mean, sd, low, high = {1: (90, 30, 0, 180), 2: (90, 30, 0, 180), 3: (60, 20, 0, 195), 4: (60, 20, 0, 195)}[mode]
+    # elevation = 90 - phi; phi > 180 (modes 3-4, 6 sd away) is never drawn in practice.
+    return stats.truncnorm((90 - min(high, 180) - (90 - mean)) / sd, (90 - low - (90 - mean)) / sd,
+                           loc=90 - mean, scale=sd)
+
+
+@pytest.mark.parametrize("mode", [1, 2, 3, 4, 5, "p3d"])
+def test_each_mode_draws_its_published_distribution(mode):
+    rng = np.random.default_rng(7)
+    draws = np.array([viewpoints.sample_azimuth_elevation(rng, mode) for _ in range(4000)])
+    azimuth, elevation = draws[:, 0], draws[:, 1]
+    model = _elevation_model(mode)
+    # Quartiles of the elevation within 2.5 degrees of the model's (standard error about 0.6 degrees).
+    np.testing.assert_allclose(np.percentile(elevation, [25, 50, 75]), model.ppf([0.25, 0.5, 0.75]), atol=2.5)
+    assert abs(elevation.std() - model.std()) < 1.5
+    if mode in (2, 4):
+        # The front-view window [-195, 15] degrees, uniform over its 210 degrees.
+        assert azimuth.min() >= -195 and azimuth.max() <= 15
+        np.testing.assert_allclose(np.percentile(azimuth, [25, 50, 75]), [-142.5, -90, -37.5], atol=4)
+    else:
+        # Uniform over the circle.
+        np.testing.assert_allclose(np.percentile(np.mod(azimuth, 360), [25, 50, 75]), [90, 180, 270], atol=6)
 
 
 def test_polar_angle_beyond_180_is_folded():

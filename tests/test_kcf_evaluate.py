@@ -111,19 +111,27 @@ def _hue_images(folder, per_category):
     return pd.DataFrame(rows)
 
 
-def test_kcf_scores_separate_corrupted_labels(tmp_path):
-    """The CI-sized proof; bench/kcf.py measures the same on the embedded default's rendered images."""
-    frame, mask = kcf.corrupt_azimuths(_hue_images(tmp_path, 30), 0.1, seed=0)
-    frame["kcf_fold"] = kcf.assign_folds(frame, 2, seed=0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kcf_scores_separate_corrupted_labels(tmp_path, seed):
+    """The CI-sized proof; bench/kcf.py measures the same on the embedded default's rendered images. The seed
+    draws the corruption, the folds and the fold models. With SGD (the published optimiser) this set gave AUROC
+    1.0 / 0.93 / 0.88 / 0.91 at seeds 0-3 and dropped 2-3 of the 6 corrupted images at seeds 1-3; AdamW with a
+    cosine schedule (the embedded default's fold models) gave 1.0 and exactly the 6 at all four seeds."""
+    frame, mask = kcf.corrupt_azimuths(_hue_images(tmp_path, 30), 0.1, seed=seed)
+    frame["kcf_fold"] = kcf.assign_folds(frame, 2, seed=seed)
     settings = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.0, "epochs": 12,
-                "batch_size": 8, "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 10,
-                "lr_gamma": 0.1, "augment": False, "crop_jitter": 0.0, "colour_jitter": 0.0}
-    scores = pd.concat([kcf.score_fold(frame, fold, "all", settings, seed=fold, threads=1) for fold in range(2)])
+                "batch_size": 8, "lr": 1e-3, "optimizer": "adamw", "lr_schedule": "cosine", "momentum": 0.9,
+                "weight_decay": 1e-4, "lr_step_epochs": 10, "lr_gamma": 0.1, "augment": False, "crop_jitter": 0.0,
+                "colour_jitter": 0.0}
+    scores = pd.concat([kcf.score_fold(frame, fold, "all", settings, seed=10 * seed + fold, threads=1)
+                        for fold in range(2)])
     assert sorted(scores["image_id"]) == sorted(frame["image_id"])
     losses = scores.set_index("image_id").loc[frame["image_id"], "kcf_loss"].to_numpy()
-    assert kcf.auroc(losses, mask) >= 0.9
+    assert kcf.auroc(losses, mask) >= 0.95
     kept, summary = kcf.select(scores, {"mode": "fraction", "keep_fraction": 0.9})
-    assert summary["dropped"].sum() == len(frame) - len(kept) == 6
+    dropped = set(frame["image_id"]) - set(kept["image_id"])
+    assert dropped == set(frame.loc[mask, "image_id"])  # the 6 corrupted images, and only they
+    assert summary["dropped"].sum() == 6
 
 
 def test_classification_accuracy_table_by_hand():

@@ -14,11 +14,42 @@ SETTINGS = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "cont
 
 
 def _data(n=16):
+    """Four kinds of image (a strong red, green or blue channel, or grey stripes, over dark noise), each with its
+    own azimuth and elevation bin: a pose a network can learn from the pixels, unlike random labels on noise
+    (which a network only fits by learning the labels' frequencies)."""
     generator = torch.Generator().manual_seed(0)
     size = pose.padded_size(SETTINGS)
-    images = torch.randint(0, 255, (n, 3, size, size), dtype=torch.uint8, generator=generator)
-    labels = np.stack([np.arange(n) % 41, (np.arange(n) * 3) % 41, np.full(n, 20)], axis=1).astype(np.int64)
+    kind = np.arange(n) % 4
+    images = torch.randint(0, 60, (n, 3, size, size), dtype=torch.uint8, generator=generator)
+    for index, image_kind in enumerate(kind):
+        if image_kind < 3:
+            images[index, image_kind] += 180
+        else:
+            images[index, :, ::4] += 180
+    labels = np.stack([kind * 10, kind * 5 + 5, np.full(n, 20)], axis=1).astype(np.int64)
     return images, labels, [f"img-{k}" for k in range(n)]
+
+
+def _null_loss(settings: dict, seed: int, task=pose.POSE) -> float:
+    """The last epoch's loss of the same training with lr = 0: what "it learns" must beat (it drifts by itself,
+    through batch-norm statistics and augmentation, e.g. 11.69 -> 11.33 on random labels)."""
+    images, labels, ids = _data()
+    if task is not pose.POSE:
+        images, labels = _two_kinds(images)
+    return pose.train(images, labels, ids, {**settings, "lr": 0.0}, seed=seed, threads=1, task=task).history[-1]["loss"]
+
+
+def _two_kinds(images):
+    """The first 8 images as they are (car, label 1), the last 8 inverted and dimmed (boat, label 0)."""
+    images = images.clone()
+    images[8:] = 255 - images[8:] // 4
+    return images, np.array([1] * 8 + [0] * 8)
+
+
+def _azimuth_accuracy(model, images, labels) -> float:
+    """Training-set accuracy of the azimuth bin in eval mode."""
+    return float((pose.predict_logits(model, images, SETTINGS["input_size"])[:, :41].argmax(1).numpy()
+                  == labels[:, 0]).mean())
 
 
 def test_labels_follow_the_bins():
@@ -38,7 +69,8 @@ def test_training_is_deterministic_and_learns():
     second = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert first.history[-1]["loss"] < first.history[0]["loss"]
+    # Measured: last loss 0.3-1.9 over seeds and settings against 11.8-12.3 with lr = 0.
+    assert first.history[-1]["loss"] < 0.35 * _null_loss(SETTINGS, seed=3)
 
 
 def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
@@ -107,13 +139,20 @@ def test_object_boxes_scale_the_render_box_and_fill_empty_masks():
 
 def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
     images, _, ids = _data()
-    images[8:] = 255 - images[8:] // 4  # two visibly different kinds of image
+    images, expected = _two_kinds(images)  # two visibly different kinds of image
     frame = pd.DataFrame({"category": ["car"] * 8 + ["boat"] * 8})
     labels = classify.category_labels(frame, ["boat", "car"])
-    np.testing.assert_array_equal(labels, [1] * 8 + [0] * 8)
+    np.testing.assert_array_equal(labels, expected)
     task = classify.task(["boat", "car"])
-    result = pose.train(images, labels, ids, SETTINGS, seed=1, threads=1, task=task)
-    assert result.model.fc.out_features == 2 and result.history[-1]["loss"] < result.history[0]["loss"]
+    # AdamW: with SGD's 8 steps the batch-norm running statistics are still far from the batch's, so the eval-mode
+    # network answers one class for everything although its training loss is near 0.
+    settings = {**SETTINGS, "optimizer": "adamw", "lr": 1e-3, "lr_schedule": "cosine"}
+    result = pose.train(images, labels, ids, settings, seed=1, threads=1, task=task)
+    assert result.model.fc.out_features == 2
+    predicted = pose.predict_logits(result.model, images, 32).argmax(1).numpy()
+    # Measured: 0.94-1.0 over three seeds; lr = 0 gives 0.38-0.5.
+    assert (predicted == labels).mean() >= 0.875, predicted
+    assert result.history[-1]["loss"] < 0.3 * _null_loss(settings, seed=1, task=task)
     pose.save_checkpoint(tmp_path / "category.pt", result.model, SETTINGS, {"task": "category"})
     model, checkpoint = pose.load_checkpoint(tmp_path / "category.pt")
     assert checkpoint["outputs"] == 2 and checkpoint["task"] == "category"
@@ -135,7 +174,9 @@ def test_adamw_and_cosine_schedule_learn_and_anneal(optimizer, lr, schedule):
     images, labels, ids = _data()
     settings = {**SETTINGS, "optimizer": optimizer, "lr": lr, "lr_schedule": schedule}
     result = pose.train(images, labels, ids, settings, seed=3, threads=1)
-    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.history[-1]["loss"] < 0.35 * _null_loss(settings, seed=3)
+    if optimizer == "adamw":  # measured 1.0 at three seeds (SGD's 8 steps leave batch-norm statistics behind)
+        assert _azimuth_accuracy(result.model, images, labels) >= 0.75
     # Cosine annealing over 4 epochs: lr * (1 + cos(pi * epoch / 4)) / 2 after each epoch, 0 after the last.
     expected = [lr * (1 + np.cos(np.pi * epoch / 4)) / 2 for epoch in range(1, 5)]
     np.testing.assert_allclose([h["lr"] for h in result.history], expected, atol=1e-12)
@@ -176,7 +217,24 @@ def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
 def test_bfloat16_autocast_trains_with_float32_weights():
     images, labels, ids = _data()
     result = pose.train(images, labels, ids, {**SETTINGS, "precision": "bfloat16"}, seed=3, threads=1)
-    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.history[-1]["loss"] < 0.35 * _null_loss(SETTINGS, seed=3)
     assert all(parameter.dtype == torch.float32 for parameter in result.model.parameters())
     plain = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
     assert result.history[0]["loss"] != plain.history[0]["loss"]  # the forward pass really ran in bfloat16
+
+
+def test_pretrained_weights_are_loaded_from_the_torch_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path, url = pose.pretrained_weights_path("resnet18")
+    assert path == tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    torch.manual_seed(11)
+    saved = pose.build_model("resnet18", pretrained=False, outputs=1000).state_dict()  # ImageNet's 1000-way head
+    path.parent.mkdir(parents=True)
+    torch.save(saved, path)
+    model = pose.build_model("resnet18", pretrained=True)
+    for name, tensor in model.state_dict().items():
+        if not name.startswith("fc."):  # the head is replaced by the pose head
+            assert torch.equal(tensor, saved[name]), name
+    assert model.fc.out_features == pose.POSE_OUTPUTS
+    fresh = pose.build_model("resnet18", pretrained=False)
+    assert not torch.equal(fresh.conv1.weight, saved["conv1.weight"])

@@ -11,7 +11,7 @@ import socket
 import pytest
 from llm_server import FakeLLMServer, answer, error
 
-from dst3d.identity import image_id, image_rng
+from dst3d.identity import image_id
 from dst3d.io import write_json
 from dst3d.prompts import (
     COLORS,
@@ -48,10 +48,18 @@ def template_set(images, **settings) -> dict:
 def test_default_template_prompt_is_colour_class_and_keywords():
     images = car_images(20, keywords_of=lambda index: ["car", "sedan", "Sedan", " coupe "] if index % 2 else ["auto"])
     prompt_set = template_set(images)
+    # Pinned: the colour draw (seed 2024, per image) is part of the dataset's definition.
+    assert [prompt_set["prompts"][image_id("train", "car", index)] for index in range(4)] == [
+        "An image of white car, auto, best quality, extremely detailed",
+        "An image of red car, sedan, coupe, best quality, extremely detailed",
+        "An image of navy blue car, auto, best quality, extremely detailed",
+        "An image of brown car, sedan, coupe, best quality, extremely detailed",
+    ]
     for image, index, _ in images:
-        color = COLORS[int(image_rng(SEED, "train", "car", index, "prompt").integers(len(COLORS)))]
-        subject = f"{color} car, sedan, coupe" if index % 2 else f"{color} car, auto"
-        assert prompt_set["prompts"][image] == f"An image of {subject}, best quality, extremely detailed"
+        subject = "car, sedan, coupe" if index % 2 else "car, auto"
+        prompt = prompt_set["prompts"][image]
+        assert prompt.startswith("An image of ") and prompt.endswith(f" {subject}, best quality, extremely detailed")
+        assert prompt.removeprefix("An image of ").removesuffix(f" {subject}, best quality, extremely detailed") in COLORS
     assert prompt_set["candidates"] == sorted(set(prompt_set["prompts"].values()))
     assert (prompt_set["backend"], prompt_set["model"], prompt_set["request_hash"]) == ("template", None, None)
     assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT

@@ -89,8 +89,14 @@ def test_folders_source_without_paths_says_which_key(tmp_path):
     assert "assets.folders.models_csv is not set" in result.stderr + result.stdout
 
 
+#: Pooled Acc@pi/6 of the end-to-end run as measured on the 2-core machine (BENCHMARKS.md, "End-to-end
+#: accuracy"): 0.531 with 240 training images per category, the full default's 480 not yet measured here.
+#: Training is deterministic for a machine and thread count, so the bound allows for other CPUs only.
+E2E_ACC_PI_6 = {240: 0.531}
+
+
 @pytest.mark.slow
-def test_embedded_default_end_to_end(tmp_path):
+def test_embedded_default_end_to_end(tmp_path, capsys):
     default = yaml.safe_load(DEFAULT_CONFIG.read_text())
     overlay = None
     images = default["splits"]["train"]["images_per_category"]
@@ -109,8 +115,13 @@ def test_embedded_default_end_to_end(tmp_path):
     results = tmp_path / "results"
     metrics = pd.read_csv(results / "tables" / "pose_metrics.csv").set_index("category")
     assert {"car", "chair", "airplane", "boat", "mean (pooled)", "mean (per-category)"} <= set(metrics.index)
-    # Chance for Acc@pi/6 on these viewpoints is a few percent; the estimator must be far above it.
-    assert metrics.loc["mean (pooled)", "acc_pi_6"] >= 0.3, metrics
+    with capsys.disabled():
+        print(f"\nend-to-end pose metrics ({images} training images per category):\n{metrics.to_string()}")
+    # Chance for Acc@pi/6 is a few percent; the run must keep 80 % of the accuracy it was measured at.
+    if images in E2E_ACC_PI_6:
+        assert metrics.loc["mean (pooled)", "acc_pi_6"] >= 0.8 * E2E_ACC_PI_6[images], metrics
+    assert metrics["images"].to_dict() == {"airplane": 40, "boat": 40, "car": 40, "chair": 40, "mean (pooled)": 160,
+                                           "mean (per-category)": 160}
     assert (results / "figures" / "samples.png").stat().st_size > 10_000
     kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
     scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
