@@ -67,7 +67,12 @@ def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_
 
 
 def viewpoint_plot(annotations: pd.DataFrame, path: Path) -> None:
-    """Scatter of sampled azimuth against elevation (degrees), one panel per category."""
+    """Scatter of sampled azimuth against elevation (degrees), one panel per category, saved as PNG."""
+    _save(viewpoint_figure(annotations), path)
+
+
+def viewpoint_figure(annotations: pd.DataFrame):
+    """The figure of :func:`viewpoint_plot` (one matplotlib axes per category, in order of appearance)."""
     categories = list(dict.fromkeys(annotations["category"]))
     figure, axes = plt.subplots(1, len(categories), figsize=(3.2 * len(categories), 3), squeeze=False, sharey=True)
     for axis, category in zip(axes[0], categories):
@@ -78,4 +83,4 @@ def viewpoint_plot(annotations: pd.DataFrame, path: Path) -> None:
         axis.set_xlabel("azimuth (deg)")
     axes[0][0].set_ylabel("elevation (deg)")
     figure.tight_layout()
-    _save(figure, path)
+    return figure

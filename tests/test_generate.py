@@ -117,3 +117,18 @@ def test_the_cuboid_is_drawn_at_the_corners_scaled_to_the_generated_image():
         assert drawn[int(v), int(u)].tolist() == [0, 220, 0], (u, v)
     assert not drawn[30:34, 30:34].any()  # inside the cuboid's faces, away from every edge
     assert drawn[60:, 60:].sum() == 0  # beyond the scaled box (unscaled corners would stop at 12)
+
+
+def test_the_viewpoint_plot_shows_each_category_at_its_angles(tmp_path):
+    from dst3d.figures import viewpoint_figure, viewpoint_plot
+
+    annotations = pd.DataFrame({"category": ["car", "car", "boat"], "azimuth": np.radians([10.0, 350.0, 180.0]),
+                                "elevation": np.radians([5.0, 40.0, -10.0])})
+    figure = viewpoint_figure(annotations)
+    car, boat = figure.axes
+    assert (car.get_title(), boat.get_title()) == ("car (n=2)", "boat (n=1)")
+    np.testing.assert_allclose(car.collections[0].get_offsets(), [[10, 5], [350, 40]])
+    np.testing.assert_allclose(boat.collections[0].get_offsets(), [[180, -10]])
+    assert car.get_xlim() == (0, 360) and car.get_xlabel() == "azimuth (deg)"
+    viewpoint_plot(annotations, tmp_path / "viewpoints.png")
+    assert cv2.imread(str(tmp_path / "viewpoints.png")).shape[1] > 400
