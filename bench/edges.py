@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dst3d.edges import EdgeSettings, detect_edges_shard
+from dst3d.generate.edges import EdgeSettings, detect_edges_shard
 
 
 def synthetic_render(rng: np.random.Generator, size_px: int) -> np.ndarray:

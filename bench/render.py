@@ -27,13 +27,13 @@ started = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import bpy
 import pandas as pd
-from dst3d import assets
+from dst3d.inputs import catalog
 from dst3d.io import write_table
-from dst3d.render import render_shard
+from dst3d.render.blender import render_shard
 root = {root!r}
-models = assets.models_of(assets.read_model_table(root + "/models.csv"), "car")
-textures = assets.split_assets(assets.index_textures(root + "/textures", 0.2), "train", "textures")
-backgrounds = assets.split_assets(assets.index_backgrounds(root + "/backgrounds", 0.2), "train", "backgrounds")
+models = catalog.models_of(catalog.read_model_table(root + "/models.csv"), "car")
+textures = catalog.split_assets(catalog.index_textures(root + "/textures", 0.2), "train", "textures")
+backgrounds = catalog.split_assets(catalog.index_backgrounds(root + "/backgrounds", 0.2), "train", "backgrounds")
 timing = {{"startup_s": time.perf_counter() - started}}
 table, shard_timing = render_shard("train", "car", range({images}), models, textures, backgrounds, {settings!r}, 0,
                                    {out!r}, threads={threads})
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--denoise", choices=["off", "on", "both"], default="off")
     arguments = parser.parse_args()
-    from dst3d.assets import build_embedded_assets
+    from dst3d.inputs.embedded import build_embedded_assets
 
     denoise_cases = {"off": [False], "on": [True], "both": [False, True]}[arguments.denoise]
     with tempfile.TemporaryDirectory() as temporary:

@@ -1,4 +1,4 @@
-"""Training throughput of the train stage (dst3d.pose.train) against plain torchvision loops over the same
+"""Training throughput of the train stage (dst3d.training.loop.train) against plain torchvision loops over the same
 images, model and optimiser.
 
 The images are the embedded default's generated training images (built with the workflow in ``--workdir``, a
@@ -6,7 +6,7 @@ temporary folder unless given; an existing one is reused); the model, input size
 the configuration's ``train`` block (ResNet-18 at 64 px, batch 32, SGD). Each method trains ``--epochs``
 epochs from the same initial weights on ``--threads`` torch threads:
 
-* stage: ``dst3d.pose.crops`` decodes every crop once (timed separately), then ``dst3d.pose.train`` (in-memory
+* stage: ``dst3d.training.cropping.crops`` decodes every crop once (timed separately), then ``dst3d.training.loop.train`` (in-memory
   uint8 crops, batched random crop and colour jitter);
 * torchvision, in memory: the same decoded crops in a ``Dataset`` with per-sample ``transforms.v2``
   (RandomCrop, ColorJitter, ToDtype, Normalize) and a ``DataLoader`` (batch 32, shuffled, ``--workers``
@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
 
-from dst3d import pose
+from dst3d.training import cropping, loop, pose
 from dst3d.torch_compat import import_torchvision
 
 
@@ -73,14 +73,14 @@ class FileCrops(torch.utils.data.Dataset):
 
     def __init__(self, paths, boxes, labels, settings, transform):
         self.paths, self.boxes, self.labels, self.transform = paths, boxes, torch.from_numpy(labels), transform
-        self.size = pose.padded_size(settings)
+        self.size = cropping.padded_size(settings)
         self.context = settings["context"] * self.size / settings["input_size"]
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
-        crop = Image.open(self.paths[index]).convert("RGB").crop(pose.crop_box(self.boxes[index], self.context))
+        crop = Image.open(self.paths[index]).convert("RGB").crop(cropping.crop_box(self.boxes[index], self.context))
         crop = crop.resize((self.size, self.size), Image.BILINEAR)
         return self.transform(torch.from_numpy(np.array(crop)).permute(2, 0, 1)), self.labels[index]
 
@@ -89,12 +89,12 @@ def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: i
     """The plain loop: DataLoader, forward, pose loss, backward, optimiser step; scheduler step per epoch (the
     optimiser, schedule and precision the settings name, SGD + StepLR in float32 by default)."""
     torch.manual_seed(seed)
-    device = pose.resolve_device(settings["device"])
+    device = loop.resolve_device(settings["device"])
     bfloat16 = settings["precision"] == "bfloat16"
-    layout = pose.memory_layout(settings["precision"], device)
-    model = pose.build_model(settings["backbone"], settings["pretrained"]).to(device, memory_format=layout)
-    optimizer = pose.make_optimizer(model, settings)
-    scheduler = pose.make_scheduler(optimizer, settings)
+    layout = loop.memory_layout(settings["precision"], device)
+    model = loop.build_model(settings["backbone"], settings["pretrained"], outputs=pose.POSE_OUTPUTS).to(device, memory_format=layout)
+    optimizer = loop.make_optimizer(model, settings)
+    scheduler = loop.make_scheduler(optimizer, settings)
     loader = torch.utils.data.DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True,
                                          num_workers=workers, drop_last=False, pin_memory=device.type == "cuda",
                                          persistent_workers=workers > 0)
@@ -122,21 +122,21 @@ def main() -> None:
 
     config = data_config(parser, args)
     settings = apply_overrides(parser, {**estimator_settings(config), "epochs": args.epochs}, args.overrides)
-    cuda = pose.resolve_device(settings["device"]).type == "cuda"
+    cuda = loop.resolve_device(settings["device"]).type == "cuda"
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-train-") as temporary:
         frame = train_images(args, config, (args.workdir or Path(temporary)).resolve())
         labels, ids = pose.pose_labels(frame), frame["image_id"].tolist()
         started = time.perf_counter()
-        images = pose.crops(frame, settings, args.threads)
+        images = cropping.crops(frame, settings, args.threads)
         decode_seconds = time.perf_counter() - started
         transform = torchvision_transforms(settings)
         methods = {
-            "dst3d.pose.train (stage)": lambda: pose.train(images, labels, ids, settings, seed=0, threads=args.threads),
+            "dst3d.training.loop.train (stage)": lambda: loop.train(images, labels, ids, settings, seed=0, threads=args.threads, task=pose.POSE),
             "torchvision loop, in-memory crops": lambda: torchvision_loop(
                 InMemoryCrops(images, labels, transform), settings, args.epochs, 0, args.workers),
             f"torchvision loop, files ({args.workers} workers)": lambda: torchvision_loop(
-                FileCrops(frame["image_path"].tolist(), pose.object_boxes(frame), labels, settings, transform),
+                FileCrops(frame["image_path"].tolist(), cropping.object_boxes(frame), labels, settings, transform),
                 settings, args.epochs, 0, args.workers),
         }
         wall, cpu = dict.fromkeys(methods, float("inf")), dict.fromkeys(methods, float("inf"))
@@ -150,7 +150,7 @@ def main() -> None:
                 cpu[name] = min(cpu[name], time.process_time() - started_cpu)
 
     count = len(frame) * args.epochs
-    stage = "dst3d.pose.train (stage)"
+    stage = "dst3d.training.loop.train (stage)"
     print(f"{len(frame)} images x {args.epochs} epochs, {settings['backbone']} at {settings['input_size']} px, batch "
           f"{settings['batch_size']}, {settings['optimizer']}, {settings['precision']}, on {'cuda: ' + torch.cuda.get_device_name() if cuda else 'the CPU'}, "
           f"{args.threads} torch threads, {args.workers} DataLoader workers, best of {args.repeats}")

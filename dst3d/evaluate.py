@@ -3,7 +3,7 @@ category and overall. Two overall means are reported, because codebases disagree
 ``mean (pooled)`` over all images, and ``mean (per-category)``, the unweighted mean of the category rows.
 
 Evaluation runs a checkpoint on an image table (the held-out synthetic split or a real benchmark read by
-:mod:`dst3d.datasets`); every metrics row names the checkpoint's file hash and data manifest hash, so a table
+:mod:`dst3d.inputs.datasets`); every metrics row names the checkpoint's file hash and data manifest hash, so a table
 row traces back to the exact model and training set.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d import pose
+from dst3d.training import cropping, loop, pose
 from dst3d.geometry import pose_error
 
 POOLED = "mean (pooled)"
@@ -56,7 +56,7 @@ def predict_poses(model: torch.nn.Module, settings: dict, frame: pd.DataFrame, b
     """Predicted poses and geodesic errors of every object of an image table (columns image_id, category,
     azimuth, elevation, theta, the box, image_path), with the model's training ``settings`` (crop size and
     context)."""
-    logits = pose.predict_logits(model, pose.crops(frame, settings, threads), settings["input_size"], batch_size, flip)
+    logits = loop.predict_logits(model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip)
     predicted = pose.decode(logits)
     predictions = frame[["image_id", "category", "azimuth", "elevation", "theta"]].reset_index(drop=True)
     predictions[["pred_azimuth", "pred_elevation", "pred_theta"]] = predicted

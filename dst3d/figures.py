@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dst3d.annotations import matrix  # noqa: E402
+from dst3d.render.annotations import matrix
 from dst3d.io import atomic_path, read_image  # noqa: E402
 
 #: The 12 cuboid edges: corner pairs that differ in exactly one axis bit.

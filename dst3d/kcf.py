@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d import pose
+from dst3d.training import cropping, loop, pose
 from dst3d.identity import derive_seed
 
 _log = logging.getLogger(__name__)
@@ -56,9 +56,9 @@ def score_fold(
     """
     training, held_out = fold_split(frame, fold, group)
     log.info("fold %d of group %s: training on %d images, scoring %d", fold, group, len(training), len(held_out))
-    result = pose.train(pose.crops(training, settings, threads), pose.pose_labels(training),
-                        training["image_id"].tolist(), settings, seed=seed, threads=threads, log=log)
-    logits = pose.predict_logits(result.model, pose.crops(held_out, settings, threads), settings["input_size"])
+    result = loop.train(cropping.crops(training, settings, threads), pose.pose_labels(training),
+                        training["image_id"].tolist(), settings, seed=seed, threads=threads, log=log, task=pose.POSE)
+    logits = loop.predict_logits(result.model, cropping.crops(held_out, settings, threads), settings["input_size"])
     losses = pose.pose_loss(logits, torch.from_numpy(pose.pose_labels(held_out)), reduction="none").numpy()
     scores = held_out[["image_id", "category", "kcf_fold"]].reset_index(drop=True)
     scores["kcf_loss"] = np.round(losses, 6)

@@ -77,7 +77,7 @@ def _diffusion_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def _prompt_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
-    from dst3d.prompts import resolve_prompt_settings
+    from dst3d.generate.prompts import resolve_prompt_settings
 
     settings = resolve_prompt_settings(config["prompts"])
     if settings["backend"] != "openai":
@@ -97,7 +97,7 @@ def _prompt_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> l
 
 
 def _asset_problems(config: Mapping[str, Any]) -> list[str]:
-    from dst3d import assets
+    from dst3d.inputs import catalog
 
     renders = _shard_paths(config, "{results}/render/{split}/{category}/{shard}.parquet")
     if _all_exist(renders):
@@ -107,15 +107,15 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
     if config["assets"]["source"] == "folders":
         folders = config["assets"]["folders"]
         checks = [
-            ("assets.folders.models_csv", folders["models_csv"], lambda path: assets.read_model_table(path)),
+            ("assets.folders.models_csv", folders["models_csv"], lambda path: catalog.read_model_table(path)),
             ("assets.folders.textures_dir", folders["textures_dir"],
-             lambda path: assets.index_textures(path, folders["test_fraction"], folders["dtd_split"])),
+             lambda path: catalog.index_textures(path, folders["test_fraction"], folders["dtd_split"])),
             ("assets.folders.backgrounds_dir", folders["backgrounds_dir"],
-             lambda path: assets.index_backgrounds(path, folders["test_fraction"])),
+             lambda path: catalog.index_backgrounds(path, folders["test_fraction"])),
         ]
     if config["assets"]["environments_dir"]:
         checks.append(("assets.environments_dir", config["assets"]["environments_dir"],
-                       lambda path: assets.index_environments(path)))
+                       lambda path: catalog.index_environments(path)))
     for key, value, check in checks:
         path = Path(value)
         if not path.exists():
@@ -123,7 +123,7 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
             continue
         try:
             table = check(path)
-        except (assets.AssetError, OSError, ValueError) as error:
+        except (catalog.AssetError, OSError, ValueError) as error:
             found.append(f"{key} = {value!r}: {error}")
             continue
         if key == "assets.folders.models_csv":
@@ -150,7 +150,7 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     for key, settings in needed:
         if not settings.get("pretrained"):
             continue
-        from dst3d.pose import pretrained_weights_path
+        from dst3d.training.loop import pretrained_weights_path
 
         path, url = pretrained_weights_path(settings["backbone"])
         if not path.is_file():

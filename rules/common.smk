@@ -8,7 +8,7 @@ from snakemake.utils import validate
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
 from dst3d import preflight
-from dst3d.prompts import job_settings as prompt_job_settings
+from dst3d.generate.prompts import job_settings as prompt_job_settings
 from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
 
 

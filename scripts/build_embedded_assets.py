@@ -2,7 +2,7 @@ from _bootstrap import start
 
 log = start(snakemake, "build_embedded_assets")
 
-from dst3d.assets import build_embedded_assets
+from dst3d.inputs.embedded import build_embedded_assets
 from dst3d.io import staged_directory
 
 settings = {**snakemake.params.settings, "categories": snakemake.params.categories}

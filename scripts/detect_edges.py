@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dst3d.edges import EdgeSettings, detect_edges_shard
+from dst3d.generate.edges import EdgeSettings, detect_edges_shard
 from dst3d.io import staged_directory
 
 records = pd.read_parquet(snakemake.input.annotations, columns=["image_id", "render_path"])

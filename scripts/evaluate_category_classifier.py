@@ -4,14 +4,15 @@ log = start(snakemake, "evaluate_category_classifier")
 
 import torch
 
-from dst3d import classify, evaluate, pose
+from dst3d import evaluate
+from dst3d.training import classify, cropping, loop
 from dst3d.io import read_tables, write_table
 
 torch.set_num_threads(snakemake.threads)
-model, checkpoint = pose.load_checkpoint(snakemake.input.model)
+model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
 settings = checkpoint["settings"]
-logits = pose.predict_logits(model, pose.crops(frame, settings, snakemake.threads), settings["input_size"],
+logits = loop.predict_logits(model, cropping.crops(frame, settings, snakemake.threads), settings["input_size"],
                              snakemake.params.settings["batch_size"])
 predictions = frame[["image_id", "category"]].copy()
 predictions["predicted_category"] = [checkpoint["categories"][index] for index in logits.argmax(1).tolist()]

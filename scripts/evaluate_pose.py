@@ -4,7 +4,9 @@ log = start(snakemake, "evaluate_pose")
 
 import torch
 
-from dst3d import datasets, evaluate, pose
+from dst3d import evaluate
+from dst3d.inputs import datasets
+from dst3d.training import loop
 from dst3d.io import read_tables, write_table
 
 torch.set_num_threads(snakemake.threads)
@@ -16,7 +18,7 @@ else:
     eval_set = evaluate.SYNTHETIC_TEST
     frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
 log.info("evaluating %s on %s: %d objects", snakemake.input.model, eval_set, len(frame))
-model, checkpoint = pose.load_checkpoint(snakemake.input.model)
+model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 predictions = evaluate.predict_poses(model, checkpoint["settings"], frame, settings["batch_size"], settings["flip"],
                                      snakemake.threads)
 metrics = evaluate.provenance_columns(evaluate.metrics_table(predictions), checkpoint["variant"], eval_set,

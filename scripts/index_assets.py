@@ -4,7 +4,7 @@ log = start(snakemake, "index_assets")
 
 from pathlib import Path
 
-from dst3d import assets
+from dst3d.inputs import catalog
 from dst3d.io import write_table
 
 if snakemake.params.source == "embedded":
@@ -15,15 +15,15 @@ else:
     models_csv, textures_dir, backgrounds_dir = (
         Path(folders["models_csv"]), Path(folders["textures_dir"]), Path(folders["backgrounds_dir"])
     )
-models = assets.read_model_table(models_csv)
+models = catalog.read_model_table(models_csv)
 for category in snakemake.params.categories:
-    assets.models_of(models, category)  # every configured category needs models
-textures = assets.index_textures(textures_dir, snakemake.params.test_fraction, snakemake.params.dtd_split)
-backgrounds = assets.index_backgrounds(backgrounds_dir, snakemake.params.test_fraction)
-environments = assets.index_environments(snakemake.params.environments_dir)
+    catalog.models_of(models, category)  # every configured category needs models
+textures = catalog.index_textures(textures_dir, snakemake.params.test_fraction, snakemake.params.dtd_split)
+backgrounds = catalog.index_backgrounds(backgrounds_dir, snakemake.params.test_fraction)
+environments = catalog.index_environments(snakemake.params.environments_dir)
 for split in ("train", "test"):
-    assets.split_assets(textures, split, f"textures under {textures_dir}")
-    assets.split_assets(backgrounds, split, f"backgrounds under {backgrounds_dir}")
+    catalog.split_assets(textures, split, f"textures under {textures_dir}")
+    catalog.split_assets(backgrounds, split, f"backgrounds under {backgrounds_dir}")
 write_table(models, snakemake.output.models)
 write_table(textures, snakemake.output.textures)
 write_table(backgrounds, snakemake.output.backgrounds)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dst3d import classify, pose
+from dst3d.training import classify, cropping, loop, pose
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
 
@@ -26,11 +26,11 @@ else:
     seed = derive_seed(snakemake.params.seed, "train", task_name, variant)
 log.info("training the %s network of %s on %d images", task_name, variant, len(frame))
 resume_path = Path(snakemake.params.resume)
-result = pose.train(
-    pose.crops(frame, settings, snakemake.threads), labels, frame["image_id"].tolist(), settings,
+result = loop.train(
+    cropping.crops(frame, settings, snakemake.threads), labels, frame["image_id"].tolist(), settings,
     seed=seed, threads=snakemake.threads, resume_path=resume_path, log=log, task=task,
 )
-pose.save_checkpoint(snakemake.output.model, result.model, settings, {
+loop.save_checkpoint(snakemake.output.model, result.model, settings, {
     "task": task_name, "categories": snakemake.params.categories, "variant": variant, "images": len(frame),
     "manifest_hash": pose.manifest_hash(frame), "history": result.history, "seed": snakemake.params.seed,
     "config": json.loads(json.dumps(snakemake.config)),

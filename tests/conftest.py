@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dst3d import assets
+from dst3d.inputs import catalog, embedded
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,12 +35,12 @@ RENDER = schema_defaults("render", {
 def embedded_assets(tmp_path_factory) -> dict:
     """Embedded assets on disk with their three index tables."""
     root = tmp_path_factory.mktemp("embedded")
-    assets.build_embedded_assets(root, EMBEDDED, global_seed=0)
+    embedded.build_embedded_assets(root, EMBEDDED, global_seed=0)
     return {
         "root": root,
-        "models": assets.read_model_table(root / "models.csv"),
-        "textures": assets.index_textures(root / "textures", 0.3),
-        "backgrounds": assets.index_backgrounds(root / "backgrounds", 0.3),
+        "models": catalog.read_model_table(root / "models.csv"),
+        "textures": catalog.index_textures(root / "textures", 0.3),
+        "backgrounds": catalog.index_backgrounds(root / "backgrounds", 0.3),
     }
 
 

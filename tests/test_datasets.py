@@ -11,7 +11,9 @@ import pytest
 import torch
 from benchmark_fixtures import SPLITS, WRITERS
 
-from dst3d import datasets, evaluate, geometry, pose
+from dst3d import evaluate, geometry
+from dst3d.inputs import datasets
+from dst3d.training import cropping, loop, pose
 
 
 def published_rotation(azimuth_deg, elevation_deg, theta_deg):
@@ -156,7 +158,7 @@ def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path, format_name):
     frame = datasets.load_benchmark(entry, ["airplane", "car"])
     settings = {"input_size": 32, "context": 1.2, "crop_jitter": 0.0}
     torch.manual_seed(0)
-    model = pose.build_model("resnet18", pretrained=False)
+    model = loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
     predictions = evaluate.predict_poses(model, settings, frame, batch_size=4, flip=False, threads=1)
     assert list(predictions["category"]) == ["airplane", "car"]
     assert predictions["error"].between(0, np.pi).all()
@@ -170,6 +172,6 @@ def test_crops_of_real_images_follow_the_box(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), image)
     frame = pd.DataFrame({"image_path": [str(tmp_path / "a.png")], "bbox_x0": [150.0], "bbox_y0": [40.0],
                           "bbox_x1": [170.0], "bbox_y1": [60.0]})
-    crop = pose.crops(frame, {"input_size": 24, "context": 2.0, "crop_jitter": 0.0}, threads=1)[0]
+    crop = cropping.crops(frame, {"input_size": 24, "context": 2.0, "crop_jitter": 0.0}, threads=1)[0]
     # Context 2: the 20 px box fills the middle half of the 24 px crop.
     assert crop[:, 8:16, 8:16].min() == 255 and crop[:, :4].max() == 0 and crop[:, :, -4:].max() == 0

@@ -8,14 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dst3d.edges import (
-    EDGE_PRESETS,
-    EdgeSettings,
-    detect_edges_shard,
-    edge_map,
-    output_size,
-    read_render,
-)
+from dst3d.generate.edges import EDGE_PRESETS, EdgeSettings, detect_edges_shard, edge_map, output_size, read_render
 
 SQUARE = slice(128, 384)  # rows and columns of the opaque square in the synthetic render
 

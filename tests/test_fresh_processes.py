@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 PROMPTS = """
 import hashlib, json
-from dst3d.prompts import build_prompt_set
+from dst3d.generate.prompts import build_prompt_set
 images = [(f"train-car-{i:06d}", i, ["car", "sedan", "coupe"][: 1 + i % 3]) for i in range(60)]
 prompt_set = build_prompt_set("car", "train", images, {}, 7, cache_dir=None, env={})
 print(hashlib.sha256(json.dumps(prompt_set, sort_keys=True).encode()).hexdigest())
@@ -28,14 +28,14 @@ print(hashlib.sha256(json.dumps(prompt_set, sort_keys=True).encode()).hexdigest(
 
 TRAINING = """
 import hashlib, io, numpy as np, torch
-from dst3d import pose
+from dst3d.training import cropping, loop, pose
 settings = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.2, "epochs": 2,
             "batch_size": 8, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 3,
             "lr_gamma": 0.1, "augment": True, "crop_jitter": 0.125, "colour_jitter": 0.2}
-size = pose.padded_size(settings)
+size = cropping.padded_size(settings)
 images = torch.randint(0, 255, (16, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 labels = np.stack([np.arange(16) % 41, np.arange(16) % 7, np.full(16, 20)], 1).astype(np.int64)
-result = pose.train(images, labels, [f"i{k}" for k in range(16)], settings, seed=3, threads=THREADS)
+result = loop.train(images, labels, [f"i{k}" for k in range(16)], settings, seed=3, threads=THREADS, task=pose.POSE)
 digest = hashlib.sha256()
 for name, tensor in sorted(result.model.state_dict().items()):
     digest.update(name.encode() + tensor.numpy().tobytes())
@@ -70,13 +70,13 @@ print(digest.hexdigest())
 RENDERING = """
 import hashlib
 from pathlib import Path
-from dst3d import assets
-from dst3d.render import render_shard
+from dst3d.inputs import catalog, embedded
+from dst3d.render.blender import render_shard
 root = Path(WORKDIR)
-assets.build_embedded_assets(root / "assets", EMBEDDED, global_seed=0)
-models = assets.models_of(assets.read_model_table(root / "assets" / "models.csv"), "car")
-textures = assets.split_assets(assets.index_textures(root / "assets" / "textures", 0.3), "train", "t")
-backgrounds = assets.split_assets(assets.index_backgrounds(root / "assets" / "backgrounds", 0.3), "train", "b")
+embedded.build_embedded_assets(root / "assets", EMBEDDED, global_seed=0)
+models = catalog.models_of(catalog.read_model_table(root / "assets" / "models.csv"), "car")
+textures = catalog.split_assets(catalog.index_textures(root / "assets" / "textures", 0.3), "train", "t")
+backgrounds = catalog.split_assets(catalog.index_backgrounds(root / "assets" / "backgrounds", 0.3), "train", "b")
 table, _ = render_shard("train", "car", range(3), models, textures, backgrounds, RENDER, 0, root / "render",
                         threads=THREADS)
 digest = hashlib.sha256(table.drop(columns=["texture_path", "background_path", "render_path", "mask_path"])

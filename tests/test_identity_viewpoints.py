@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dst3d import identity, viewpoints
+from dst3d import identity
+from dst3d.render import viewpoints
 
 
 def test_seed_is_stable_and_identity_specific():

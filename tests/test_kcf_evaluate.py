@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dst3d import classify, evaluate, kcf
+from dst3d import evaluate, kcf
+from dst3d.training import classify
 
 
 def _frame(counts):

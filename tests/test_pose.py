@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dst3d import classify, geometry, pose
+from dst3d import geometry
+from dst3d.training import classify, cropping, loop, pose
 
 SETTINGS = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.2, "epochs": 4,
             "batch_size": 8, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 3, "lr_gamma": 0.1,
@@ -18,7 +19,7 @@ def _data(n=16):
     own azimuth and elevation bin: a pose a network can learn from the pixels, unlike random labels on noise
     (which a network only fits by learning the labels' frequencies)."""
     generator = torch.Generator().manual_seed(0)
-    size = pose.padded_size(SETTINGS)
+    size = cropping.padded_size(SETTINGS)
     kind = np.arange(n) % 4
     images = torch.randint(0, 60, (n, 3, size, size), dtype=torch.uint8, generator=generator)
     for index, image_kind in enumerate(kind):
@@ -36,7 +37,7 @@ def _null_loss(settings: dict, seed: int, task=pose.POSE) -> float:
     images, labels, ids = _data()
     if task is not pose.POSE:
         images, labels = _two_kinds(images)
-    return pose.train(images, labels, ids, {**settings, "lr": 0.0}, seed=seed, threads=1, task=task).history[-1]["loss"]
+    return loop.train(images, labels, ids, {**settings, "lr": 0.0}, seed=seed, threads=1, task=task).history[-1]["loss"]
 
 
 def _two_kinds(images):
@@ -48,7 +49,7 @@ def _two_kinds(images):
 
 def _azimuth_accuracy(model, images, labels) -> float:
     """Training-set accuracy of the azimuth bin in eval mode."""
-    return float((pose.predict_logits(model, images, SETTINGS["input_size"])[:, :41].argmax(1).numpy()
+    return float((loop.predict_logits(model, images, SETTINGS["input_size"])[:, :41].argmax(1).numpy()
                   == labels[:, 0]).mean())
 
 
@@ -65,8 +66,8 @@ def test_ignored_angles_do_not_count_in_the_loss():
 
 def test_training_is_deterministic_and_learns():
     images, labels, ids = _data()
-    first = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
-    second = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
+    first = loop.train(images, labels, ids, SETTINGS, seed=3, threads=1, task=pose.POSE)
+    second = loop.train(images, labels, ids, SETTINGS, seed=3, threads=1, task=pose.POSE)
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
     # Measured: last loss 0.3-1.9 over seeds and settings against 11.8-12.3 with lr = 0.
@@ -75,15 +76,15 @@ def test_training_is_deterministic_and_learns():
 
 def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
     images, labels, ids = _data()
-    straight = pose.train(images, labels, ids, SETTINGS, seed=5, threads=1)
+    straight = loop.train(images, labels, ids, SETTINGS, seed=5, threads=1, task=pose.POSE)
     resume = tmp_path / "resume.pt"
-    pose.train(images, labels, ids, {**SETTINGS, "epochs": 2}, seed=5, threads=1, resume_path=resume)
+    loop.train(images, labels, ids, {**SETTINGS, "epochs": 2}, seed=5, threads=1, resume_path=resume, task=pose.POSE)
     state = torch.load(resume, weights_only=False)
     assert state["epoch"] == 2
     # Same data and settings except the epoch count: the fingerprint must match for resuming.
-    state["fingerprint"] = pose._fingerprint(SETTINGS, labels, ids)
+    state["fingerprint"] = loop._fingerprint(SETTINGS, labels, ids, pose.POSE)
     torch.save(state, resume)
-    resumed = pose.train(images, labels, ids, SETTINGS, seed=5, threads=1, resume_path=resume)
+    resumed = loop.train(images, labels, ids, SETTINGS, seed=5, threads=1, resume_path=resume, task=pose.POSE)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -92,8 +93,8 @@ def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
 def test_resume_state_for_other_data_is_ignored(tmp_path):
     images, labels, ids = _data()
     resume = tmp_path / "resume.pt"
-    pose.train(images, labels, ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume)
-    result = pose.train(images, labels[::-1].copy(), ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume)
+    loop.train(images, labels, ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume, task=pose.POSE)
+    result = loop.train(images, labels[::-1].copy(), ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume, task=pose.POSE)
     assert [h["epoch"] for h in result.history] == [1]
 
 
@@ -110,7 +111,7 @@ def test_flip_averaging_reverses_azimuth_and_theta_bins():
 
     images = torch.zeros(1, 3, 41, 41, dtype=torch.uint8)
     images[0, :, :, 5] = 255
-    logits = pose.predict_logits(Echo(), images, 41, flip=True)
+    logits = loop.predict_logits(Echo(), images, 41, flip=True)
     # The mirrored image puts the column at 35, whose reversed bin is 5 again: both votes agree.
     assert logits[0, :41].argmax() == 5 and logits[0, 82:].argmax() == 5
     assert logits[0, 5] == pytest.approx(10.0)
@@ -118,23 +119,23 @@ def test_flip_averaging_reverses_azimuth_and_theta_bins():
 
 def test_missing_pretrained_weights_say_how_to_provide_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(pose.PretrainedWeightsMissing, match="train.pretrained"):
-        pose.build_model("resnet18", pretrained=True)
+    with pytest.raises(loop.PretrainedWeightsMissing, match="train.pretrained"):
+        loop.build_model("resnet18", pretrained=True, outputs=pose.POSE_OUTPUTS)
 
 
 def test_augmentation_keeps_shape_and_range_and_centre_crop_is_central():
     images = torch.arange(40 * 40, dtype=torch.float32).reshape(1, 1, 40, 40).expand(2, 3, 40, 40).to(torch.uint8)
-    out = pose.augment(images, torch.Generator().manual_seed(0), {"input_size": 32, "colour_jitter": 0.3})
+    out = cropping.augment(images, torch.Generator().manual_seed(0), {"input_size": 32, "colour_jitter": 0.3})
     assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 255
-    np.testing.assert_array_equal(pose.centre_crop(images, 32), images[..., 4:36, 4:36])
+    np.testing.assert_array_equal(cropping.centre_crop(images, 32), images[..., 4:36, 4:36])
 
 
 def test_object_boxes_scale_the_render_box_and_fill_empty_masks():
     frame = pd.DataFrame({"bbox_x0": [10, -1], "bbox_y0": [20, -1], "bbox_x1": [30, -1], "bbox_y1": [40, -1],
                           "width": [64, 64], "height": [64, 64], "image_width": [128, 128], "image_height": [256, 256]})
-    np.testing.assert_array_equal(pose.object_boxes(frame), [[20, 80, 60, 160], [0, 0, 128, 256]])
+    np.testing.assert_array_equal(cropping.object_boxes(frame), [[20, 80, 60, 160], [0, 0, 128, 256]])
     real = frame.drop(columns=["width", "height"])  # benchmark tables: boxes already in image pixels
-    np.testing.assert_array_equal(pose.object_boxes(real)[0], [10, 20, 30, 40])
+    np.testing.assert_array_equal(cropping.object_boxes(real)[0], [10, 20, 30, 40])
 
 
 def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
@@ -147,25 +148,25 @@ def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
     # AdamW: with SGD's 8 steps the batch-norm running statistics are still far from the batch's, so the eval-mode
     # network answers one class for everything although its training loss is near 0.
     settings = {**SETTINGS, "optimizer": "adamw", "lr": 1e-3, "lr_schedule": "cosine"}
-    result = pose.train(images, labels, ids, settings, seed=1, threads=1, task=task)
+    result = loop.train(images, labels, ids, settings, seed=1, threads=1, task=task)
     assert result.model.fc.out_features == 2
-    predicted = pose.predict_logits(result.model, images, 32).argmax(1).numpy()
+    predicted = loop.predict_logits(result.model, images, 32).argmax(1).numpy()
     # Measured: 0.94-1.0 over three seeds; lr = 0 gives 0.38-0.5.
     assert (predicted == labels).mean() >= 0.875, predicted
     assert result.history[-1]["loss"] < 0.3 * _null_loss(settings, seed=1, task=task)
-    pose.save_checkpoint(tmp_path / "category.pt", result.model, SETTINGS, {"task": "category"})
-    model, checkpoint = pose.load_checkpoint(tmp_path / "category.pt")
+    loop.save_checkpoint(tmp_path / "category.pt", result.model, SETTINGS, {"task": "category"})
+    model, checkpoint = loop.load_checkpoint(tmp_path / "category.pt")
     assert checkpoint["outputs"] == 2 and checkpoint["task"] == "category"
-    np.testing.assert_allclose(pose.predict_logits(model, images, 32), pose.predict_logits(result.model, images, 32))
+    np.testing.assert_allclose(loop.predict_logits(model, images, 32), loop.predict_logits(result.model, images, 32))
     with pytest.raises(ValueError, match="plane"):
         classify.category_labels(pd.DataFrame({"category": ["plane"]}), ["boat", "car"])
 
 
 
 def test_identical_weights_give_identical_checkpoint_bytes(tmp_path):
-    model = pose.build_model("resnet18", pretrained=False)
-    pose.save_checkpoint(tmp_path / "a.pt", model, SETTINGS, {"seed": 0})
-    pose.save_checkpoint(tmp_path / "b.pt", model, SETTINGS, {"seed": 0})
+    model = loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
+    loop.save_checkpoint(tmp_path / "a.pt", model, SETTINGS, {"seed": 0})
+    loop.save_checkpoint(tmp_path / "b.pt", model, SETTINGS, {"seed": 0})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
 
 
@@ -173,7 +174,7 @@ def test_identical_weights_give_identical_checkpoint_bytes(tmp_path):
 def test_adamw_and_cosine_schedule_learn_and_anneal(optimizer, lr, schedule):
     images, labels, ids = _data()
     settings = {**SETTINGS, "optimizer": optimizer, "lr": lr, "lr_schedule": schedule}
-    result = pose.train(images, labels, ids, settings, seed=3, threads=1)
+    result = loop.train(images, labels, ids, settings, seed=3, threads=1, task=pose.POSE)
     assert result.history[-1]["loss"] < 0.35 * _null_loss(settings, seed=3)
     if optimizer == "adamw":  # measured 1.0 at three seeds (SGD's 8 steps leave batch-norm statistics behind)
         assert _azimuth_accuracy(result.model, images, labels) >= 0.75
@@ -186,28 +187,28 @@ def test_unknown_optimizer_schedule_device_and_precision_name_the_config_key():
     images, labels, ids = _data(4)
     for key, value in [("optimizer", "adam"), ("lr_schedule", "linear"), ("device", "tpu"), ("precision", "fp8")]:
         with pytest.raises(ValueError, match=f"train.{key}: unknown .*{value}"):
-            pose.train(images, labels, ids, {**SETTINGS, "epochs": 1, key: value}, seed=0, threads=1)
+            loop.train(images, labels, ids, {**SETTINGS, "epochs": 1, key: value}, seed=0, threads=1, task=pose.POSE)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_cuda_without_a_gpu_fails_before_training_and_says_what_to_set():
-    assert pose.resolve_device("auto") == torch.device("cpu")
+    assert loop.resolve_device("auto") == torch.device("cpu")
     images, labels, ids = _data(4)
     with pytest.raises(RuntimeError, match="train.device is cuda but torch sees no CUDA GPU.*train.device: cpu"):
-        pose.train(images, labels, ids, {**SETTINGS, "device": "cuda"}, seed=0, threads=1)
+        loop.train(images, labels, ids, {**SETTINGS, "device": "cuda"}, seed=0, threads=1, task=pose.POSE)
 
 
 def test_zero_init_residual_starts_every_block_as_the_identity():
-    model = pose.build_model("resnet18", pretrained=False, zero_init_residual=True)
+    model = loop.build_model("resnet18", pretrained=False, zero_init_residual=True, outputs=pose.POSE_OUTPUTS)
     blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
     assert len(blocks) == 8 and all(float(block.bn2.weight.detach().abs().max()) == 0 for block in blocks)
-    assert float(pose.build_model("resnet18", pretrained=False).layer1[0].bn2.weight.detach().min()) == 1.0
+    assert float(loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS).layer1[0].bn2.weight.detach().min()) == 1.0
 
 
 def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
     images = torch.arange(3 * 3 * 10 * 10, dtype=torch.uint8).reshape(3, 3, 10, 10)
     settings = {"input_size": 6, "colour_jitter": 0.0}
-    out = pose.augment(images, torch.Generator().manual_seed(5), settings)
+    out = cropping.augment(images, torch.Generator().manual_seed(5), settings)
     offsets = torch.randint(0, 5, (3, 2), generator=torch.Generator().manual_seed(5)).tolist()
     assert out.shape == (3, 3, 6, 6) and len({tuple(o) for o in offsets}) > 1
     for image, crop, (y, x) in zip(images, out, offsets):
@@ -216,25 +217,25 @@ def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
 
 def test_bfloat16_autocast_trains_with_float32_weights():
     images, labels, ids = _data()
-    result = pose.train(images, labels, ids, {**SETTINGS, "precision": "bfloat16"}, seed=3, threads=1)
+    result = loop.train(images, labels, ids, {**SETTINGS, "precision": "bfloat16"}, seed=3, threads=1, task=pose.POSE)
     assert result.history[-1]["loss"] < 0.35 * _null_loss(SETTINGS, seed=3)
     assert all(parameter.dtype == torch.float32 for parameter in result.model.parameters())
-    plain = pose.train(images, labels, ids, SETTINGS, seed=3, threads=1)
+    plain = loop.train(images, labels, ids, SETTINGS, seed=3, threads=1, task=pose.POSE)
     assert result.history[0]["loss"] != plain.history[0]["loss"]  # the forward pass really ran in bfloat16
 
 
 def test_pretrained_weights_are_loaded_from_the_torch_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    path, url = pose.pretrained_weights_path("resnet18")
+    path, url = loop.pretrained_weights_path("resnet18")
     assert path == tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
     torch.manual_seed(11)
-    saved = pose.build_model("resnet18", pretrained=False, outputs=1000).state_dict()  # ImageNet's 1000-way head
+    saved = loop.build_model("resnet18", pretrained=False, outputs=1000).state_dict()  # ImageNet's 1000-way head
     path.parent.mkdir(parents=True)
     torch.save(saved, path)
-    model = pose.build_model("resnet18", pretrained=True)
+    model = loop.build_model("resnet18", pretrained=True, outputs=pose.POSE_OUTPUTS)
     for name, tensor in model.state_dict().items():
         if not name.startswith("fc."):  # the head is replaced by the pose head
             assert torch.equal(tensor, saved[name]), name
     assert model.fc.out_features == pose.POSE_OUTPUTS
-    fresh = pose.build_model("resnet18", pretrained=False)
+    fresh = loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
     assert not torch.equal(fresh.conv1.weight, saved["conv1.weight"])

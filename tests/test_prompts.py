@@ -13,15 +13,7 @@ from llm_server import FakeLLMServer, answer, error
 
 from dst3d.identity import image_id
 from dst3d.io import write_json
-from dst3d.prompts import (
-    COLORS,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_PROMPT_SETTINGS,
-    PromptError,
-    build_prompt_set,
-    parse_descriptions,
-    resolve_prompt_settings,
-)
+from dst3d.generate.prompts import COLORS, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT_SETTINGS, PromptError, build_prompt_set, parse_descriptions, resolve_prompt_settings
 
 SEED = 2024
 KEY_VARIABLE = "DST3D_TEST_LLM_KEY"
@@ -246,7 +238,7 @@ def test_any_change_to_the_request_misses_the_cache(llm_server, tmp_path):
 
 def test_rate_limit_and_server_errors_are_retried_with_backoff(llm_server, tmp_path, caplog):
     llm_server.script = [error(429, "slow down"), error(500, "boom"), answer(json.dumps(DESCRIPTIONS))]
-    with caplog.at_level(logging.WARNING, logger="dst3d.prompts"):
+    with caplog.at_level(logging.WARNING, logger="dst3d.generate.prompts"):
         prompt_set = openai_set(llm_server, tmp_path / "cache", backoff_s=0.1)
 
     assert prompt_set["candidates"] == DESCRIPTIONS

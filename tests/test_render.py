@@ -8,17 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dst3d import assets, meshes
-from dst3d.annotations import matrix
+from dst3d.inputs import catalog, meshes
+from dst3d.render.annotations import matrix
 from dst3d.geometry import project
-from dst3d.render import RenderError, render_shard
+from dst3d.render.blender import RenderError, render_shard
 
 
 def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
     return render_shard(
-        split, category, indices, assets.models_of(embedded_assets["models"], category),
-        assets.split_assets(embedded_assets["textures"], split, "textures"),
-        assets.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        split, category, indices, catalog.models_of(embedded_assets["models"], category),
+        catalog.split_assets(embedded_assets["textures"], split, "textures"),
+        catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
         settings, 0, out_dir, threads=2,
     )
 
@@ -112,24 +112,24 @@ def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, 
 def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets, render_settings, tmp_path):
     broken = tmp_path / "broken.obj"
     broken.write_text("this is not a mesh\n")
-    models = assets.models_of(embedded_assets["models"], "car").copy()
+    models = catalog.models_of(embedded_assets["models"], "car").copy()
     models["path"] = str(broken)
     out = tmp_path / "shard"
     out.mkdir()
     (out / "earlier.png").write_bytes(b"kept")
     with pytest.raises(RenderError, match="broken.obj"):
-        render_shard("train", "car", range(2), models, assets.split_assets(embedded_assets["textures"], "train", "t"),
-                     assets.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, out)
+        render_shard("train", "car", range(2), models, catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                     catalog.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, out)
     assert (out / "earlier.png").read_bytes() == b"kept"
     assert not (tmp_path / "shard.partial").exists()
 
 
 def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path):
-    models = assets.models_of(embedded_assets["models"], "car").copy()
+    models = catalog.models_of(embedded_assets["models"], "car").copy()
     models["path"] = str(tmp_path / "nowhere.obj")
     with pytest.raises(RenderError, match="nowhere.obj does not exist"):
-        render_shard("train", "car", range(1), models, assets.split_assets(embedded_assets["textures"], "train", "t"),
-                     assets.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, tmp_path / "s")
+        render_shard("train", "car", range(1), models, catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                     catalog.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, tmp_path / "s")
 
 
 def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):
@@ -137,19 +137,19 @@ def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):
     table["path"] = [str(embedded_assets["root"] / path) for path in table["path"]]
     table.loc[3, "sampling_mode"] = "9"
     table.to_csv(tmp_path / "models.csv", index=False)
-    with pytest.raises(assets.AssetError, match=r"line 5 .*sampling_mode must be 1-5 or p3d"):
-        assets.read_model_table(tmp_path / "models.csv")
+    with pytest.raises(catalog.AssetError, match=r"line 5 .*sampling_mode must be 1-5 or p3d"):
+        catalog.read_model_table(tmp_path / "models.csv")
     table.loc[3, "sampling_mode"] = "3"
     table.loc[1, "distance"] = -1
     table.to_csv(tmp_path / "models.csv", index=False)
-    with pytest.raises(assets.AssetError, match=r"line 3 .*distance must be positive"):
-        assets.read_model_table(tmp_path / "models.csv")
+    with pytest.raises(catalog.AssetError, match=r"line 3 .*distance must be positive"):
+        catalog.read_model_table(tmp_path / "models.csv")
 
 
 def test_empty_texture_folder_is_a_clear_error(tmp_path):
     (tmp_path / "images" / "banded").mkdir(parents=True)
-    with pytest.raises(assets.AssetError, match="holds no .jpg/.png images"):
-        assets.index_textures(tmp_path, 0.2)
+    with pytest.raises(catalog.AssetError, match="holds no .jpg/.png images"):
+        catalog.index_textures(tmp_path, 0.2)
 
 
 def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dst3d import assets, geometry, meshes
-from dst3d.annotations import matrix
-from dst3d.render import DEPTH_SCALE, RenderError, read_depth_exr, render_shard
+from dst3d import geometry
+from dst3d.inputs import catalog, meshes, procedural_meshes
+from dst3d.render.annotations import matrix
+from dst3d.render.blender import DEPTH_SCALE, RenderError, read_depth_exr, render_shard
 from tests.conftest import RENDER, schema_defaults
 from tests.test_render import rasterise
 
@@ -19,12 +20,12 @@ BOX_CENTRES = ((0.42, 0.25, 0.3), (0.42, -0.05, 0.3))  # the second = the first 
 
 
 def body_mesh():
-    return meshes.car(np.random.default_rng(3))
+    return procedural_meshes.car(np.random.default_rng(3))
 
 
 def truth_mesh():
     """The mesh every file below holds, in the canonical frame (z up, front -y), before normalisation."""
-    return meshes.merge([body_mesh(), *(meshes.box(centre, BOX_SIZE) for centre in BOX_CENTRES)])
+    return procedural_meshes.merge([body_mesh(), *(procedural_meshes.box(centre, BOX_SIZE) for centre in BOX_CENTRES)])
 
 
 def normalised(vertices):
@@ -72,7 +73,7 @@ def build_blender_scene(with_array_modifier: bool, material_colour=None):
     body_world = body.matrix_world.copy()
     body.parent = parent
     body.matrix_world = body_world
-    box_vertices, box_faces = meshes.box((0, 0, 0), BOX_SIZE)
+    box_vertices, box_faces = procedural_meshes.box((0, 0, 0), BOX_SIZE)
     first = _link_mesh_object("box", box_vertices, box_faces, material=material)
     first.location = BOX_CENTRES[0]
     if with_array_modifier:
@@ -122,11 +123,11 @@ def write_model_table(folder, paths, **columns):
              "elevation_offset_deg": 0.0, "distance": 2.0, "sampling_mode": "5", "strength": 1.0, "keywords": "",
              **columns} for model_id, path in paths.items()]
     pd.DataFrame(rows).to_csv(folder / "models.csv", index=False)
-    return assets.read_model_table(folder / "models.csv")
+    return catalog.read_model_table(folder / "models.csv")
 
 
 def split_of(embedded_assets, key):
-    return assets.split_assets(embedded_assets[key], "train", key)
+    return catalog.split_assets(embedded_assets[key], "train", key)
 
 
 def iou(first, second):
@@ -141,7 +142,7 @@ def read_mask(record):
 def formats(embedded_assets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("formats")
     models = write_model_table(folder, write_model_files(folder))
-    table, _ = render_shard("train", "thing", range(10), assets.models_of(models, "thing"),
+    table, _ = render_shard("train", "thing", range(10), catalog.models_of(models, "thing"),
                             split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
                             RENDER, 0, folder / "shard", threads=2)
     return models, table
@@ -179,7 +180,7 @@ def test_alignment_offset_compensates_a_rotated_model_file(embedded_assets, tmp_
         folder = tmp_path / name
         folder.mkdir()
         models = write_model_table(folder, {name: tmp_path / f"{name}.off"}, azimuth_offset_deg=offset)
-        tables[name], _ = render_shard("train", "thing", range(3), assets.models_of(models, "thing"), textures,
+        tables[name], _ = render_shard("train", "thing", range(3), catalog.models_of(models, "thing"), textures,
                                        split_of(embedded_assets, "backgrounds"), settings, 0, folder / "shard")
     for plain, turned in zip(tables["plain"].to_dict("records"), tables["turned"].to_dict("records")):
         for key in ("azimuth", "elevation", "theta", "distance", "elevation_offset", "K", "t"):
@@ -203,7 +204,7 @@ def test_keep_materials_renders_the_models_own_colour(embedded_assets, tmp_path,
     models = write_model_table(tmp_path, {model_id: paths[model_id]})
     settings = schema_defaults("render", {"width": 64, "height": 64, "samples": 4, "denoise": False,
                                           "keep_materials": True})
-    table, _ = render_shard("train", "thing", range(2), assets.models_of(models, "thing"),
+    table, _ = render_shard("train", "thing", range(2), catalog.models_of(models, "thing"),
                             split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
                             settings, 0, tmp_path / "shard")
     for record in table.to_dict("records"):
@@ -225,7 +226,7 @@ def test_texture_mappings_put_the_texture_on_a_mesh_without_uvs(embedded_assets,
     models = write_model_table(tmp_path, {"model": tmp_path / "model.off"})
     settings = schema_defaults("render", {"width": 96, "height": 96, "samples": 8, "denoise": False,
                                           "texture_mapping": texture_mapping})
-    table, _ = render_shard("train", "thing", range(2), assets.models_of(models, "thing"), textures,
+    table, _ = render_shard("train", "thing", range(2), catalog.models_of(models, "thing"), textures,
                             split_of(embedded_assets, "backgrounds"), settings, 0, tmp_path / "shard")
     for record in table.to_dict("records"):
         grey = cv2.imread(record["render_path"], cv2.IMREAD_GRAYSCALE)[read_mask(record)]
@@ -249,12 +250,12 @@ def ray_box_depth(record, box_min, box_max):
 
 @pytest.mark.parametrize("depth_format", ["png16", "exr"])
 def test_depth_map_is_the_distance_along_the_optical_axis(embedded_assets, tmp_path, depth_format):
-    cube_vertices, cube_faces = meshes.box((0, 0, 0), (1, 1, 1))
+    cube_vertices, cube_faces = procedural_meshes.box((0, 0, 0), (1, 1, 1))
     meshes.write_off(tmp_path / "cube.off", cube_vertices, cube_faces)
     models = write_model_table(tmp_path, {"cube": tmp_path / "cube.off"})
     settings = schema_defaults("render", {"width": 64, "height": 64, "samples": 2, "denoise": False,
                                           "depth": depth_format, "viewpoint": {"theta_sd_deg": 15.0}})
-    table, _ = render_shard("train", "thing", range(3), assets.models_of(models, "thing"),
+    table, _ = render_shard("train", "thing", range(3), catalog.models_of(models, "thing"),
                             split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
                             settings, 0, tmp_path / "shard")
     for record in table.to_dict("records"):
@@ -279,7 +280,7 @@ def test_environment_maps_light_the_object_and_are_drawn_per_image(embedded_asse
     folder.mkdir()
     for name, colour in (("red", (0.0, 0.0, 4.0)), ("blue", (4.0, 0.0, 0.0))):  # OpenCV order: B, G, R
         cv2.imwrite(str(folder / f"{name}.hdr"), np.full((8, 16, 3), colour, np.float32))
-    environments = assets.index_environments(folder)
+    environments = catalog.index_environments(folder)
     white = tmp_path / "white.png"
     cv2.imwrite(str(white), np.full((8, 8, 3), 255, np.uint8))
     textures = pd.DataFrame({"path": [str(white)], "texture_class": ["white"], "split": ["train"]})
@@ -288,7 +289,7 @@ def test_environment_maps_light_the_object_and_are_drawn_per_image(embedded_asse
     models = write_model_table(tmp_path, {"model": tmp_path / "model.off"})
     settings = schema_defaults("render", {"width": 48, "height": 48, "samples": 8, "denoise": False,
                                           "light": {"energy_w": 0.0}})
-    table, _ = render_shard("train", "thing", range(6), assets.models_of(models, "thing"), textures,
+    table, _ = render_shard("train", "thing", range(6), catalog.models_of(models, "thing"), textures,
                             split_of(embedded_assets, "backgrounds"), settings, 0, tmp_path / "shard",
                             environments=environments)
     assert set(table["environment_path"]) == set(environments["path"])  # both maps drawn in six images
@@ -314,7 +315,7 @@ def test_broken_model_file_names_the_file_and_keeps_earlier_output(embedded_asse
     out.mkdir()
     (out / "earlier.png").write_bytes(b"kept")
     with pytest.raises(RenderError, match=f"broken.{model_id}"):
-        render_shard("train", "thing", range(1), assets.models_of(models, "thing"),
+        render_shard("train", "thing", range(1), catalog.models_of(models, "thing"),
                      split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"), RENDER, 0, out)
     assert (out / "earlier.png").read_bytes() == b"kept"
     assert not (tmp_path / "shard.partial").exists()
@@ -335,8 +336,8 @@ def test_model_table_errors_name_the_line(tmp_path):
     for change, message in cases:
         rows = [good, {**good, "model_id": "b", **change}]
         pd.DataFrame(rows).to_csv(tmp_path / "models.csv", index=False)
-        with pytest.raises(assets.AssetError, match=message):
-            assets.read_model_table(tmp_path / "models.csv")
+        with pytest.raises(catalog.AssetError, match=message):
+            catalog.read_model_table(tmp_path / "models.csv")
 
 
 def test_unreadable_texture_names_the_file(embedded_assets, tmp_path):
@@ -345,7 +346,7 @@ def test_unreadable_texture_names_the_file(embedded_assets, tmp_path):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not a jpeg")
     textures = pd.DataFrame({"path": [str(broken)], "texture_class": ["banded"], "split": ["train"]})
-    car = assets.models_of(embedded_assets["models"], "car")
+    car = catalog.models_of(embedded_assets["models"], "car")
     with pytest.raises(RenderError, match="banded_0001.jpg cannot be read"):
         render_shard("train", "car", range(1), car, textures, split_of(embedded_assets, "backgrounds"), RENDER, 0,
                      tmp_path / "shard")

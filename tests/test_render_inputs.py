@@ -6,8 +6,9 @@ import itertools
 import numpy as np
 import pytest
 
-from dst3d import assets, geometry, meshes
-from dst3d.annotations import camera_of
+from dst3d import geometry
+from dst3d.inputs import catalog, meshes
+from dst3d.render.annotations import camera_of
 
 
 def make_dtd(root, classes=("banded", "braided"), per_class=4):
@@ -34,12 +35,12 @@ def make_dtd(root, classes=("banded", "braided"), per_class=4):
 
 def test_real_dtd_layout_and_split_files(tmp_path):
     make_dtd(tmp_path)
-    first = assets.index_textures(tmp_path, 0.2)
+    first = catalog.index_textures(tmp_path, 0.2)
     assert len(first) == 8 and set(first["texture_class"]) == {"banded", "braided"}
     assert (first["split"] == "test").sum() == 2  # one test image per class; train1 + val1 are our train
     test_names = sorted(path.rsplit("/", 1)[1] for path in first.loc[first["split"] == "test", "path"])
     assert test_names == ["banded_0004.jpg", "braided_0004.jpg"]
-    second = assets.index_textures(tmp_path, 0.2, dtd_split=2)
+    second = catalog.index_textures(tmp_path, 0.2, dtd_split=2)
     assert sorted(path.rsplit("/", 1)[1] for path in second.loc[second["split"] == "test", "path"]) == [
         "banded_0001.jpg", "braided_0001.jpg"]
 
@@ -48,27 +49,27 @@ def test_dtd_split_files_that_name_missing_images_or_come_alone_are_errors(tmp_p
     make_dtd(tmp_path)
     with open(tmp_path / "labels" / "test1.txt", "a") as handle:
         handle.write("banded/banded_0099.jpg\n")
-    with pytest.raises(assets.AssetError, match="banded/banded_0099.jpg"):
-        assets.index_textures(tmp_path, 0.2)
+    with pytest.raises(catalog.AssetError, match="banded/banded_0099.jpg"):
+        catalog.index_textures(tmp_path, 0.2)
     (tmp_path / "labels" / "test1.txt").unlink()
-    with pytest.raises(assets.AssetError, match="only one of train1.txt and test1.txt"):
-        assets.index_textures(tmp_path, 0.2)
+    with pytest.raises(catalog.AssetError, match="only one of train1.txt and test1.txt"):
+        catalog.index_textures(tmp_path, 0.2)
 
 
 def test_dtd_without_split_files_splits_by_hash(tmp_path):
     make_dtd(tmp_path, per_class=20)
     for label_file in (tmp_path / "labels").iterdir():
         label_file.unlink()
-    table = assets.index_textures(tmp_path, 0.3)
+    table = catalog.index_textures(tmp_path, 0.3)
     assert len(table) == 40 and 0 < (table["split"] == "test").sum() < 40
 
 
 def test_environment_folder_index(tmp_path):
-    assert assets.index_environments(None).empty
-    with pytest.raises(assets.AssetError, match="no .hdr/.exr"):
-        assets.index_environments(tmp_path)
+    assert catalog.index_environments(None).empty
+    with pytest.raises(catalog.AssetError, match="no .hdr/.exr"):
+        catalog.index_environments(tmp_path)
     (tmp_path / "sky.hdr").write_bytes(b"#?RADIANCE")
-    assert assets.index_environments(tmp_path)["path"].str.endswith("sky.hdr").all()
+    assert catalog.index_environments(tmp_path)["path"].str.endswith("sky.hdr").all()
 
 
 def test_off_reader_handles_pascal3d_and_modelnet_headers(tmp_path):

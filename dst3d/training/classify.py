@@ -1,5 +1,5 @@
 """Category classification, the second trainable task: the pose estimator's ResNet with one output per
-category, trained with plain cross-entropy on the same crops (:func:`dst3d.pose.train` with :func:`task`), and
+category, trained with plain cross-entropy on the same crops (:func:`dst3d.training.loop.train` with :func:`task`), and
 its accuracy table.
 """
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from dst3d.evaluate import PER_CATEGORY, POOLED
-from dst3d.pose import Task
+from dst3d.training.loop import Task
 
 
 def category_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from dst3d import geometry
 from dst3d.identity import image_id, image_rng, image_seed
-from dst3d.viewpoints import fold_polar, sample_viewpoint
+from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
 
 def plan_image(
@@ -25,7 +25,7 @@ def plan_image(
     The model is chosen round-robin (``index % number of models``) so every model gets the same share; the
     rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture, background, light,
     then (only with environment maps) the environment map and its rotation about z. ``models`` are the
-    category's models in table order (:func:`dst3d.assets.models_of`). The texture is drawn even with
+    category's models in table order (:func:`dst3d.inputs.catalog.models_of`). The texture is drawn even with
     ``render.keep_materials`` (and recorded as empty), so that switching it changes no other draw.
     """
     model = models.iloc[index % len(models)]

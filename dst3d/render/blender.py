@@ -8,7 +8,7 @@ modifiers, parenting and instancing applied, cameras/lights/empties of the file 
 bounding-box side 1, centred, as 3D-DST); per image only the camera, the light, the texture and the
 environment change, which costs nothing measurable next to the render itself.
 
-Mesh formats: OBJ (Blender's OBJ importer), glTF/GLB (Blender's glTF importer), OFF (:func:`dst3d.meshes.read_off`)
+Mesh formats: OBJ (Blender's OBJ importer), glTF/GLB (Blender's glTF importer), OFF (:func:`dst3d.inputs.meshes.read_off`)
 and ``.blend`` (mesh-like objects appended). Textures: a DTD image on the Principled BSDF's base colour, mapped
 by a smart UV projection (P3D-Diffusion), the mesh's own UV map (smart projection where it has none) or a box
 projection of object coordinates (no UVs needed); or the model's own materials (3D-DST). Optional depth: the Z
@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from dst3d import geometry, meshes
-from dst3d.annotations import annotation_record, camera_of, plan_image
+from dst3d import geometry
+from dst3d.inputs import meshes
+from dst3d.render.annotations import annotation_record, camera_of, plan_image
 from dst3d.io import staged_directory, without_png_text
 
 _log = logging.getLogger(__name__)
@@ -328,7 +329,7 @@ def render_shard(
     Writes ``<image_id>.png`` (RGBA, transparent film) and ``<image_id>_mask.png`` (255 = object) per image,
     and ``<image_id>_depth.png`` (uint16, depth / DEPTH_SCALE, 0 = no object) or ``_depth.exr`` (float32,
     Cycles' 1e10 = no object) with ``render.depth``. ``models`` are the category's rows of the model table
-    (:func:`dst3d.assets.models_of`); ``environments`` the HDR index (none: a uniform grey world).
+    (:func:`dst3d.inputs.catalog.models_of`); ``environments`` the HDR index (none: a uniform grey world).
     Returns the shard's annotation table (sorted by index) and timing figures in seconds: ``render_s`` inside
     Blender's render call, ``import_s`` importing models, ``setup_s`` building the scene (and loading Blender
     if not yet loaded), ``total_s`` the whole call (bench/render).

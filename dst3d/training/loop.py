@@ -1,11 +1,9 @@
-"""The pose estimator of 3D-DST ("ResNet50-General"): a torchvision ResNet whose head classifies azimuth,
-elevation and in-plane rotation into 41 bins each (123 outputs), trained with cross-entropy that ignores
-out-of-range angles (index 41). The same network and training loop serve the second task, category
-classification (:mod:`dst3d.classify`), through a :class:`Task` (head size and loss).
+"""The training loop shared by every network the workflow trains (the pose estimator, the category
+classifier, the KCF fold models): a torchvision ResNet with a task's head, trained on in-memory crops with
+resume after a kill, on the CPU or a CUDA GPU, and saved as a self-describing checkpoint.
 
-Images enter as crops around the object's 2D box (enlarged by ``context`` and made square), resized to
-``input_size`` and normalised with the ImageNet mean and standard deviation. All crops of a training set are
-decoded once into memory (uint8) before the first epoch, so no epoch waits on image decoding.
+A :class:`Task` says what the network learns: its head size and its loss (:data:`dst3d.training.pose.POSE`,
+:func:`dst3d.training.classify.task`).
 """
 
 from __future__ import annotations
@@ -14,24 +12,20 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from dst3d import geometry
-from dst3d.io import atomic_path, read_image
+from dst3d.io import atomic_path
+from dst3d.training.cropping import augment, centre_crop, normalise
 from dst3d.torch_compat import import_torchvision
 
+
 _log = logging.getLogger(__name__)
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 #: ``train.optimizer``: SGD with momentum (the published setting) or AdamW (trains a network from scratch on a
 #: few hundred images in far fewer steps; use a learning rate around 1e-3 with it).
@@ -44,7 +38,6 @@ DEVICES = ("auto", "cpu", "cuda")
 #: ``train.precision``: ``float32`` throughout, or ``bfloat16`` autocast for the forward pass (the loss, the
 #: weights and the optimiser stay float32; on CUDA the network also runs in channels-last layout).
 PRECISIONS = ("float32", "bfloat16")
-POSE_OUTPUTS = 3 * geometry.NUM_BINS
 
 
 def memory_layout(precision: str, device: torch.device) -> torch.memory_format:
@@ -80,7 +73,7 @@ def pretrained_weights_path(backbone: str) -> tuple[Path, str]:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url), weights.url
 
 
-def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS,
+def build_model(backbone: str, pretrained: bool, outputs: int,
                 zero_init_residual: bool = False) -> torch.nn.Module:
     """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
     only from the local torch cache: a missing file stops with a message saying where to put it.
@@ -102,124 +95,6 @@ def build_model(backbone: str, pretrained: bool, outputs: int = POSE_OUTPUTS,
     return model
 
 
-def pose_labels(frame: pd.DataFrame) -> np.ndarray:
-    """N x 3 int64 bin labels (azimuth, elevation, theta) of the canonical poses in ``frame``."""
-    return np.stack([
-        geometry.azimuth_to_bin(frame["azimuth"].to_numpy()),
-        geometry.signed_angle_to_bin(frame["elevation"].to_numpy()),
-        geometry.signed_angle_to_bin(frame["theta"].to_numpy()),
-    ], axis=1)
-
-
-def object_boxes(frame: pd.DataFrame) -> np.ndarray:
-    """N x 4 object boxes (x0, y0, x1, y1) in pixels of the images at ``image_path`` (pixel-corner origin).
-
-    Generated images carry the render's mask box (``bbox_*`` in render pixels, render size ``width`` x
-    ``height``), scaled here to the generated image's size; an empty mask (``bbox_x0 < 0``) gives the whole
-    image. Real benchmark tables (:mod:`dst3d.datasets`) have no render size: their ``bbox_*`` are already in
-    image pixels.
-    """
-    boxes = frame[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy(dtype=float)
-    if "width" not in frame:
-        return boxes
-    image_width = frame["image_width"].to_numpy(dtype=float)
-    image_height = frame["image_height"].to_numpy(dtype=float)
-    scale_x = image_width / frame["width"].to_numpy(dtype=float)
-    scale_y = image_height / frame["height"].to_numpy(dtype=float)
-    whole = np.stack([np.zeros_like(image_width), np.zeros_like(image_height), image_width, image_height], axis=1)
-    return np.where(boxes[:, :1] < 0, whole, boxes * np.stack([scale_x, scale_y, scale_x, scale_y], axis=1))
-
-
-def crop_box(box: np.ndarray, context: float) -> tuple[float, float, float, float]:
-    """Square crop (x0, y0, x1, y1) centred on ``box``, its side the box's longest side times ``context``."""
-    x0, y0, x1, y1 = (float(value) for value in box)
-    side = max(x1 - x0, y1 - y0, 1.0) * context
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-
-
-def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float) -> np.ndarray:
-    """The RGB crop around one object (input_size x input_size x 3 uint8); outside the image is black.
-
-    The crop window is cut at whole pixels and shrunk with area averaging, so large real photos are not aliased.
-    """
-    image = read_image(image_path)
-    x0, y0, x1, y1 = crop_box(box, context)
-    left, top = int(np.floor(x0)), int(np.floor(y0))
-    side = max(1, int(np.ceil(max(x1 - left, y1 - top))))
-    height, width = image.shape[:2]
-    window = image[max(top, 0):min(top + side, height), max(left, 0):min(left + side, width)]
-    window = cv2.copyMakeBorder(
-        window, max(-top, 0), max(top + side - height, 0), max(-left, 0), max(left + side - width, 0),
-        cv2.BORDER_CONSTANT, value=(0, 0, 0),
-    )
-    interpolation = cv2.INTER_AREA if side > input_size else cv2.INTER_LINEAR
-    crop = cv2.resize(window, (input_size, input_size), interpolation=interpolation)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-
-
-def load_images(paths: list[str], boxes: np.ndarray, input_size: int, context: float, threads: int) -> torch.Tensor:
-    """N x 3 x S x S uint8 tensor of the crops around ``boxes`` (decoded on ``threads`` threads)."""
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        crops = list(pool.map(lambda item: load_crop(item[0], item[1], input_size, context), zip(paths, boxes)))
-    if not crops:
-        return torch.empty((0, 3, input_size, input_size), dtype=torch.uint8)
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-
-
-def augment(images: torch.Tensor, generator: torch.Generator, settings: dict) -> torch.Tensor:
-    """Random crop jitter and colour jitter of a uint8 batch; the pose labels stay valid (no flips, no rotations).
-
-    The crops were cut with ``padding`` extra context, so a crop of ``input_size`` at a random offset shifts the
-    object by up to half the padding; brightness and contrast vary by +-``colour_jitter`` per image and channel.
-    Without augmentation, the centre crop is used.
-    """
-    size = settings["input_size"]
-    margin = images.shape[-1] - size
-    if margin > 0:
-        offsets = torch.randint(0, margin + 1, (len(images), 2), generator=generator).to(images.device)
-        # One gather for the whole batch (a per-image slice loop costs a kernel launch per image on a GPU).
-        window = torch.arange(size, device=images.device)
-        rows = (offsets[:, 0, None] + window)[:, None, :, None]
-        columns = (offsets[:, 1, None] + window)[:, None, None, :]
-        batch = torch.arange(len(images), device=images.device)[:, None, None, None]
-        channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-        images = images[batch, channels, rows, columns]
-    images = images.float()
-    jitter = settings["colour_jitter"]
-    if jitter > 0:
-        # Drawn on the CPU generator whatever the images' device, so the draws do not depend on the device.
-        gain = 1 + jitter * (2 * torch.rand(len(images), 3, 1, 1, generator=generator) - 1)
-        shift = 255 * jitter * (2 * torch.rand(len(images), 3, 1, 1, generator=generator) - 1) / 2
-        gain, shift = gain.to(images.device), shift.to(images.device)
-        mean = images.mean(dim=(2, 3), keepdim=True)
-        images = ((images - mean) * gain + mean + shift).clamp(0, 255)
-    return images
-
-
-def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """The central size x size window of a batch."""
-    start = (images.shape[-1] - size) // 2
-    return images[..., start:start + size, start:start + size]
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (or float in 0..255) N x 3 x H x W -> float, ImageNet-normalised."""
-    return (images.float() / 255.0 - IMAGENET_MEAN.to(images.device)) / IMAGENET_STD.to(images.device)
-
-
-def pose_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Sum over the three angles of the cross-entropy (ignore index 41). ``reduction='none'`` gives one
-    value per image (the KCF score)."""
-    losses = [
-        F.cross_entropy(logits[:, k * geometry.NUM_BINS:(k + 1) * geometry.NUM_BINS], labels[:, k],
-                        ignore_index=geometry.IGNORE_INDEX, reduction="none")
-        for k in range(3)
-    ]
-    total = losses[0] + losses[1] + losses[2]
-    return total.mean() if reduction == "mean" else total
-
-
 @dataclass(frozen=True)
 class Task:
     """What a network learns: ``outputs`` logits per image, scored against its labels by
@@ -230,16 +105,13 @@ class Task:
     loss: Callable[..., torch.Tensor]
 
 
-POSE = Task("pose", POSE_OUTPUTS, pose_loss)
-
-
 @dataclass
 class TrainResult:
     model: torch.nn.Module
     history: list[dict]
 
 
-def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task = POSE) -> str:
+def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task) -> str:
     payload = json.dumps({"settings": settings, "ids": ids, "labels": labels.tolist(), "task": task.name,
                           "outputs": task.outputs}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -247,9 +119,9 @@ def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task 
 
 def train(
     images: torch.Tensor, labels: np.ndarray, ids: list[str], settings: dict, seed: int, threads: int,
-    resume_path: Path | None = None, log: logging.Logger = _log, task: Task = POSE,
+    resume_path: Path | None = None, log: logging.Logger = _log, *, task: Task,
 ) -> TrainResult:
-    """Train a network for ``task`` (the pose estimator by default). ``settings`` is the config's ``train``
+    """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
     augment, input_size, crop_jitter, colour_jitter, and optionally optimizer, lr_schedule, zero_init_residual,
     device, precision); ``images`` are the padded uint8 crops of :func:`crops`, kept on the CPU (each batch is moved to the
@@ -360,16 +232,6 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int
     return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
 
 
-def decode(logits: torch.Tensor) -> np.ndarray:
-    """N x 3 predicted (azimuth, elevation, theta) in radians: centres of the arg-max bins."""
-    bins = geometry.NUM_BINS
-    return np.stack([
-        geometry.bin_to_azimuth(logits[:, :bins].argmax(1).numpy()),
-        geometry.bin_to_signed_angle(logits[:, bins:2 * bins].argmax(1).numpy()),
-        geometry.bin_to_signed_angle(logits[:, 2 * bins:].argmax(1).numpy()),
-    ], axis=1)
-
-
 def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: dict) -> None:
     """Save weights, the head size, the settings and provenance (config, data manifest hash, history, ...)
     atomically."""
@@ -391,23 +253,3 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     model = build_model(checkpoint["settings"]["backbone"], pretrained=False, outputs=checkpoint["outputs"])
     model.load_state_dict(checkpoint["model"])
     return model, checkpoint
-
-
-def manifest_hash(frame: pd.DataFrame) -> str:
-    """Hash of what a model is trained or scored on: image ids, paths and pose labels, in id order."""
-    columns = ["image_id", "image_path", "azimuth", "elevation", "theta"]
-    ordered = frame.sort_values("image_id")[columns]
-    return hashlib.sha256(ordered.to_csv(index=False, float_format="%.9g").encode()).hexdigest()
-
-
-def crops(frame: pd.DataFrame, settings: dict, threads: int) -> torch.Tensor:
-    """The uint8 crops (with the augmentation padding) of every object of an image table, in row order: a
-    generated-image table or a benchmark table of :mod:`dst3d.datasets`."""
-    size = padded_size(settings)
-    context = settings["context"] * size / settings["input_size"]
-    return load_images(frame["image_path"].tolist(), object_boxes(frame), size, context, threads)
-
-
-def padded_size(settings: dict) -> int:
-    """Side of the stored crops: the input size plus the jitter margin (``crop_jitter`` of it on each side)."""
-    return settings["input_size"] + 2 * round(settings["crop_jitter"] * settings["input_size"])
