@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --line-length 120 --check Snakefile rules
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/snakefmt --line-length 120 Snakefile rules
 
 clean:
 	rm -rf results logs benchmarks .snakemake

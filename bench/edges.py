@@ -123,15 +123,19 @@ def main() -> None:
                 if (root / stage_folder / path.name).read_bytes() != (root / "plain3" / path.name).read_bytes():
                     raise SystemExit(f"{stage_folder}/{path.name} differs from the plain loop's edge map")
 
-    print(f"{args.images} renders of {args.size} x {args.size} px RGBA, OpenCV {cv2.__version__}, "
-          f"{os.cpu_count()} CPUs, OpenCV default threads {cv2.getNumThreads()}, "
-          f"blocks of {args.block}, best of {args.repeats} per block")
+    print(
+        f"{args.images} renders of {args.size} x {args.size} px RGBA, OpenCV {cv2.__version__}, "
+        f"{os.cpu_count()} CPUs, OpenCV default threads {cv2.getNumThreads()}, "
+        f"blocks of {args.block}, best of {args.repeats} per block"
+    )
     reference_1ch = per_image_ms["plain loop, 1-channel PNG"]
     reference_3ch = per_image_ms["plain loop, 3-channel PNG"]
     print(f"{'method':<45} {'ms/image':>9} {'vs plain 1ch':>13} {'vs plain 3ch':>13}")
     for name, milliseconds in per_image_ms.items():
-        print(f"{name:<45} {milliseconds:>9.2f} {reference_1ch / milliseconds:>12.2f}x "
-              f"{reference_3ch / milliseconds:>12.2f}x")
+        print(
+            f"{name:<45} {milliseconds:>9.2f} {reference_1ch / milliseconds:>12.2f}x "
+            f"{reference_3ch / milliseconds:>12.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -146,10 +146,17 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--shape", choices=("tiny", "sd15"), default="tiny",
-                        help="tiny random model (default) or random weights in SD 1.5's shapes (GPU timing)")
-    parser.add_argument("--models-dir", type=Path,
-                        help="build the models here once and reuse them on later runs (default: a temporary folder)")
+    parser.add_argument(
+        "--shape",
+        choices=("tiny", "sd15"),
+        default="tiny",
+        help="tiny random model (default) or random weights in SD 1.5's shapes (GPU timing)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="build the models here once and reuse them on later runs (default: a temporary folder)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 on the CPU), float16, ...")
     args = parser.parse_args()

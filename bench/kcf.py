@@ -58,11 +58,19 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.1, help="share of each category's labels to corrupt")
     parser.add_argument("--epochs", type=int, help="fold-model epochs (default: the configuration's)")
     parser.add_argument("--folds", type=int, help="K (default: the configuration's kcf.folds)")
-    parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
-                        help="one fold model per category and fold (default: the configuration's)")
+    parser.add_argument(
+        "--per-category",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one fold model per category and fold (default: the configuration's)",
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, help="seed of the corruption, folds and fold models (default: the config's)")
-    parser.add_argument("--models-per-category", type=int, help="score only the images of each category's first M models")
+    parser.add_argument(
+        "--seed", type=int, help="seed of the corruption, folds and fold models (default: the config's)"
+    )
+    parser.add_argument(
+        "--models-per-category", type=int, help="score only the images of each category's first M models"
+    )
     parser.add_argument("--images-per-category", type=int, help="score only each category's first N images")
     args = parser.parse_args()
 
@@ -87,19 +95,30 @@ def main() -> None:
         corrupted["corrupted"] = mask
         groups = sorted(config["categories"]) if per_category else ["all"]
         started = time.perf_counter()
-        scores = pd.concat([
-            kcf.score_fold(corrupted, fold, group, settings, threads=args.threads,
-                           seed=derive_seed(seed, "kcf-train", "composite", group, fold))
-            for group in groups for fold in range(folds)
-        ])
+        scores = pd.concat(
+            [
+                kcf.score_fold(
+                    corrupted,
+                    fold,
+                    group,
+                    settings,
+                    threads=args.threads,
+                    seed=derive_seed(seed, "kcf-train", "composite", group, fold),
+                )
+                for group in groups
+                for fold in range(folds)
+            ]
+        )
         kcf_seconds = time.perf_counter() - started
 
     scores = scores.merge(corrupted[["image_id", "corrupted"]], on="image_id")
     kept, _ = kcf.select(scores, config["kcf"]["policy"])
     dropped_corrupted = int((scores["corrupted"] & ~scores["image_id"].isin(kept["image_id"])).sum())
-    print(f"{len(scores)} images ({', '.join(config['categories'])}; {frame['model_id'].nunique()} models), {int(mask.sum())} azimuth labels turned by "
-          f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
-          f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads, seed {seed}")
+    print(
+        f"{len(scores)} images ({', '.join(config['categories'])}; {frame['model_id'].nunique()} models), {int(mask.sum())} azimuth labels turned by "
+        f"90..270 degrees; {folds} folds, per_category={per_category}, {settings['backbone']} at "
+        f"{settings['input_size']} px, {settings['epochs']} epochs, {args.threads} threads, seed {seed}"
+    )
     print(f"fold-model settings: {settings}")
     print(f"images built in {build_seconds:.0f} s, KCF ({len(groups) * folds} fold models) in {kcf_seconds:.0f} s")
     print(f"AUROC of the KCF loss for the corrupted images: {kcf.auroc(scores['kcf_loss'], scores['corrupted']):.3f}")
@@ -107,8 +126,10 @@ def main() -> None:
         print(f"  {category:<10} AUROC {kcf.auroc(group['kcf_loss'], group['corrupted']):.3f}")
     median = scores.groupby("corrupted")["kcf_loss"].median()
     print(f"median loss: clean {median[False]:.2f}, corrupted {median[True]:.2f}")
-    print(f"policy {config['kcf']['policy']}: drops {len(scores) - len(kept)} images, {dropped_corrupted} of the "
-          f"{int(mask.sum())} corrupted ({dropped_corrupted / max(mask.sum(), 1):.0%})")
+    print(
+        f"policy {config['kcf']['policy']}: drops {len(scores) - len(kept)} images, {dropped_corrupted} of the "
+        f"{int(mask.sum())} corrupted ({dropped_corrupted / max(mask.sum(), 1):.0%})"
+    )
 
 
 if __name__ == "__main__":

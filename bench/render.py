@@ -49,8 +49,10 @@ def render_settings(size: int, samples: int, denoise: bool, threads: int) -> dic
     """The schema's render defaults with the benchmark's size, samples and denoiser."""
     from snakemake.utils import validate
 
-    config = {"categories": ["car"], "render": {"width": size, "height": size, "samples": samples,
-                                                "denoise": denoise, "threads": threads}}
+    config = {
+        "categories": ["car"],
+        "render": {"width": size, "height": size, "samples": samples, "denoise": denoise, "threads": threads},
+    }
     validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
     return config["render"]
 
@@ -68,19 +70,37 @@ def main() -> None:
     denoise_cases = {"off": [False], "on": [True], "both": [False, True]}[arguments.denoise]
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary) / "assets"
-        build_embedded_assets(root, {
-            "categories": ["car"], "models_per_category": 3, "distance": 2.0, "sampling_mode": "3",
-            "textures_per_class": 5, "texture_test_fraction": 0.2, "texture_size": 256,
-            "backgrounds_train": 4, "backgrounds_test": 1, "background_size": 64,
-        }, global_seed=0)
-        print(f"{'size':>5} {'samples':>7} {'denoise':>7} {'images':>6} {'s/image':>8} {'render s/image':>14} "
-              f"{'outside':>8} {'start':>6} {'setup':>6} {'models':>6} {'per image':>9} {'parquet':>7}")
+        build_embedded_assets(
+            root,
+            {
+                "categories": ["car"],
+                "models_per_category": 3,
+                "distance": 2.0,
+                "sampling_mode": "3",
+                "textures_per_class": 5,
+                "texture_test_fraction": 0.2,
+                "texture_size": 256,
+                "backgrounds_train": 4,
+                "backgrounds_test": 1,
+                "background_size": 64,
+            },
+            global_seed=0,
+        )
+        print(
+            f"{'size':>5} {'samples':>7} {'denoise':>7} {'images':>6} {'s/image':>8} {'render s/image':>14} "
+            f"{'outside':>8} {'start':>6} {'setup':>6} {'models':>6} {'per image':>9} {'parquet':>7}"
+        )
         for size in arguments.sizes:
             for denoise in denoise_cases:
                 out = str(Path(temporary) / f"shard-{size}-{denoise}")
-                code = JOB.format(repo=str(REPO), root=str(root), images=arguments.images, out=out,
-                                  settings=render_settings(size, arguments.samples, denoise, arguments.threads),
-                                  threads=arguments.threads)
+                code = JOB.format(
+                    repo=str(REPO),
+                    root=str(root),
+                    images=arguments.images,
+                    out=out,
+                    settings=render_settings(size, arguments.samples, denoise, arguments.threads),
+                    threads=arguments.threads,
+                )
                 started = time.perf_counter()
                 completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
                 job_s = time.perf_counter() - started
@@ -89,10 +109,13 @@ def main() -> None:
                 per_image_s = timing["total_s"] - timing["render_s"] - timing["import_s"] - timing["setup_s"]
                 start_s = job_s - timing["total_s"] - timing["parquet_s"]  # interpreter, imports, index tables
                 shares = [start_s, timing["setup_s"], timing["import_s"], per_image_s, timing["parquet_s"]]
-                print(f"{size:>5} {arguments.samples:>7} {str(denoise):>7} {images:>6} {job_s / images:>8.3f} "
-                      f"{timing['render_s'] / images:>14.3f} {100 * (1 - timing['render_s'] / job_s):>7.1f}% "
-                      + " ".join(f"{100 * share / job_s:>5.1f}%" for share in shares[:3])
-                      + f" {100 * shares[3] / job_s:>8.1f}% {100 * shares[4] / job_s:>6.1f}%", flush=True)
+                print(
+                    f"{size:>5} {arguments.samples:>7} {str(denoise):>7} {images:>6} {job_s / images:>8.3f} "
+                    f"{timing['render_s'] / images:>14.3f} {100 * (1 - timing['render_s'] / job_s):>7.1f}% "
+                    + " ".join(f"{100 * share / job_s:>5.1f}%" for share in shares[:3])
+                    + f" {100 * shares[3] / job_s:>8.1f}% {100 * shares[4] / job_s:>6.1f}%",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import torch
 from PIL import Image
 from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
 
-from dst3d.training import cropping, loop, pose
 from dst3d.torch_compat import import_torchvision
+from dst3d.training import cropping, loop, pose
 
 
 def torchvision_transforms(settings: dict):
@@ -49,12 +49,14 @@ def torchvision_transforms(settings: dict):
     from torchvision.transforms import v2
 
     jitter = settings["colour_jitter"]
-    return v2.Compose([
-        v2.RandomCrop(settings["input_size"]),
-        v2.ColorJitter(brightness=jitter, contrast=jitter),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomCrop(settings["input_size"]),
+            v2.ColorJitter(brightness=jitter, contrast=jitter),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
 
 
 class InMemoryCrops(torch.utils.data.Dataset):
@@ -92,12 +94,20 @@ def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: i
     device = loop.resolve_device(settings["device"])
     bfloat16 = settings["precision"] == "bfloat16"
     layout = loop.memory_layout(settings["precision"], device)
-    model = loop.build_model(settings["backbone"], settings["pretrained"], outputs=pose.POSE_OUTPUTS).to(device, memory_format=layout)
+    model = loop.build_model(settings["backbone"], settings["pretrained"], outputs=pose.POSE_OUTPUTS).to(
+        device, memory_format=layout
+    )
     optimizer = loop.make_optimizer(model, settings)
     scheduler = loop.make_scheduler(optimizer, settings)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True,
-                                         num_workers=workers, drop_last=False, pin_memory=device.type == "cuda",
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=settings["batch_size"],
+        shuffle=True,
+        num_workers=workers,
+        drop_last=False,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
     model.train()
     for _ in range(epochs):
         for inputs, labels in loader:
@@ -132,16 +142,23 @@ def main() -> None:
         decode_seconds = time.perf_counter() - started
         transform = torchvision_transforms(settings)
         methods = {
-            "dst3d.training.loop.train (stage)": lambda: loop.train(images, labels, ids, settings, seed=0, threads=args.threads, task=pose.POSE),
+            "dst3d.training.loop.train (stage)": lambda: loop.train(
+                images, labels, ids, settings, seed=0, threads=args.threads, task=pose.POSE
+            ),
             "torchvision loop, in-memory crops": lambda: torchvision_loop(
-                InMemoryCrops(images, labels, transform), settings, args.epochs, 0, args.workers),
+                InMemoryCrops(images, labels, transform), settings, args.epochs, 0, args.workers
+            ),
             f"torchvision loop, files ({args.workers} workers)": lambda: torchvision_loop(
                 FileCrops(frame["image_path"].tolist(), cropping.object_boxes(frame), labels, settings, transform),
-                settings, args.epochs, 0, args.workers),
+                settings,
+                args.epochs,
+                0,
+                args.workers,
+            ),
         }
         wall, cpu = dict.fromkeys(methods, float("inf")), dict.fromkeys(methods, float("inf"))
         for repeat in range(args.repeats):
-            for name in (list(methods) if repeat % 2 == 0 else list(methods)[::-1]):
+            for name in list(methods) if repeat % 2 == 0 else list(methods)[::-1]:
                 started, started_cpu = time.perf_counter(), time.process_time()
                 methods[name]()
                 if cuda:
@@ -151,15 +168,21 @@ def main() -> None:
 
     count = len(frame) * args.epochs
     stage = "dst3d.training.loop.train (stage)"
-    print(f"{len(frame)} images x {args.epochs} epochs, {settings['backbone']} at {settings['input_size']} px, batch "
-          f"{settings['batch_size']}, {settings['optimizer']}, {settings['precision']}, on {'cuda: ' + torch.cuda.get_device_name() if cuda else 'the CPU'}, "
-          f"{args.threads} torch threads, {args.workers} DataLoader workers, best of {args.repeats}")
-    print(f"stage's one-time crop decoding: {decode_seconds:.1f} s ({len(frame) / decode_seconds:.0f} images/s); "
-          f"with it, the stage trains {count / (wall[stage] + decode_seconds):.1f} images/s")
+    print(
+        f"{len(frame)} images x {args.epochs} epochs, {settings['backbone']} at {settings['input_size']} px, batch "
+        f"{settings['batch_size']}, {settings['optimizer']}, {settings['precision']}, on {'cuda: ' + torch.cuda.get_device_name() if cuda else 'the CPU'}, "
+        f"{args.threads} torch threads, {args.workers} DataLoader workers, best of {args.repeats}"
+    )
+    print(
+        f"stage's one-time crop decoding: {decode_seconds:.1f} s ({len(frame) / decode_seconds:.0f} images/s); "
+        f"with it, the stage trains {count / (wall[stage] + decode_seconds):.1f} images/s"
+    )
     print(f"{'method':<42} {'images/s':>9} {'stage/this':>11} {'images/CPU-s':>13} {'stage/this':>11}")
     for name in methods:
-        print(f"{name:<42} {count / wall[name]:>9.1f} {wall[name] / wall[stage]:>10.2f}x "
-              f"{count / cpu[name]:>13.1f} {cpu[name] / cpu[stage]:>10.2f}x")
+        print(
+            f"{name:<42} {count / wall[name]:>9.1f} {wall[name] / wall[stage]:>10.2f}x "
+            f"{count / cpu[name]:>13.1f} {cpu[name] / cpu[stage]:>10.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ def estimator_settings(config: dict) -> dict:
 def _targets(config: dict) -> list[str]:
     split = config["splits"]["train"]
     shards = range(-(-split["images_per_category"] // split["shard_size"]))
-    return [f"{config['results']}/generate/composite/train/{category}/{shard:03d}.parquet"
-            for category in config["categories"] for shard in shards]
+    return [
+        f"{config['results']}/generate/composite/train/{category}/{shard:03d}.parquet"
+        for category in config["categories"]
+        for shard in shards
+    ]
 
 
 def _records(workdir: Path, targets: list[str]) -> pd.DataFrame:
@@ -68,8 +71,18 @@ def generated_train_images(workdir: Path, configfiles: list[Path], config: dict)
     """Build (or reuse) the composite training images of ``config`` in ``workdir``; their records, with
     absolute image paths. The configuration is saved there too (``config.resolved.json``)."""
     targets = _targets(config)
-    command = [str(Path(sys.executable).with_name("snakemake")), *targets, "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2", "--configfile", *map(str, configfiles)]
+    command = [
+        str(Path(sys.executable).with_name("snakemake")),
+        *targets,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        *map(str, configfiles),
+    ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"building the images failed:\n{result.stderr[-3000:]}")
@@ -82,10 +95,19 @@ def add_data_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     configuration, and ``--set`` overrides of ``what`` (the settings the benchmark trains with)."""
     parser.add_argument("--workdir", type=Path, help="workflow folder to build in (default: a temporary one)")
     parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
-    parser.add_argument("--prebuilt", action="store_true",
-                        help="reuse the images and configuration already in --workdir; run no workflow")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override {what} (repeatable)")
+    parser.add_argument(
+        "--prebuilt",
+        action="store_true",
+        help="reuse the images and configuration already in --workdir; run no workflow",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override {what} (repeatable)",
+    )
 
 
 def data_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -97,8 +119,10 @@ def data_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> di
         parser.error("--prebuilt needs the --workdir to reuse")
     path = args.workdir.resolve() / RESOLVED_CONFIG
     if not path.is_file():
-        parser.error(f"{path} is missing: --prebuilt reuses a --workdir that bench/kcf.py or bench/train.py "
-                     "built before (run once without --prebuilt on a machine with the workflow installed)")
+        parser.error(
+            f"{path} is missing: --prebuilt reuses a --workdir that bench/kcf.py or bench/train.py "
+            "built before (run once without --prebuilt on a machine with the workflow installed)"
+        )
     return json.loads(path.read_text())
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d.training import cropping, loop, pose
 from dst3d.geometry import pose_error
+from dst3d.training import cropping, loop, pose
 
 POOLED = "mean (pooled)"
 PER_CATEGORY = "mean (per-category)"
@@ -27,13 +27,15 @@ SYNTHETIC_TEST = "synthetic-test"
 
 def pose_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Geodesic errors (radians) between N x 3 (azimuth, elevation, theta) arrays."""
-    return np.array([pose_error(tuple(p), tuple(t)) for p, t in zip(predicted, truth)])
+    return np.array([pose_error(tuple(p), tuple(t)) for p, t in zip(predicted, truth, strict=True)])
 
 
 def _row(name: str, errors: np.ndarray) -> dict:
     return {
-        "category": name, "images": len(errors),
-        "acc_pi_6": float(np.mean(errors < np.pi / 6)), "acc_pi_18": float(np.mean(errors < np.pi / 18)),
+        "category": name,
+        "images": len(errors),
+        "acc_pi_6": float(np.mean(errors < np.pi / 6)),
+        "acc_pi_18": float(np.mean(errors < np.pi / 18)),
         "median_error_deg": float(np.degrees(np.median(errors))),
     }
 
@@ -51,12 +53,15 @@ def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_category, pd.DataFrame([pooled, mean_row])], ignore_index=True)
 
 
-def predict_poses(model: torch.nn.Module, settings: dict, frame: pd.DataFrame, batch_size: int, flip: bool,
-                  threads: int) -> pd.DataFrame:
+def predict_poses(
+    model: torch.nn.Module, settings: dict, frame: pd.DataFrame, batch_size: int, flip: bool, threads: int
+) -> pd.DataFrame:
     """Predicted poses and geodesic errors of every object of an image table (columns image_id, category,
     azimuth, elevation, theta, the box, image_path), with the model's training ``settings`` (crop size and
     context)."""
-    logits = loop.predict_logits(model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip)
+    logits = loop.predict_logits(
+        model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip
+    )
     predicted = pose.decode(logits)
     predictions = frame[["image_id", "category", "azimuth", "elevation", "theta"]].reset_index(drop=True)
     predictions[["pred_azimuth", "pred_elevation", "pred_theta"]] = predicted
@@ -73,8 +78,9 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def provenance_columns(table: pd.DataFrame, variant: str, eval_set: str, checkpoint: dict,
-                       checkpoint_path: str | Path) -> pd.DataFrame:
+def provenance_columns(
+    table: pd.DataFrame, variant: str, eval_set: str, checkpoint: dict, checkpoint_path: str | Path
+) -> pd.DataFrame:
     """``table`` with variant and evaluation set in front and the checkpoint's data manifest hash and file
     hash at the back: the columns every metrics CSV carries."""
     table = table.copy()

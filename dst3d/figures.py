@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dst3d.render.annotations import matrix
 from dst3d.io import atomic_path, read_image  # noqa: E402
+from dst3d.render.annotations import matrix
 
 #: The 12 cuboid edges: corner pairs that differ in exactly one axis bit.
 CUBOID_EDGES = [(i, i | (1 << axis)) for i in range(8) for axis in range(3) if not i & (1 << axis)]
@@ -28,9 +28,18 @@ def draw_cuboid(image: np.ndarray, record, color_visible=(0, 220, 0), color_hidd
     thickness = max(1, image.shape[0] // 200)
     for a, b in CUBOID_EDGES:
         color = color_visible if visible[a] and visible[b] else color_hidden
-        cv2.line(canvas, tuple(np.round(corners[a]).astype(int)), tuple(np.round(corners[b]).astype(int)), color, thickness, cv2.LINE_AA)
-    for corner, seen in zip(corners, visible):
-        cv2.circle(canvas, tuple(np.round(corner).astype(int)), thickness + 1, color_visible if seen else color_hidden, -1)
+        cv2.line(
+            canvas,
+            tuple(np.round(corners[a]).astype(int)),
+            tuple(np.round(corners[b]).astype(int)),
+            color,
+            thickness,
+            cv2.LINE_AA,
+        )
+    for corner, seen in zip(corners, visible, strict=True):
+        cv2.circle(
+            canvas, tuple(np.round(corner).astype(int)), thickness + 1, color_visible if seen else color_hidden, -1
+        )
     return canvas
 
 
@@ -44,23 +53,25 @@ def _save(figure, path: Path) -> None:
 def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_category: int, path: Path) -> None:
     """One row per sample: render on grey, Canny edges, generated image, generated image with the cuboid."""
     rows = []
-    for category, group in generated.groupby("category", sort=False):
+    for _category, group in generated.groupby("category", sort=False):
         rows += list(group.sort_values("image_index").head(samples_per_category).itertuples(index=False))
     columns = ["render", "edges", "generated", "annotation"]
     figure, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows)), squeeze=False)
-    for row_axes, record in zip(axes, rows):
+    for row_axes, record in zip(axes, rows, strict=True):
         rgba = read_image(record.render_path, cv2.IMREAD_UNCHANGED).astype(np.float32)
         alpha = rgba[:, :, 3:] / 255.0
         render = (rgba[:, :, :3] * alpha + 160.0 * (1 - alpha)).astype(np.uint8)
         edges = read_image(Path(edge_dirs[record.category]) / f"{record.image_id}.png")
         image = read_image(record.image_path)
         panels = [render, edges, image, draw_cuboid(image, record)]
-        for axis, panel in zip(row_axes, panels):
+        for axis, panel in zip(row_axes, panels, strict=True):
             axis.imshow(cv2.cvtColor(panel, cv2.COLOR_BGR2RGB), interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
-        row_axes[0].set_ylabel(f"{record.category}\naz {np.degrees(record.azimuth):.0f} el {np.degrees(record.elevation):.0f}", fontsize=8)
-    for axis, title in zip(axes[0], columns):
+        row_axes[0].set_ylabel(
+            f"{record.category}\naz {np.degrees(record.azimuth):.0f} el {np.degrees(record.elevation):.0f}", fontsize=8
+        )
+    for axis, title in zip(axes[0], columns, strict=True):
         axis.set_title(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)
@@ -75,7 +86,7 @@ def viewpoint_figure(annotations: pd.DataFrame):
     """The figure of :func:`viewpoint_plot` (one matplotlib axes per category, in order of appearance)."""
     categories = list(dict.fromkeys(annotations["category"]))
     figure, axes = plt.subplots(1, len(categories), figsize=(3.2 * len(categories), 3), squeeze=False, sharey=True)
-    for axis, category in zip(axes[0], categories):
+    for axis, category in zip(axes[0], categories, strict=True):
         subset = annotations[annotations["category"] == category]
         axis.scatter(np.degrees(subset["azimuth"]), np.degrees(subset["elevation"]), s=6, alpha=0.6)
         axis.set_title(f"{category} (n={len(subset)})", fontsize=9)

@@ -89,9 +89,7 @@ def focal_px(lens_mm: float, sensor_width_mm: float, width_px: int) -> float:
 
 def intrinsics(focal_length_px: float, width_px: int, height_px: int) -> np.ndarray:
     """Pinhole K with square pixels and the principal point at the image centre (pixel-corner origin)."""
-    return np.array(
-        [[focal_length_px, 0.0, width_px / 2.0], [0.0, focal_length_px, height_px / 2.0], [0.0, 0.0, 1.0]]
-    )
+    return np.array([[focal_length_px, 0.0, width_px / 2.0], [0.0, focal_length_px, height_px / 2.0], [0.0, 0.0, 1.0]])
 
 
 def project(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +111,12 @@ def cuboid_corner_visibility(bbox_min: np.ndarray, bbox_max: np.ndarray, camera_
     bbox_min, bbox_max = np.asarray(bbox_min, float), np.asarray(bbox_max, float)
     camera_center_obj = np.asarray(camera_center_obj, float)
     visible = np.zeros(8, dtype=bool)
-    for i, corner in enumerate(cuboid_corners(bbox_min, bbox_max)):
+    for i, _corner in enumerate(cuboid_corners(bbox_min, bbox_max)):
         for axis in range(3):
             on_max_side = (i >> axis) & 1
-            facing = camera_center_obj[axis] > bbox_max[axis] if on_max_side else camera_center_obj[axis] < bbox_min[axis]
+            facing = (
+                camera_center_obj[axis] > bbox_max[axis] if on_max_side else camera_center_obj[axis] < bbox_min[axis]
+            )
             visible[i] |= bool(facing)
     return visible
 

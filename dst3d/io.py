@@ -6,9 +6,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -91,10 +91,10 @@ def without_png_text(data: bytes) -> bytes:
         raise ValueError("not a PNG file (no PNG signature)")
     parts, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
     while position < len(data):
-        end = position + 12 + int.from_bytes(data[position:position + 4], "big")  # length, type, data, CRC
+        end = position + 12 + int.from_bytes(data[position : position + 4], "big")  # length, type, data, CRC
         if end > len(data):
             raise ValueError("truncated PNG file")
-        if data[position + 4:position + 8] not in _PNG_TEXT_CHUNKS:
+        if data[position + 4 : position + 8] not in _PNG_TEXT_CHUNKS:
             parts.append(data[position:end])
         position = end
     return b"".join(parts)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d.training import cropping, loop, pose
 from dst3d.identity import derive_seed
+from dst3d.training import cropping, loop, pose
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +45,12 @@ def fold_split(frame: pd.DataFrame, fold: int, group: str) -> tuple[pd.DataFrame
 
 
 def score_fold(
-    frame: pd.DataFrame, fold: int, group: str, settings: dict, seed: int, threads: int,
+    frame: pd.DataFrame,
+    fold: int,
+    group: str,
+    settings: dict,
+    seed: int,
+    threads: int,
     log: logging.Logger = _log,
 ) -> pd.DataFrame:
     """One KCF job: train a pose estimator on the other folds of ``group`` (a category or ``all``) and score
@@ -56,8 +61,16 @@ def score_fold(
     """
     training, held_out = fold_split(frame, fold, group)
     log.info("fold %d of group %s: training on %d images, scoring %d", fold, group, len(training), len(held_out))
-    result = loop.train(cropping.crops(training, settings, threads), pose.pose_labels(training),
-                        training["image_id"].tolist(), settings, seed=seed, threads=threads, log=log, task=pose.POSE)
+    result = loop.train(
+        cropping.crops(training, settings, threads),
+        pose.pose_labels(training),
+        training["image_id"].tolist(),
+        settings,
+        seed=seed,
+        threads=threads,
+        log=log,
+        task=pose.POSE,
+    )
     logits = loop.predict_logits(result.model, cropping.crops(held_out, settings, threads), settings["input_size"])
     losses = pose.pose_loss(logits, torch.from_numpy(pose.pose_labels(held_out)), reduction="none").numpy()
     scores = held_out[["image_id", "category", "kcf_fold"]].reset_index(drop=True)
@@ -84,11 +97,17 @@ def select(scores: pd.DataFrame, policy: dict) -> tuple[pd.DataFrame, pd.DataFra
         else:
             raise ValueError(f"kcf.policy.mode must be fraction, threshold or none, got {policy['mode']!r}")
         kept_parts.append(kept)
-        summary.append({
-            "category": category, "images": len(group), "kept": len(kept), "dropped": len(group) - len(kept),
-            "kept_share": len(kept) / len(group), "median_loss": float(group["kcf_loss"].median()),
-            "max_kept_loss": float(kept["kcf_loss"].max()) if len(kept) else float("nan"),
-        })
+        summary.append(
+            {
+                "category": category,
+                "images": len(group),
+                "kept": len(kept),
+                "dropped": len(group) - len(kept),
+                "kept_share": len(kept) / len(group),
+                "median_loss": float(group["kcf_loss"].median()),
+                "max_kept_loss": float(kept["kcf_loss"].max()) if len(kept) else float("nan"),
+            }
+        )
     kept = pd.concat(kept_parts).sort_values("image_id").reset_index(drop=True)
     return kept, pd.DataFrame(summary)
 
@@ -114,7 +133,7 @@ def corrupt_azimuths(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[p
     for category, group in frame.groupby("category"):
         rng = np.random.default_rng(derive_seed(seed, "kcf-corrupt", category))
         rows = group.sort_values("image_id").index
-        chosen = rows[rng.permutation(len(rows))[:round(fraction * len(rows))]]
+        chosen = rows[rng.permutation(len(rows))[: round(fraction * len(rows))]]
         mask[chosen] = True
         turn = rng.uniform(np.pi / 2, 3 * np.pi / 2, len(chosen))
         corrupted.loc[chosen, "azimuth"] = np.mod(frame.loc[chosen, "azimuth"].to_numpy() + turn, 2 * np.pi)

@@ -83,8 +83,11 @@ def _prompt_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> l
     if settings["backend"] != "openai":
         return []
     results = config["results"]
-    prompt_files = [Path(f"{results}/prompts/{split}/{category}.json")
-                    for split in config["splits"] for category in config["categories"]]
+    prompt_files = [
+        Path(f"{results}/prompts/{split}/{category}.json")
+        for split in config["splits"]
+        for category in config["categories"]
+    ]
     variable = settings["openai"]["api_key_env"]
     if _all_exist(prompt_files) or environ.get(variable, "").strip():
         return []
@@ -108,14 +111,25 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
         folders = config["assets"]["folders"]
         checks = [
             ("assets.folders.models_csv", folders["models_csv"], lambda path: catalog.read_model_table(path)),
-            ("assets.folders.textures_dir", folders["textures_dir"],
-             lambda path: catalog.index_textures(path, folders["test_fraction"], folders["dtd_split"])),
-            ("assets.folders.backgrounds_dir", folders["backgrounds_dir"],
-             lambda path: catalog.index_backgrounds(path, folders["test_fraction"])),
+            (
+                "assets.folders.textures_dir",
+                folders["textures_dir"],
+                lambda path: catalog.index_textures(path, folders["test_fraction"], folders["dtd_split"]),
+            ),
+            (
+                "assets.folders.backgrounds_dir",
+                folders["backgrounds_dir"],
+                lambda path: catalog.index_backgrounds(path, folders["test_fraction"]),
+            ),
         ]
     if config["assets"]["environments_dir"]:
-        checks.append(("assets.environments_dir", config["assets"]["environments_dir"],
-                       lambda path: catalog.index_environments(path)))
+        checks.append(
+            (
+                "assets.environments_dir",
+                config["assets"]["environments_dir"],
+                lambda path: catalog.index_environments(path),
+            )
+        )
     for key, value, check in checks:
         path = Path(value)
         if not path.exists():
@@ -129,8 +143,10 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
         if key == "assets.folders.models_csv":
             absent = [category for category in config["categories"] if category not in set(table["category"])]
             if absent:
-                found.append(f"{key} = {value!r}: the model table has no models of the categories {absent}; add "
-                             "them, or remove them from categories")
+                found.append(
+                    f"{key} = {value!r}: the model table has no models of the categories {absent}; add "
+                    "them, or remove them from categories"
+                )
     return found
 
 

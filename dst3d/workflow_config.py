@@ -41,7 +41,9 @@ def kcf_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def output_settings(settings: Mapping[str, Any], block: str) -> dict[str, Any]:
     """``settings`` without the runtime keys of ``block``: what a rule passes as params."""
     if block == "prompts":
-        raise ValueError("the prompts block's params come from dst3d.generate.prompts.job_settings (they depend on its backend)")
+        raise ValueError(
+            "the prompts block's params come from dst3d.generate.prompts.job_settings (they depend on its backend)"
+        )
     return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS[block]}
 
 

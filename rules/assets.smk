@@ -5,14 +5,14 @@
 rule build_embedded_assets:
     output:
         directory(f"{RESULTS}/assets/embedded"),
-    params:
-        settings=config["assets"]["embedded"],
-        categories=CATEGORIES,
-        seed=config["seed"],
     log:
         "logs/build_embedded_assets/embedded.log",
     conda:
         "../envs/vision.yaml"
+    params:
+        settings=config["assets"]["embedded"],
+        categories=CATEGORIES,
+        seed=config["seed"],
     script:
         "../scripts/build_embedded_assets.py"
 
@@ -25,6 +25,10 @@ rule index_assets:
         textures=f"{RESULTS}/assets/textures.csv",
         backgrounds=f"{RESULTS}/assets/backgrounds.csv",
         environments=f"{RESULTS}/assets/environments.csv",
+    log:
+        "logs/index_assets/index.log",
+    conda:
+        "../envs/vision.yaml"
     params:
         source=config["assets"]["source"],
         folders=config["assets"]["folders"],
@@ -32,9 +36,5 @@ rule index_assets:
         test_fraction=config["assets"]["folders"]["test_fraction"],
         dtd_split=config["assets"]["folders"]["dtd_split"],
         categories=CATEGORIES,
-    log:
-        "logs/index_assets/index.log",
-    conda:
-        "../envs/vision.yaml"
     script:
         "../scripts/index_assets.py"

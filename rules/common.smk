@@ -11,7 +11,6 @@ from dst3d import preflight
 from dst3d.generate.prompts import job_settings as prompt_job_settings
 from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
 
-
 validate(config, "../config/schema.yaml", set_default=True)
 
 RESULTS = config["results"]

@@ -7,15 +7,15 @@ rule detect_edges:
         images=rules.render_shard.output.images,
     output:
         directory(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}"),
-    params:
-        settings=job_settings("edges"),
-    threads: config["edges"]["threads"]
-    resources:
-        mem_mb=2000,
-        runtime=30,
     log:
         "logs/detect_edges/{split}/{category}/{shard}.log",
     conda:
         "../envs/vision.yaml"
+    threads: config["edges"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=job_settings("edges"),
     script:
         "../scripts/detect_edges.py"

@@ -20,16 +20,16 @@ rule evaluate_pose:
     output:
         predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/predictions.csv",
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/metrics.csv",
-    params:
-        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         "logs/evaluate_pose/{backend}-{selection}.log",
     conda:
         "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
     script:
         "../scripts/evaluate_pose.py"
 
@@ -41,20 +41,20 @@ rule evaluate_pose_benchmark:
     output:
         predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/predictions.csv",
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/metrics.csv",
+    log:
+        "logs/evaluate_pose_benchmark/{backend}-{selection}/{benchmark}.log",
     wildcard_constraints:
         benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
-    params:
-        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
-        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
-        categories=CATEGORIES,
+    conda:
+        "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
-    log:
-        "logs/evaluate_pose_benchmark/{backend}-{selection}/{benchmark}.log",
-    conda:
-        "../envs/torch.yaml"
+    params:
+        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
+        categories=CATEGORIES,
     script:
         "../scripts/evaluate_pose.py"
 
@@ -84,16 +84,16 @@ rule evaluate_category_classifier:
     output:
         predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_predictions.csv",
         metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_metrics.csv",
-    params:
-        settings={"batch_size": config["evaluate"]["batch_size"]},
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         "logs/evaluate_category_classifier/{backend}-{selection}.log",
     conda:
         "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings={"batch_size": config["evaluate"]["batch_size"]},
     script:
         "../scripts/evaluate_category_classifier.py"
 

@@ -6,21 +6,21 @@ rule kcf_fold:
         generated_shards("train"),
     output:
         f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
-    params:
-        folds=config["kcf"]["folds"],
-        train_settings=output_settings(KCF_SETTINGS, "train"),
-        seed=config["seed"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1 if KCF_SETTINGS["device"] == "cuda" else 0,
     log:
         "logs/kcf_fold/{backend}/{group}-{fold}.log",
     benchmark:
         "benchmarks/kcf_fold/{backend}/{group}-{fold}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1 if KCF_SETTINGS["device"] == "cuda" else 0,
+    params:
+        folds=config["kcf"]["folds"],
+        train_settings=output_settings(KCF_SETTINGS, "train"),
+        seed=config["seed"],
     script:
         "../scripts/kcf_fold.py"
 
@@ -36,11 +36,11 @@ rule kcf_select:
         scores=f"{RESULTS}/kcf/{{backend}}/scores.csv",
         kept=f"{RESULTS}/kcf/{{backend}}/kept.csv",
         summary=f"{RESULTS}/kcf/{{backend}}/summary.csv",
-    params:
-        policy=config["kcf"]["policy"],
     log:
         "logs/kcf_select/{backend}.log",
     conda:
         "../envs/torch.yaml"
+    params:
+        policy=config["kcf"]["policy"],
     script:
         "../scripts/kcf_select.py"

@@ -6,17 +6,17 @@ rule write_prompts:
         models=rules.index_assets.output.models,
     output:
         f"{RESULTS}/prompts/{{split}}/{{category}}.json",
+    log:
+        "logs/write_prompts/{split}/{category}.log",
+    conda:
+        "../envs/llm.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         settings=prompt_job_settings(config["prompts"]),
         images_per_category=lambda wildcards: config["splits"][wildcards.split]["images_per_category"],
         seed=config["seed"],
         cache_dir=f"{RESULTS}/cache/llm",
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    log:
-        "logs/write_prompts/{split}/{category}.log",
-    conda:
-        "../envs/llm.yaml"
     script:
         "../scripts/write_prompts.py"

@@ -10,20 +10,20 @@ rule render_shard:
     output:
         annotations=f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}.parquet",
         images=directory(f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}"),
-    params:
-        settings=job_settings("render"),
-        split_settings=lambda wildcards: config["splits"][wildcards.split],
-        seed=config["seed"],
-    threads: config["render"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=1 if config["render"]["device"] == "gpu" else 0,
     log:
         "logs/render_shard/{split}/{category}/{shard}.log",
     benchmark:
         "benchmarks/render_shard/{split}/{category}/{shard}.tsv"
     conda:
         "../envs/blender.yaml"
+    threads: config["render"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=1 if config["render"]["device"] == "gpu" else 0,
+    params:
+        settings=job_settings("render"),
+        split_settings=lambda wildcards: config["splits"][wildcards.split],
+        seed=config["seed"],
     script:
         "../scripts/render_shard.py"

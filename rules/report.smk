@@ -5,19 +5,16 @@ SAMPLE_BACKEND = variant_backend(config["train"]["variants"][0])
 
 rule plot_samples:
     input:
-        generated=[
-            f"{RESULTS}/generate/{SAMPLE_BACKEND}/train/{category}/000.parquet"
-            for category in CATEGORIES
-        ],
+        generated=[f"{RESULTS}/generate/{SAMPLE_BACKEND}/train/{category}/000.parquet" for category in CATEGORIES],
         edges=[f"{RESULTS}/edges/train/{category}/000" for category in CATEGORIES],
     output:
         report(f"{RESULTS}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
-    params:
-        samples_per_category=config["figures"]["samples_per_category"],
     log:
         "logs/plot_samples/samples.log",
     conda:
         "../envs/vision.yaml"
+    params:
+        samples_per_category=config["figures"]["samples_per_category"],
     script:
         "../scripts/plot_samples.py"
 

@@ -15,6 +15,8 @@ with staged_directory(snakemake.output[0]) as staging:
     detect_edges_shard(
         [Path(path) for path in records["render_path"]],
         [staging / f"{image_id}.png" for image_id in records["image_id"]],
-        settings, threads=snakemake.threads, atomic=False,
+        settings,
+        threads=snakemake.threads,
+        atomic=False,
     )
 log.info("%d edge maps with %s", len(records), settings)

@@ -6,8 +6,8 @@ import torch
 
 from dst3d import evaluate
 from dst3d.inputs import datasets
-from dst3d.training import loop
 from dst3d.io import read_tables, write_table
+from dst3d.training import loop
 
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.settings
@@ -19,10 +19,12 @@ else:
     frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
 log.info("evaluating %s on %s: %d objects", snakemake.input.model, eval_set, len(frame))
 model, checkpoint = loop.load_checkpoint(snakemake.input.model)
-predictions = evaluate.predict_poses(model, checkpoint["settings"], frame, settings["batch_size"], settings["flip"],
-                                     snakemake.threads)
-metrics = evaluate.provenance_columns(evaluate.metrics_table(predictions), checkpoint["variant"], eval_set,
-                                      checkpoint, snakemake.input.model)
+predictions = evaluate.predict_poses(
+    model, checkpoint["settings"], frame, settings["batch_size"], settings["flip"], snakemake.threads
+)
+metrics = evaluate.provenance_columns(
+    evaluate.metrics_table(predictions), checkpoint["variant"], eval_set, checkpoint, snakemake.input.model
+)
 write_table(predictions, snakemake.output.predictions)
 write_table(metrics, snakemake.output.metrics)
 log.info("\n%s", metrics.to_string(index=False))

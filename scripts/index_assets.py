@@ -13,7 +13,9 @@ if snakemake.params.source == "embedded":
 else:
     folders = snakemake.params.folders
     models_csv, textures_dir, backgrounds_dir = (
-        Path(folders["models_csv"]), Path(folders["textures_dir"]), Path(folders["backgrounds_dir"])
+        Path(folders["models_csv"]),
+        Path(folders["textures_dir"]),
+        Path(folders["backgrounds_dir"]),
     )
 models = catalog.read_model_table(models_csv)
 for category in snakemake.params.categories:
@@ -28,5 +30,10 @@ write_table(models, snakemake.output.models)
 write_table(textures, snakemake.output.textures)
 write_table(backgrounds, snakemake.output.backgrounds)
 write_table(environments, snakemake.output.environments)
-log.info("%d models, %d textures, %d backgrounds, %d environment maps",
-         len(models), len(textures), len(backgrounds), len(environments))
+log.info(
+    "%d models, %d textures, %d backgrounds, %d environment maps",
+    len(models),
+    len(textures),
+    len(backgrounds),
+    len(environments),
+)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dst3d.training import classify, cropping, loop, pose
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
+from dst3d.training import classify, cropping, loop, pose
 
 settings = {**snakemake.params.settings, "device": snakemake.config["train"]["device"]}
 task_name = snakemake.params.task
@@ -27,13 +27,30 @@ else:
 log.info("training the %s network of %s on %d images", task_name, variant, len(frame))
 resume_path = Path(snakemake.params.resume)
 result = loop.train(
-    cropping.crops(frame, settings, snakemake.threads), labels, frame["image_id"].tolist(), settings,
-    seed=seed, threads=snakemake.threads, resume_path=resume_path, log=log, task=task,
+    cropping.crops(frame, settings, snakemake.threads),
+    labels,
+    frame["image_id"].tolist(),
+    settings,
+    seed=seed,
+    threads=snakemake.threads,
+    resume_path=resume_path,
+    log=log,
+    task=task,
 )
-loop.save_checkpoint(snakemake.output.model, result.model, settings, {
-    "task": task_name, "categories": snakemake.params.categories, "variant": variant, "images": len(frame),
-    "manifest_hash": pose.manifest_hash(frame), "history": result.history, "seed": snakemake.params.seed,
-    "config": json.loads(json.dumps(snakemake.config)),
-})
+loop.save_checkpoint(
+    snakemake.output.model,
+    result.model,
+    settings,
+    {
+        "task": task_name,
+        "categories": snakemake.params.categories,
+        "variant": variant,
+        "images": len(frame),
+        "manifest_hash": pose.manifest_hash(frame),
+        "history": result.history,
+        "seed": snakemake.params.seed,
+        "config": json.loads(json.dumps(snakemake.config)),
+    },
+)
 write_table(pd.DataFrame(result.history), snakemake.output.history)
 resume_path.unlink(missing_ok=True)

@@ -14,8 +14,14 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-OBJECT_FIELDS = [("class", "O"), ("bbox", "O"), ("viewpoint", "O"), ("truncated", "O"), ("occluded", "O"),
-                 ("difficult", "O")]
+OBJECT_FIELDS = [
+    ("class", "O"),
+    ("bbox", "O"),
+    ("viewpoint", "O"),
+    ("truncated", "O"),
+    ("occluded", "O"),
+    ("difficult", "O"),
+]
 
 
 def write_image(path: Path, width: int = 120, height: int = 90) -> None:
@@ -31,8 +37,18 @@ def viewpoint(azimuth, elevation, theta, distance=5.0, coarse_only=False):
     coarse = {"azimuth_coarse": float(round(azimuth / 15) * 15), "elevation_coarse": float(elevation)}
     if coarse_only:
         return coarse
-    return {**coarse, "azimuth": float(azimuth), "elevation": float(elevation), "distance": float(distance),
-            "focal": 1.0, "px": 60.0, "py": 45.0, "theta": float(theta), "error": 0.0, "viewport": 2000.0}
+    return {
+        **coarse,
+        "azimuth": float(azimuth),
+        "elevation": float(elevation),
+        "distance": float(distance),
+        "focal": 1.0,
+        "px": 60.0,
+        "py": 45.0,
+        "theta": float(theta),
+        "error": 0.0,
+        "viewport": 2000.0,
+    }
 
 
 def write_record(path: Path, filename: str, objects: list[tuple]) -> None:
@@ -40,12 +56,27 @@ def write_record(path: Path, filename: str, objects: list[tuple]) -> None:
     array; each object is (class, [x1 y1 x2 y2] 1-based, viewpoint dict or None, truncated, occluded, difficult)."""
     array = np.zeros((1, len(objects)), dtype=OBJECT_FIELDS)
     for index, (category, box, view, truncated, occluded, difficult) in enumerate(objects):
-        array[0, index] = (category, np.array(box, dtype=float), np.zeros((0, 0)) if view is None else view,
-                           truncated, occluded, difficult)
+        array[0, index] = (
+            category,
+            np.array(box, dtype=float),
+            np.zeros((0, 0)) if view is None else view,
+            truncated,
+            occluded,
+            difficult,
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, {"record": {"filename": filename, "folder": path.parent.name,
-                                       "imgsize": np.array([120.0, 90.0, 3.0]), "database": "fixture",
-                                       "objects": array}})
+    scipy.io.savemat(
+        path,
+        {
+            "record": {
+                "filename": filename,
+                "folder": path.parent.name,
+                "imgsize": np.array([120.0, 90.0, 3.0]),
+                "database": "fixture",
+                "objects": array,
+            }
+        },
+    )
 
 
 def write_pascal3d(root: Path) -> list[dict]:
@@ -59,35 +90,80 @@ def write_pascal3d(root: Path) -> list[dict]:
     (voc / "aeroplane_val.txt").write_text("2008_000001  1\n2008_000002 -1\n")
     (voc / "car_val.txt").write_text("2008_000003  1\n")
     annotations, images = root / "Annotations", root / "Images"
-    write_record(annotations / "aeroplane_imagenet" / "n02690373_1.mat", "n02690373_1.JPEG", [
-        ("aeroplane", [11, 21, 110, 80], viewpoint(30, 15, -10), 0, 0, 0),
-        ("person", [1, 1, 5, 5], None, 0, 0, 0),
-    ])
-    write_record(annotations / "aeroplane_imagenet" / "n02690373_2.mat", "n02690373_2.JPEG", [
-        ("aeroplane", [5, 5, 50, 40], viewpoint(90, 0, 0, coarse_only=True), 0, 0, 0),
-        ("aeroplane", [5, 5, 50, 40], viewpoint(0, 0, 0, distance=0.0), 0, 0, 0),
-    ])
-    write_record(annotations / "aeroplane_pascal" / "2008_000001.mat", "2008_000001.jpg", [
-        ("aeroplane", [31, 11, 100, 60], viewpoint(350, -5, 185), 0, 1, 0),
-    ])
-    write_record(annotations / "car_imagenet" / "n02958343_1.mat", "n02958343_1.JPEG", [
-        ("car", [1, 1, 120, 90], viewpoint(180, 10, 2, distance=3.0), 1, 0, 0),
-    ])
-    write_record(annotations / "car_pascal" / "2008_000003.mat", "2008_000003.jpg", [
-        ("car", [1, 1, 60, 45], viewpoint(45, 30, 0), 0, 0, 1),
-    ])
-    for name in ("aeroplane_imagenet/n02690373_1.JPEG", "aeroplane_imagenet/n02690373_2.JPEG",
-                 "aeroplane_pascal/2008_000001.jpg", "car_imagenet/n02958343_1.JPEG", "car_pascal/2008_000003.jpg"):
+    write_record(
+        annotations / "aeroplane_imagenet" / "n02690373_1.mat",
+        "n02690373_1.JPEG",
+        [
+            ("aeroplane", [11, 21, 110, 80], viewpoint(30, 15, -10), 0, 0, 0),
+            ("person", [1, 1, 5, 5], None, 0, 0, 0),
+        ],
+    )
+    write_record(
+        annotations / "aeroplane_imagenet" / "n02690373_2.mat",
+        "n02690373_2.JPEG",
+        [
+            ("aeroplane", [5, 5, 50, 40], viewpoint(90, 0, 0, coarse_only=True), 0, 0, 0),
+            ("aeroplane", [5, 5, 50, 40], viewpoint(0, 0, 0, distance=0.0), 0, 0, 0),
+        ],
+    )
+    write_record(
+        annotations / "aeroplane_pascal" / "2008_000001.mat",
+        "2008_000001.jpg",
+        [
+            ("aeroplane", [31, 11, 100, 60], viewpoint(350, -5, 185), 0, 1, 0),
+        ],
+    )
+    write_record(
+        annotations / "car_imagenet" / "n02958343_1.mat",
+        "n02958343_1.JPEG",
+        [
+            ("car", [1, 1, 120, 90], viewpoint(180, 10, 2, distance=3.0), 1, 0, 0),
+        ],
+    )
+    write_record(
+        annotations / "car_pascal" / "2008_000003.mat",
+        "2008_000003.jpg",
+        [
+            ("car", [1, 1, 60, 45], viewpoint(45, 30, 0), 0, 0, 1),
+        ],
+    )
+    for name in (
+        "aeroplane_imagenet/n02690373_1.JPEG",
+        "aeroplane_imagenet/n02690373_2.JPEG",
+        "aeroplane_pascal/2008_000001.jpg",
+        "car_imagenet/n02958343_1.JPEG",
+        "car_pascal/2008_000003.jpg",
+    ):
         write_image(images / name)
     return [
-        {"image_id": "aeroplane_imagenet/n02690373_1/0", "category": "aeroplane", "box": (10, 20, 110, 80),
-         "angles_deg": (30, 15, -10), "occluded": False},
-        {"image_id": "aeroplane_pascal/2008_000001/0", "category": "aeroplane", "box": (30, 10, 100, 60),
-         "angles_deg": (350, -5, -175), "occluded": True},
-        {"image_id": "car_imagenet/n02958343_1/0", "category": "car", "box": (0, 0, 120, 90),
-         "angles_deg": (180, 10, 2), "occluded": False},
-        {"image_id": "car_pascal/2008_000003/0", "category": "car", "box": (0, 0, 60, 45),
-         "angles_deg": (45, 30, 0), "occluded": False},
+        {
+            "image_id": "aeroplane_imagenet/n02690373_1/0",
+            "category": "aeroplane",
+            "box": (10, 20, 110, 80),
+            "angles_deg": (30, 15, -10),
+            "occluded": False,
+        },
+        {
+            "image_id": "aeroplane_pascal/2008_000001/0",
+            "category": "aeroplane",
+            "box": (30, 10, 100, 60),
+            "angles_deg": (350, -5, -175),
+            "occluded": True,
+        },
+        {
+            "image_id": "car_imagenet/n02958343_1/0",
+            "category": "car",
+            "box": (0, 0, 120, 90),
+            "angles_deg": (180, 10, 2),
+            "occluded": False,
+        },
+        {
+            "image_id": "car_pascal/2008_000003/0",
+            "category": "car",
+            "box": (0, 0, 60, 45),
+            "angles_deg": (45, 30, 0),
+            "occluded": False,
+        },
     ]
 
 
@@ -96,35 +172,109 @@ def write_objectnet3d(root: Path) -> list[dict]:
     (root / "Image_sets").mkdir(parents=True)
     (root / "Image_sets" / "val.txt").write_text("n03001627_1\nn02958343_7\n")
     (root / "Image_sets" / "train.txt").write_text("n03001627_9\n")
-    write_record(root / "Annotations" / "n03001627_1.mat", "n03001627_1.JPEG", [
-        ("chair", [2, 3, 40, 60], viewpoint(200, 20, 3), 0, 0, 0),
-        ("car", [50, 10, 118, 88], viewpoint(270, -10, -30), 1, 1, 0),
-    ])
-    write_record(root / "Annotations" / "n02958343_7.mat", "n02958343_7.JPEG", [
-        ("car", [1, 1, 10, 10], None, 0, 0, 0),
-    ])
+    write_record(
+        root / "Annotations" / "n03001627_1.mat",
+        "n03001627_1.JPEG",
+        [
+            ("chair", [2, 3, 40, 60], viewpoint(200, 20, 3), 0, 0, 0),
+            ("car", [50, 10, 118, 88], viewpoint(270, -10, -30), 1, 1, 0),
+        ],
+    )
+    write_record(
+        root / "Annotations" / "n02958343_7.mat",
+        "n02958343_7.JPEG",
+        [
+            ("car", [1, 1, 10, 10], None, 0, 0, 0),
+        ],
+    )
     for name in ("n03001627_1.JPEG", "n02958343_7.JPEG"):
         write_image(root / "Images" / name)
     return [
-        {"image_id": "n03001627_1/0", "category": "chair", "box": (1, 2, 40, 60), "angles_deg": (200, 20, 3),
-         "occluded": False},
-        {"image_id": "n03001627_1/1", "category": "car", "box": (49, 9, 118, 88), "angles_deg": (270, -10, -30),
-         "occluded": True},
+        {
+            "image_id": "n03001627_1/0",
+            "category": "chair",
+            "box": (1, 2, 40, 60),
+            "angles_deg": (200, 20, 3),
+            "occluded": False,
+        },
+        {
+            "image_id": "n03001627_1/1",
+            "category": "car",
+            "box": (49, 9, 118, 88),
+            "angles_deg": (270, -10, -30),
+            "occluded": True,
+        },
     ]
 
 
-OODCV_COLUMNS = ["source", "set", "cls_name", "im_name", "object", "cad_index", "truncated", "occluded", "difficult",
-                 "azimuth", "elevation", "inplane_rotation", "left", "upper", "right", "lower", "has_keypoints",
-                 "distance", "im_path"]
+OODCV_COLUMNS = [
+    "source",
+    "set",
+    "cls_name",
+    "im_name",
+    "object",
+    "cad_index",
+    "truncated",
+    "occluded",
+    "difficult",
+    "azimuth",
+    "elevation",
+    "inplane_rotation",
+    "left",
+    "upper",
+    "right",
+    "lower",
+    "has_keypoints",
+    "distance",
+    "im_path",
+]
 
 
 def write_oodcv(root: Path) -> list[dict]:
     """The weather nuisance folder (two objects, two categories) and an iid_test folder."""
     rows = [
-        ["pascal", "weather", "aeroplane", "fog_0001", 0, 1, 0, 0, 0, 100.0, 12.0, -8.0, 11, 6, 100, 70, 1, 4.2,
-         "Images/aeroplane/fog_0001.jpg"],
-        ["pascal", "weather", "car", "rain_0002", 1, 2, 0, 1, 0, 359.5, -3.0, 190.0, 21, 16, 90, 80, 1, 6.0,
-         "Images/car/rain_0002.jpg"],
+        [
+            "pascal",
+            "weather",
+            "aeroplane",
+            "fog_0001",
+            0,
+            1,
+            0,
+            0,
+            0,
+            100.0,
+            12.0,
+            -8.0,
+            11,
+            6,
+            100,
+            70,
+            1,
+            4.2,
+            "Images/aeroplane/fog_0001.jpg",
+        ],
+        [
+            "pascal",
+            "weather",
+            "car",
+            "rain_0002",
+            1,
+            2,
+            0,
+            1,
+            0,
+            359.5,
+            -3.0,
+            190.0,
+            21,
+            16,
+            90,
+            80,
+            1,
+            6.0,
+            "Images/car/rain_0002.jpg",
+        ],
     ]
     folder = root / "nuisances" / "weather"
     folder.mkdir(parents=True)
@@ -133,14 +283,48 @@ def write_oodcv(root: Path) -> list[dict]:
         write_image(folder / row[-1])
     iid = root / "iid_test"
     iid.mkdir()
-    pd.DataFrame([["imagenet", "iid_test", "car", "n1", 0, 1, 0, 0, 0, 10.0, 5.0, 0.0, 1, 1, 50, 50, 1, 5.0,
-                   "Images/car/n1.jpg"]], columns=OODCV_COLUMNS).to_csv(iid / "iid_test.csv", index=False)
+    pd.DataFrame(
+        [
+            [
+                "imagenet",
+                "iid_test",
+                "car",
+                "n1",
+                0,
+                1,
+                0,
+                0,
+                0,
+                10.0,
+                5.0,
+                0.0,
+                1,
+                1,
+                50,
+                50,
+                1,
+                5.0,
+                "Images/car/n1.jpg",
+            ]
+        ],
+        columns=OODCV_COLUMNS,
+    ).to_csv(iid / "iid_test.csv", index=False)
     write_image(iid / "Images" / "car" / "n1.jpg")
     return [
-        {"image_id": "weather/fog_0001/0", "category": "aeroplane", "box": (10, 5, 100, 70),
-         "angles_deg": (100, 12, -8), "occluded": False},
-        {"image_id": "weather/rain_0002/1", "category": "car", "box": (20, 15, 90, 80),
-         "angles_deg": (359.5, -3, -170), "occluded": True},
+        {
+            "image_id": "weather/fog_0001/0",
+            "category": "aeroplane",
+            "box": (10, 5, 100, 70),
+            "angles_deg": (100, 12, -8),
+            "occluded": False,
+        },
+        {
+            "image_id": "weather/rain_0002/1",
+            "category": "car",
+            "box": (20, 15, 90, 80),
+            "angles_deg": (359.5, -3, -170),
+            "occluded": True,
+        },
     ]
 
 
@@ -152,14 +336,34 @@ def write_imagenet3d(root: Path) -> list[dict]:
     (root / "lists" / "car_imagenet_train.txt").write_text("n02958343_99\n")
 
     def annotation(category, box, azimuth, elevation, theta, distance=4.0, status="status_good"):
-        return {"class": category, "bbox": np.array(box, dtype=float), "azimuth": azimuth, "elevation": elevation,
-                "theta": theta, "distance": distance, "object_status": status, "dense": "dense_no",
-                "cad_index": 1, "px": 60.0, "py": 45.0, "focal": 3000.0, "viewport": 3000, "width": 120, "height": 90}
+        return {
+            "class": category,
+            "bbox": np.array(box, dtype=float),
+            "azimuth": azimuth,
+            "elevation": elevation,
+            "theta": theta,
+            "distance": distance,
+            "object_status": status,
+            "dense": "dense_no",
+            "cad_index": 1,
+            "px": 60.0,
+            "py": 45.0,
+            "focal": 3000.0,
+            "viewport": 3000,
+            "width": 120,
+            "height": 90,
+        }
 
     for category, name, objects in [
-        ("car", "n02958343_13", [annotation("car", [10, 20, 70, 80], 1.0, 2 * np.pi - 0.1, 0.2),
-                                 annotation("car", [0, 0, 5, 5], 2.0, 0.0, 0.0, status="status_bad"),
-                                 annotation("car", [0, 0, 5, 5], 2.0, 0.0, 0.0, distance=0.0)]),
+        (
+            "car",
+            "n02958343_13",
+            [
+                annotation("car", [10, 20, 70, 80], 1.0, 2 * np.pi - 0.1, 0.2),
+                annotation("car", [0, 0, 5, 5], 2.0, 0.0, 0.0, status="status_bad"),
+                annotation("car", [0, 0, 5, 5], 2.0, 0.0, 0.0, distance=0.0),
+            ],
+        ),
         ("chair", "n03001627_4", [annotation("chair", [5, 5, 60, 60], 7.0, 0.3, -0.4, status="status_partially")]),
     ]:
         path = root / "annotations" / category / f"{name}.npz"
@@ -167,21 +371,43 @@ def write_imagenet3d(root: Path) -> list[dict]:
         np.savez(path, annotations=np.array(objects, dtype=object))
         write_image(root / "images" / category / f"{name}.JPEG")
     return [
-        {"image_id": "car/n02958343_13/0", "category": "car", "box": (10, 20, 70, 80),
-         "angles_deg": (np.degrees(1.0), -np.degrees(0.1), np.degrees(0.2)), "occluded": False},
-        {"image_id": "chair/n03001627_4/0", "category": "chair", "box": (5, 5, 60, 60),
-         "angles_deg": (np.degrees(7.0 - 2 * np.pi), np.degrees(0.3), np.degrees(-0.4)), "occluded": True},
+        {
+            "image_id": "car/n02958343_13/0",
+            "category": "car",
+            "box": (10, 20, 70, 80),
+            "angles_deg": (np.degrees(1.0), -np.degrees(0.1), np.degrees(0.2)),
+            "occluded": False,
+        },
+        {
+            "image_id": "chair/n03001627_4/0",
+            "category": "chair",
+            "box": (5, 5, 60, 60),
+            "angles_deg": (np.degrees(7.0 - 2 * np.pi), np.degrees(0.3), np.degrees(-0.4)),
+            "occluded": True,
+        },
     ]
 
 
-def write_nemo_sample(root: Path, split: str, folder: str, name: str, radians: tuple, box_yx: tuple,
-                      nuisance: str | None = None) -> None:
+def write_nemo_sample(
+    root: Path, split: str, folder: str, name: str, radians: tuple, box_yx: tuple, nuisance: str | None = None
+) -> None:
     """One NeMo-prepared sample: the crop as JPEG and its npz (angles in radians, ``box_obj`` =
     (y0, y1, x0, x1, height, width), distance 5 as NeMo's centre-and-resize sets it)."""
     azimuth, elevation, theta = radians
-    fields = {"name": name.rsplit("_", 1)[0], "azimuth": azimuth, "elevation": elevation, "theta": theta,
-              "distance": 5.0, "cad_index": 2, "box_obj": np.array([*box_yx, 90, 120]), "px": 60.0, "py": 45.0,
-              "height": 375, "width": 500, "resize_rate": 0.8}
+    fields = {
+        "name": name.rsplit("_", 1)[0],
+        "azimuth": azimuth,
+        "elevation": elevation,
+        "theta": theta,
+        "distance": 5.0,
+        "cad_index": 2,
+        "box_obj": np.array([*box_yx, 90, 120]),
+        "px": 60.0,
+        "py": 45.0,
+        "height": 375,
+        "width": 500,
+        "resize_rate": 0.8,
+    }
     if nuisance is not None:
         fields["nuisance"] = nuisance
     path = root / split / "annotations" / folder / f"{name}.npz"
@@ -211,15 +437,35 @@ def write_nemo(root: Path) -> list[dict]:
     (lists / "carFGL1_BGL1").mkdir()
     (lists / "carFGL1_BGL1" / "mesh01.txt").write_text("n02958343_13_00")
     return [
-        {"image_id": "aeroplane/collection_aeroplane_fog_01_00", "category": "aeroplane", "box": (20, 10, 110, 70),
-         "angles_deg": tuple(np.degrees(samples[0][2])), "occluded": None},
-        {"image_id": "car/imagenet_car_n02958343_13_00", "category": "car", "box": (5, 15, 95, 80),
-         "angles_deg": tuple(np.degrees(samples[1][2])), "occluded": None},
-        {"image_id": "car/pascal_car_2008_000027_01", "category": "car", "box": (30, 20, 90, 60),
-         "angles_deg": tuple(np.degrees(samples[2][2])), "occluded": None},
+        {
+            "image_id": "aeroplane/collection_aeroplane_fog_01_00",
+            "category": "aeroplane",
+            "box": (20, 10, 110, 70),
+            "angles_deg": tuple(np.degrees(samples[0][2])),
+            "occluded": None,
+        },
+        {
+            "image_id": "car/imagenet_car_n02958343_13_00",
+            "category": "car",
+            "box": (5, 15, 95, 80),
+            "angles_deg": tuple(np.degrees(samples[1][2])),
+            "occluded": None,
+        },
+        {
+            "image_id": "car/pascal_car_2008_000027_01",
+            "category": "car",
+            "box": (30, 20, 90, 60),
+            "angles_deg": tuple(np.degrees(samples[2][2])),
+            "occluded": None,
+        },
     ]
 
 
-WRITERS = {"pascal3d": write_pascal3d, "objectnet3d": write_objectnet3d, "oodcv": write_oodcv,
-           "imagenet3d": write_imagenet3d, "nemo": write_nemo}
+WRITERS = {
+    "pascal3d": write_pascal3d,
+    "objectnet3d": write_objectnet3d,
+    "oodcv": write_oodcv,
+    "imagenet3d": write_imagenet3d,
+    "nemo": write_nemo,
+}
 SPLITS = {"pascal3d": "val", "objectnet3d": "val", "oodcv": "weather", "imagenet3d": "val", "nemo": "val"}

@@ -10,9 +10,16 @@ from dst3d.inputs import catalog, embedded
 REPO = Path(__file__).resolve().parent.parent
 
 EMBEDDED = {
-    "categories": ["car", "chair", "airplane", "boat"], "models_per_category": 2, "distance": 2.0,
-    "sampling_mode": "3", "textures_per_class": 3, "texture_test_fraction": 0.34, "texture_size": 64,
-    "backgrounds_train": 4, "backgrounds_test": 2, "background_size": 96,
+    "categories": ["car", "chair", "airplane", "boat"],
+    "models_per_category": 2,
+    "distance": 2.0,
+    "sampling_mode": "3",
+    "textures_per_class": 3,
+    "texture_test_fraction": 0.34,
+    "texture_size": 64,
+    "backgrounds_train": 4,
+    "backgrounds_test": 2,
+    "background_size": 96,
 }
 
 
@@ -25,10 +32,17 @@ def schema_defaults(section: str, overrides: dict) -> dict:
     return config[section]
 
 
-RENDER = schema_defaults("render", {
-    "width": 96, "height": 96, "samples": 4, "denoise": False, "threads": 2,
-    "viewpoint": {"theta_sd_deg": 10.0, "distance": {"mode": "truncnorm", "sd": 0.3, "low": -0.3, "high": 0.6}},
-})
+RENDER = schema_defaults(
+    "render",
+    {
+        "width": 96,
+        "height": 96,
+        "samples": 4,
+        "denoise": False,
+        "threads": 2,
+        "viewpoint": {"theta_sd_deg": 10.0, "distance": {"mode": "truncnorm", "sd": 0.3, "low": -0.3, "high": 0.6}},
+    },
+)
 
 
 @pytest.fixture(scope="session")

@@ -88,10 +88,17 @@ class FakeLLMServer:
                     return
                 if reply.status == 200:
                     payload = {
-                        "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": 0,
                         "model": body.get("model", ""),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": reply.content}}],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply.content},
+                            }
+                        ],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     }
                 else:

@@ -43,8 +43,10 @@ def install() -> str | None:
     if shutil.which("apt-get") is None:
         return "SLURM is not installed and there is no apt-get to install Debian's slurm-wlm and munge"
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
         if result.returncode != 0:
             return f"`{' '.join(command)}` failed: {(result.stdout + result.stderr)[-2000:]}"
@@ -91,69 +93,88 @@ class SlurmCluster:
         key = self.root / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
-        self._spawn("munged", [
-            "munged", "--foreground", "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
-            f"--pid-file={self.root / 'munge' / 'munged.pid'}", f"--seed-file={self.root / 'munge' / 'seed'}",
-            f"--log-file={self.root / 'log' / 'munged.log'}",
-        ])
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={self.root / 'munge' / 'munged.pid'}",
+                f"--seed-file={self.root / 'munge' / 'seed'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+            ],
+        )
         self._wait(lambda: self.munge_socket.exists(), timeout_s, "munged to open its socket")
         self._write_config()
         self._write_client_wrappers()
         self._spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.config)])
-        self._wait(lambda: "UP" in self.client("scontrol", "ping", check=False).stdout, timeout_s,
-                   "slurmctld to answer `scontrol ping`")
+        self._wait(
+            lambda: "UP" in self.client("scontrol", "ping", check=False).stdout,
+            timeout_s,
+            "slurmctld to answer `scontrol ping`",
+        )
         self._spawn("slurmd", ["slurmd", "-D", "-N", "localhost", "-f", str(self.config)])
-        self._wait(lambda: self.client("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle", timeout_s,
-                   "the node to be idle in `sinfo`")
+        self._wait(
+            lambda: self.client("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle",
+            timeout_s,
+            "the node to be idle in `sinfo`",
+        )
 
     def _write_config(self) -> None:
         (self.root / "etc" / "gres.conf").write_text("Name=gpu File=/dev/null\n")
-        self.config.write_text("\n".join([
-            "ClusterName=dst3dtest",
-            "SlurmctldHost=localhost(127.0.0.1)",
-            f"SlurmctldPort={free_port()}",
-            f"SlurmdPort={free_port()}",
-            "CommunicationParameters=NoInAddrAny",  # bind to 127.0.0.1, not to every address
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={self.munge_socket}",
-            f"StateSaveLocation={self.root / 'state'}",
-            f"SlurmdSpoolDir={self.root / 'spool'}",
-            f"SlurmctldPidFile={self.root / 'state' / 'slurmctld.pid'}",
-            f"SlurmdPidFile={self.root / 'spool' / 'slurmd.pid'}",
-            f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
-            "SlurmctldDebug=info",
-            "SlurmdDebug=info",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "AccountingStorageType=accounting_storage/none",
-            "JobCompType=jobcomp/none",
-            "MpiDefault=none",
-            "SwitchType=switch/none",
-            "SchedulerType=sched/backfill",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core",
-            "SlurmdParameters=config_overrides",  # the node is what this file says, whatever the machine
-            "ReturnToService=2",
-            "MinJobAge=3600",  # finished jobs stay in squeue: Snakemake's status checks and the tests read them
-            "KillWait=5",
-            "InactiveLimit=0",
-            "GresTypes=gpu",
-            f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 "
-            "State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ]))
+        self.config.write_text(
+            "\n".join(
+                [
+                    "ClusterName=dst3dtest",
+                    "SlurmctldHost=localhost(127.0.0.1)",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
+                    "CommunicationParameters=NoInAddrAny",  # bind to 127.0.0.1, not to every address
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    f"StateSaveLocation={self.root / 'state'}",
+                    f"SlurmdSpoolDir={self.root / 'spool'}",
+                    f"SlurmctldPidFile={self.root / 'state' / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={self.root / 'spool' / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
+                    f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
+                    "SlurmctldDebug=info",
+                    "SlurmdDebug=info",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobCompType=jobcomp/none",
+                    "MpiDefault=none",
+                    "SwitchType=switch/none",
+                    "SchedulerType=sched/backfill",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core",
+                    "SlurmdParameters=config_overrides",  # the node is what this file says, whatever the machine
+                    "ReturnToService=2",
+                    "MinJobAge=3600",  # finished jobs stay in squeue: Snakemake's status checks and the tests read them
+                    "KillWait=5",
+                    "InactiveLimit=0",
+                    "GresTypes=gpu",
+                    f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 "
+                    "State=UNKNOWN",
+                    f"PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
 
     def _spawn(self, name: str, command: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")
         executable = shutil.which(command[0], path=SEARCH_PATH)
-        self.processes[name] = subprocess.Popen([executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT,
-                                                env=self.environment(), cwd=self.root)
+        self.processes[name] = subprocess.Popen(
+            [executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT, env=self.environment(), cwd=self.root
+        )
         log.close()
 
     def _wait(self, ready, timeout_s: float, what: str) -> None:
@@ -161,8 +182,9 @@ class SlurmCluster:
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode} while waiting for {what}:\n"
-                                       f"{self.logs()}")
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode} while waiting for {what}:\n{self.logs()}"
+                    )
             if ready():
                 return
             time.sleep(0.2)
@@ -170,14 +192,18 @@ class SlurmCluster:
 
     def client(self, *command: str, check: bool = True, timeout_s: float = 30) -> subprocess.CompletedProcess:
         """Run a SLURM client command (sinfo, squeue, ...) against this cluster."""
-        return subprocess.run(list(command), capture_output=True, text=True, env=self.environment(),
-                              check=check, timeout=timeout_s)
+        return subprocess.run(
+            list(command), capture_output=True, text=True, env=self.environment(), check=check, timeout=timeout_s
+        )
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job the controller knows (finished ones for MinJobAge): id, name, state and comment."""
         output = self.client("squeue", "-h", "--states=all", "-O", "JobID:|,Name:|,State:|,Comment:").stdout
-        return [dict(zip(("id", "name", "state", "comment"), (field.strip() for field in line.split("|"))))
-                for line in output.splitlines() if line.strip()]
+        return [
+            dict(zip(("id", "name", "state", "comment"), (field.strip() for field in line.split("|")), strict=True))
+            for line in output.splitlines()
+            if line.strip()
+        ]
 
     def jobs_by_id(self) -> dict[str, dict[str, str]]:
         return {job["id"]: job for job in self.jobs()}
@@ -198,7 +224,8 @@ class SlurmCluster:
                     self.client("scancel", *ids, check=False)
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline and any(
-                            job["state"] in ("PENDING", "RUNNING", "COMPLETING") for job in self.jobs()):
+                        job["state"] in ("PENDING", "RUNNING", "COMPLETING") for job in self.jobs()
+                    ):
                         time.sleep(0.5)
             except (subprocess.SubprocessError, OSError):
                 pass
@@ -232,7 +259,7 @@ class SlurmCluster:
                 continue
         return found
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         try:
             self.start()
         except BaseException:

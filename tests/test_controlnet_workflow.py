@@ -35,8 +35,16 @@ SIZE = 64
 
 
 def diffusion_block(models, **overrides) -> dict:
-    return {"base_model": str(models.base_model), "controlnet_model": str(models.controlnet_model), "size": SIZE,
-            "steps": 2, "batch_size": 2, "device": "cpu", "local_files_only": True, **overrides}
+    return {
+        "base_model": str(models.base_model),
+        "controlnet_model": str(models.controlnet_model),
+        "size": SIZE,
+        "steps": 2,
+        "batch_size": 2,
+        "device": "cpu",
+        "local_files_only": True,
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +57,15 @@ def controlnet_run(tmp_path_factory):
     workdir.mkdir()
     overlay = {
         "train": {"variants": VARIANTS},
-        "prompts": {"backend": "openai",
-                    "openai": {"base_url": server.base_url, "prompts_per_category": 3, "max_retries": 0}},
+        "prompts": {
+            "backend": "openai",
+            "openai": {"base_url": server.base_url, "prompts_per_category": 3, "max_retries": 0},
+        },
         "generate": {
             "controlnet": diffusion_block(sd15),
-            "controlnet-sdxl": diffusion_block(sdxl, vae_model=str(sdxl.vae_model), scheduler="euler",
-                                               background="paste"),
+            "controlnet-sdxl": diffusion_block(
+                sdxl, vae_model=str(sdxl.vae_model), scheduler="euler", background="paste"
+            ),
         },
     }
     overlay_path = root / "controlnet.yaml"
@@ -62,8 +73,15 @@ def controlnet_run(tmp_path_factory):
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-controlnet-run", "HF_HUB_OFFLINE": "1"}
     result = run(workdir, "--cores", "2", configfiles=[*TINY, overlay_path], env=env, timeout_s=1500)
     server.stop()
-    yield {"workdir": workdir, "result": result, "server": server, "overlay": overlay, "root": root, "env": env,
-           "configfiles": [*TINY, overlay_path]}
+    yield {
+        "workdir": workdir,
+        "result": result,
+        "server": server,
+        "overlay": overlay,
+        "root": root,
+        "env": env,
+        "configfiles": [*TINY, overlay_path],
+    }
 
 
 def test_every_controlnet_variant_reaches_the_tables_and_figures(controlnet_run):
@@ -80,7 +98,8 @@ def test_every_controlnet_variant_reaches_the_tables_and_figures(controlnet_run)
     # ask the same question, so the second is answered from the cache.
     assert len(controlnet_run["server"].requests) == 2
     assert {request.headers["authorization"] for request in controlnet_run["server"].requests} == {
-        "Bearer sk-test-controlnet-run"}
+        "Bearer sk-test-controlnet-run"
+    }
 
 
 def test_generated_tables_follow_the_contract(controlnet_run):
@@ -126,8 +145,17 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
     counts = job_counts(run(workdir, "-n", configfiles=configfiles, env=env).stdout)
     # 2 categories x (2 train + 1 test) shards of controlnet; its KCF (2 folds) and both its variants; the table
     # and the sample figure. Nothing of controlnet-sdxl, no render, edge or prompt job.
-    assert counts == {"generate_shard": 6, "kcf_fold": 2, "kcf_select": 1, "train_pose_estimator": 2,
-                      "evaluate_pose": 2, "pose_table": 1, "plot_samples": 1, "all": 1, "total": 16}, counts
+    assert counts == {
+        "generate_shard": 6,
+        "kcf_fold": 2,
+        "kcf_select": 1,
+        "train_pose_estimator": 2,
+        "evaluate_pose": 2,
+        "pose_table": 1,
+        "plot_samples": 1,
+        "all": 1,
+        "total": 16,
+    }, counts
 
     result = run(workdir, "--cores", "2", configfiles=configfiles, env=env, timeout_s=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]

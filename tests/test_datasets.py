@@ -42,8 +42,11 @@ def test_reader_gives_annotated_angles_in_radians_and_corner_boxes(tmp_path, for
         assert row["elevation"] == pytest.approx(math.radians(elevation_deg), abs=1e-9)
         assert row["theta"] == pytest.approx(math.radians(theta_deg), abs=1e-9)
         assert 0 <= row["azimuth"] < 2 * np.pi and -np.pi < row["theta"] <= np.pi
-        np.testing.assert_allclose(geometry.rotation_gl(row["azimuth"], row["elevation"], row["theta"]),
-                                   published_rotation(*item["angles_deg"]), atol=1e-9)
+        np.testing.assert_allclose(
+            geometry.rotation_gl(row["azimuth"], row["elevation"], row["theta"]),
+            published_rotation(*item["angles_deg"]),
+            atol=1e-9,
+        )
         if item["occluded"] is None:
             assert pd.isna(row["occluded"])
         else:
@@ -114,8 +117,16 @@ def test_nemo_bad_settings_name_the_key_or_folder(tmp_path):
         datasets.read_nemo(tmp_path, "val", ["boat"])
     WRITERS["oodcv"](tmp_path / "robin")
     with pytest.raises(ValueError, match="apply to format nemo only"):
-        datasets.load_benchmark({"name": "o", "format": "oodcv", "root": str(tmp_path / "robin"),
-                                 "split": "weather", "nuisance": "weather"}, ["car"])
+        datasets.load_benchmark(
+            {
+                "name": "o",
+                "format": "oodcv",
+                "root": str(tmp_path / "robin"),
+                "split": "weather",
+                "nuisance": "weather",
+            },
+            ["car"],
+        )
 
 
 def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
@@ -124,13 +135,17 @@ def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
     frame = datasets.load_benchmark(entry, ["airplane"])
     assert set(frame["category"]) == {"airplane"} and len(frame) == 2
     frame = datasets.load_benchmark({**entry, "exclude": ["occluded"]}, ["airplane", "car"])
-    assert sorted(frame["image_id"]) == ["aeroplane_imagenet/n02690373_1/0", "car_imagenet/n02958343_1/0",
-                                         "car_pascal/2008_000003/0"]
+    assert sorted(frame["image_id"]) == [
+        "aeroplane_imagenet/n02690373_1/0",
+        "car_imagenet/n02958343_1/0",
+        "car_pascal/2008_000003/0",
+    ]
     frame = datasets.load_benchmark({**entry, "sources": ["pascal"], "category_map": {"car": "auto"}}, ["auto"])
     assert list(frame["image_id"]) == ["car_pascal/2008_000003/0"] and set(frame["category"]) == {"auto"}
     with pytest.raises(ValueError, match="no object of the categories"):
-        datasets.load_benchmark({**entry, "exclude": ["truncated", "occluded", "difficult"], "sources": ["pascal"]},
-                                ["airplane", "car"])
+        datasets.load_benchmark(
+            {**entry, "exclude": ["truncated", "occluded", "difficult"], "sources": ["pascal"]}, ["airplane", "car"]
+        )
     with pytest.raises(ValueError, match="the benchmark has"):
         datasets.load_benchmark(entry, ["boat"])
 
@@ -170,8 +185,15 @@ def test_crops_of_real_images_follow_the_box(tmp_path):
     image = np.zeros((100, 200, 3), np.uint8)
     image[40:60, 150:170] = 255  # a white square, box (150, 40) .. (170, 60)
     cv2.imwrite(str(tmp_path / "a.png"), image)
-    frame = pd.DataFrame({"image_path": [str(tmp_path / "a.png")], "bbox_x0": [150.0], "bbox_y0": [40.0],
-                          "bbox_x1": [170.0], "bbox_y1": [60.0]})
+    frame = pd.DataFrame(
+        {
+            "image_path": [str(tmp_path / "a.png")],
+            "bbox_x0": [150.0],
+            "bbox_y0": [40.0],
+            "bbox_x1": [170.0],
+            "bbox_y1": [60.0],
+        }
+    )
     crop = cropping.crops(frame, {"input_size": 24, "context": 2.0, "crop_jitter": 0.0}, threads=1)[0]
     # Context 2: the 20 px box fills the middle half of the 24 px crop.
     assert crop[:, 8:16, 8:16].min() == 255 and crop[:, :4].max() == 0 and crop[:, :, -4:].max() == 0

@@ -200,12 +200,15 @@ def test_different_seeds_and_edge_maps_give_different_images(backend_batch3, sha
             assert np.array_equal(pixels, base_pixels[index])
 
 
-@pytest.mark.parametrize("change, least", [
-    ({"prompt": "a blue bus"}, 0.1),  # measured 0.2-0.6 grey levels (a tiny text encoder)
-    ({"negative_prompt": "a red car"}, 0.7),  # 1.4-1.7
-    ({"guidance_scale": 3.0}, 0.6),  # 1.3-1.6
-    ({"conditioning_scale": 0.2}, 8.0),  # 15-19
-])
+@pytest.mark.parametrize(
+    "change, least",
+    [
+        ({"prompt": "a blue bus"}, 0.1),  # measured 0.2-0.6 grey levels (a tiny text encoder)
+        ({"negative_prompt": "a red car"}, 0.7),  # 1.4-1.7
+        ({"guidance_scale": 3.0}, 0.6),  # 1.3-1.6
+        ({"conditioning_scale": 0.2}, 8.0),  # 15-19
+    ],
+)
 def test_prompt_negative_prompt_guidance_and_conditioning_change_the_image(tiny_sd, shard, tmp_path, change, least):
     """Each setting reaches the pipeline: the same seeds and edge maps give other pixels (the record echoing the
     setting is not enough)."""
@@ -265,8 +268,8 @@ def test_scheduler_and_attention_are_selectable(backend_batch3, tiny_sd, shard, 
 
 
 def test_sdxl_backend_generates_with_a_separate_vae(tiny_sdxl, shard, tmp_path):
-    from diffusers import AutoencoderKL
     import torch
+    from diffusers import AutoencoderKL
 
     # A VAE that decodes differently from the base model's own: its decoder's output bias moved.
     perturbed = tmp_path / "perturbed-vae"
@@ -278,8 +281,9 @@ def test_sdxl_backend_generates_with_a_separate_vae(tiny_sdxl, shard, tmp_path):
     backend = ControlNetBackend("controlnet-sdxl", settings)
     assert Path(backend.pipeline.vae.config._name_or_path) == perturbed
     result = backend.generate(shard.iloc[:3], tmp_path / "perturbed", NEGATIVE_PROMPT)
-    own = generate_shard("controlnet-sdxl", shard.iloc[:3], tmp_path / "own", {**settings, "vae_model": None},
-                         NEGATIVE_PROMPT)
+    own = generate_shard(
+        "controlnet-sdxl", shard.iloc[:3], tmp_path / "own", {**settings, "vae_model": None}, NEGATIVE_PROMPT
+    )
 
     assert result["vae_model"].tolist() == [str(perturbed)] * 3
     assert result["vae_model_revision"].iloc[0] != own["base_model_revision"].iloc[0]

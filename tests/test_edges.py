@@ -32,8 +32,9 @@ def distance_to_square_outline(height: int, width: int, top: float, bottom: floa
     rows, cols = np.mgrid[0:height, 0:width] + 0.5
     inside = (rows > top) & (rows < bottom) & (cols > top) & (cols < bottom)
     to_sides = np.minimum.reduce([abs(rows - top), abs(rows - bottom), abs(cols - top), abs(cols - bottom)])
-    outside_distance = np.hypot(np.clip(np.maximum(top - rows, rows - bottom), 0, None),
-                                np.clip(np.maximum(top - cols, cols - bottom), 0, None))
+    outside_distance = np.hypot(
+        np.clip(np.maximum(top - rows, rows - bottom), 0, None), np.clip(np.maximum(top - cols, cols - bottom), 0, None)
+    )
     return np.where(inside, to_sides, outside_distance)
 
 
@@ -103,8 +104,9 @@ def test_resized_edges_follow_the_scaled_silhouette():
 def test_resize_follows_controlnets_resize_image(height, width, interpolation):
     render = cv2.resize(textured_render(seed=2), (width, height), interpolation=cv2.INTER_AREA)
     target_height, target_width = output_size(height, width, EdgeSettings())
-    resized = cv2.resize(np.ascontiguousarray(render[:, :, :3]), (target_width, target_height),
-                         interpolation=interpolation)
+    resized = cv2.resize(
+        np.ascontiguousarray(render[:, :, :3]), (target_width, target_height), interpolation=interpolation
+    )
     assert np.array_equal(edge_map(render, EdgeSettings())[:, :, 0], cv2.Canny(resized, 100, 200))
 
 

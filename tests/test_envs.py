@@ -126,8 +126,13 @@ def test_one_environment_per_kind_of_rule_and_each_parses():
 
 def test_every_rule_names_an_existing_environment():
     blocks = rule_blocks()
-    listed = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--list-rules"], capture_output=True,
-                            text=True, cwd=REPO, timeout=300)
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("snakemake")), "--list-rules"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert set(blocks) | {"all"} == set(listed.stdout.split())
     used = set()
@@ -150,7 +155,8 @@ def test_pins_agree_with_pyproject(name):
         key = canonicalize_name(requirement.name)
         assert key in pins, f"envs/{name}.yaml: {requirement.name} is not in pyproject.toml"
         assert requirement.specifier == pins[key].specifier, (
-            f"envs/{name}.yaml pins {requirement}, pyproject.toml {pins[key]}")
+            f"envs/{name}.yaml pins {requirement}, pyproject.toml {pins[key]}"
+        )
     # Optional groups of pyproject.toml are whole environments.
     listed = {canonicalize_name(requirement.name) for requirement in pip_requirements(name)}
     for line in PYPROJECT["optional-dependencies"].get(name, []):

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import EMBEDDED, RENDER
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,8 +91,14 @@ def digest(script: str, tmp_path: Path, hash_seed: int, threads: int) -> str:
     workdir.mkdir()
     header = f"THREADS = {threads}\nWORKDIR = {str(workdir)!r}\nEMBEDDED = {EMBEDDED!r}\nRENDER = {RENDER!r}\n"
     env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "OMP_NUM_THREADS": str(threads)}
-    result = subprocess.run([sys.executable, "-c", header + textwrap.dedent(script)], capture_output=True, text=True,
-                            cwd=REPO, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", header + textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
 

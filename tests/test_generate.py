@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 
 from dst3d.figures import draw_cuboid
-from dst3d.generate import (GENERATED_COLUMNS, ContractError, check_generated, generate_shard, merge_generated,
-                            prepare_records)
+from dst3d.generate import (
+    GENERATED_COLUMNS,
+    ContractError,
+    check_generated,
+    generate_shard,
+    merge_generated,
+    prepare_records,
+)
 from dst3d.generate.composite import fit_background
 
 SIZE = 16
@@ -30,10 +36,19 @@ def records(tmp_path) -> pd.DataFrame:
         background = np.repeat(np.repeat(np.arange(0, 4 * (SIZE + 2), 4, dtype=np.uint8)[None, :, None], SIZE, 0), 3, 2)
         cv2.imwrite(str(tmp_path / f"render-{index}.png"), rgba)
         cv2.imwrite(str(tmp_path / f"background-{index}.png"), background)
-        rows.append({"image_id": f"train-car-{index:06d}", "split": "train", "category": "car", "image_index": index,
-                     "seed": 11 + index, "render_path": str(tmp_path / f"render-{index}.png"),
-                     "background_path": str(tmp_path / f"background-{index}.png"), "width": SIZE + 2,
-                     "height": SIZE})
+        rows.append(
+            {
+                "image_id": f"train-car-{index:06d}",
+                "split": "train",
+                "category": "car",
+                "image_index": index,
+                "seed": 11 + index,
+                "render_path": str(tmp_path / f"render-{index}.png"),
+                "background_path": str(tmp_path / f"background-{index}.png"),
+                "width": SIZE + 2,
+                "height": SIZE,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -78,14 +93,22 @@ def test_a_failed_backend_publishes_nothing(records, tmp_path):
 
 
 def test_diffusion_inputs_come_from_the_prompt_set_and_the_identity(records, tmp_path):
-    prompt_set = {"split": "train", "category": "car",
-                  "prompts": {"train-car-000000": "a red car", "train-car-000001": "a blue car"}}
+    prompt_set = {
+        "split": "train",
+        "category": "car",
+        "prompts": {"train-car-000000": "a red car", "train-car-000001": "a blue car"},
+    }
     prepared = prepare_records(records, "controlnet", 0, prompt_set, tmp_path / "edges")
     assert prepared["prompt"].tolist() == ["a red car", "a blue car"]
-    assert prepared["edge_path"].tolist() == [f"{(tmp_path / 'edges').as_posix()}/train-car-00000{i}.png" for i in (0, 1)]
+    assert prepared["edge_path"].tolist() == [
+        f"{(tmp_path / 'edges').as_posix()}/train-car-00000{i}.png" for i in (0, 1)
+    ]
     assert prepared["generate_seed"].nunique() == 2 and not set(prepared["generate_seed"]) & set(records["seed"])
     again = prepare_records(records.iloc[::-1], "controlnet", 0, prompt_set, tmp_path / "edges")
-    assert again.set_index("image_id")["generate_seed"].to_dict() == prepared.set_index("image_id")["generate_seed"].to_dict()
+    assert (
+        again.set_index("image_id")["generate_seed"].to_dict()
+        == prepared.set_index("image_id")["generate_seed"].to_dict()
+    )
 
     del prompt_set["prompts"]["train-car-000001"]
     with pytest.raises(ValueError, match=r"no prompt for the images \['train-car-000001'\].*write_prompts"):
@@ -93,15 +116,25 @@ def test_diffusion_inputs_come_from_the_prompt_set_and_the_identity(records, tmp
 
 
 def test_a_backend_breaking_the_contract_fails_naming_the_column(records, tmp_path):
-    generated = pd.DataFrame({"image_id": records["image_id"], "image_path": ["a.png", "b.png"],
-                              "image_width": [8, 8], "image_height": [8, 8], "backend": "controlnet"})
+    generated = pd.DataFrame(
+        {
+            "image_id": records["image_id"],
+            "image_path": ["a.png", "b.png"],
+            "image_width": [8, 8],
+            "image_height": [8, 8],
+            "backend": "controlnet",
+        }
+    )
     with pytest.raises(ContractError, match=r"\['seed'\].*never overwrites"):
         merge_generated(records, generated.assign(seed=[1, 2]), "controlnet")
     with pytest.raises(ContractError, match=r"\['score'\].*not in dst3d.generate.GENERATED_COLUMNS"):
         merge_generated(records, generated.assign(score=[1, 2]), "controlnet")
     with pytest.raises(ContractError, match="left image_width empty"):
-        check_generated(merge_generated(records, generated.assign(image_width=[8, None]), "controlnet"),
-                        records.columns, "controlnet")
+        check_generated(
+            merge_generated(records, generated.assign(image_width=[8, None]), "controlnet"),
+            records.columns,
+            "controlnet",
+        )
     with pytest.raises(ContractError, match="lacks the columns"):
         check_generated(generated, records.columns, "controlnet")
     with pytest.raises(ContractError, match="did not write the images"):
@@ -122,8 +155,13 @@ def test_the_cuboid_is_drawn_at_the_corners_scaled_to_the_generated_image():
 def test_the_viewpoint_plot_shows_each_category_at_its_angles(tmp_path):
     from dst3d.figures import viewpoint_figure, viewpoint_plot
 
-    annotations = pd.DataFrame({"category": ["car", "car", "boat"], "azimuth": np.radians([10.0, 350.0, 180.0]),
-                                "elevation": np.radians([5.0, 40.0, -10.0])})
+    annotations = pd.DataFrame(
+        {
+            "category": ["car", "car", "boat"],
+            "azimuth": np.radians([10.0, 350.0, 180.0]),
+            "elevation": np.radians([5.0, 40.0, -10.0]),
+        }
+    )
     figure = viewpoint_figure(annotations)
     car, boat = figure.axes
     assert (car.get_title(), boat.get_title()) == ("car (n=2)", "boat (n=1)")

@@ -24,7 +24,9 @@ def test_seed_is_stable_and_identity_specific():
 
 def test_shards_cover_every_index_once():
     total, size = 23, 5
-    covered = [i for shard in range(identity.shard_count(size, total)) for i in identity.shard_indices(shard, size, total)]
+    covered = [
+        i for shard in range(identity.shard_count(size, total)) for i in identity.shard_indices(shard, size, total)
+    ]
     assert covered == list(range(total))
     with pytest.raises(ValueError, match="out of range"):
         identity.shard_indices(5, size, total)
@@ -59,8 +61,9 @@ def _elevation_model(mode):
         return stats.uniform(-90, 180)
     mean, sd, low, high = {1: (90, 30, 0, 180), 2: (90, 30, 0, 180), 3: (60, 20, 0, 195), 4: (60, 20, 0, 195)}[mode]
     # elevation = 90 - phi; phi > 180 (modes 3-4, 6 sd away) is never drawn in practice.
-    return stats.truncnorm((90 - min(high, 180) - (90 - mean)) / sd, (90 - low - (90 - mean)) / sd,
-                           loc=90 - mean, scale=sd)
+    return stats.truncnorm(
+        (90 - min(high, 180) - (90 - mean)) / sd, (90 - low - (90 - mean)) / sd, loc=90 - mean, scale=sd
+    )
 
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4, 5, "p3d"])

@@ -15,13 +15,15 @@ from dst3d.training import classify
 
 
 def _frame(counts):
-    return pd.DataFrame([{"image_id": f"train-{c}-{i:06d}", "category": c} for c, n in counts.items() for i in range(n)])
+    return pd.DataFrame(
+        [{"image_id": f"train-{c}-{i:06d}", "category": c} for c, n in counts.items() for i in range(n)]
+    )
 
 
 def test_folds_are_balanced_per_category_and_independent_of_row_order():
     frame = _frame({"car": 10, "boat": 7})
     folds = kcf.assign_folds(frame, 3, seed=0)
-    for category, group in frame.assign(fold=folds).groupby("category"):
+    for _category, group in frame.assign(fold=folds).groupby("category"):
         sizes = group["fold"].value_counts().sort_index().tolist()
         assert max(sizes) - min(sizes) <= 1 and sum(sizes) == len(group)
     shuffled = frame.sample(frac=1.0, random_state=3)
@@ -41,10 +43,13 @@ def test_fold_split_holds_out_exactly_one_fold():
 
 
 def test_selection_policies():
-    scores = pd.DataFrame({
-        "image_id": [f"i{k}" for k in range(10)], "category": ["car"] * 5 + ["boat"] * 5,
-        "kcf_loss": [0.5, 3.0, 1.0, 9.0, 2.0, 0.1, 0.2, 0.3, 0.4, 8.0],
-    })
+    scores = pd.DataFrame(
+        {
+            "image_id": [f"i{k}" for k in range(10)],
+            "category": ["car"] * 5 + ["boat"] * 5,
+            "kcf_loss": [0.5, 3.0, 1.0, 9.0, 2.0, 0.1, 0.2, 0.3, 0.4, 8.0],
+        }
+    )
     kept, summary = kcf.select(scores, {"mode": "fraction", "keep_fraction": 0.6})
     assert sorted(kept["image_id"]) == ["i0", "i2", "i4", "i5", "i6", "i7"]
     assert summary.set_index("category").loc["car", "dropped"] == 2
@@ -63,10 +68,12 @@ def test_auroc_by_hand():
 
 def test_metrics_table_by_hand():
     deg = np.pi / 180
-    predictions = pd.DataFrame({
-        "category": ["car"] * 4 + ["boat"] * 2,
-        "error": [5 * deg, 20 * deg, 40 * deg, 2 * deg, 100 * deg, 8 * deg],
-    })
+    predictions = pd.DataFrame(
+        {
+            "category": ["car"] * 4 + ["boat"] * 2,
+            "error": [5 * deg, 20 * deg, 40 * deg, 2 * deg, 100 * deg, 8 * deg],
+        }
+    )
     table = evaluate.metrics_table(predictions).set_index("category")
     assert table.loc["car", "acc_pi_6"] == pytest.approx(0.75)  # 5, 20, 2 < 30 degrees
     assert table.loc["car", "acc_pi_18"] == pytest.approx(0.5)  # 5, 2 < 10 degrees
@@ -92,8 +99,9 @@ def test_corruption_turns_a_fixed_share_of_each_category_by_90_to_270_degrees():
     assert (turn[mask] >= 90).all() and (turn[mask] <= 270).all() and (turn[~mask] == 0).all()
     again, same_mask = kcf.corrupt_azimuths(frame.sample(frac=1.0, random_state=1), 0.1, seed=0)
     assert set(again[same_mask]["image_id"]) == set(frame[mask]["image_id"])
-    pd.testing.assert_series_equal(again.set_index("image_id")["azimuth"].sort_index(),
-                                   corrupted.set_index("image_id")["azimuth"].sort_index())
+    pd.testing.assert_series_equal(
+        again.set_index("image_id")["azimuth"].sort_index(), corrupted.set_index("image_id")["azimuth"].sort_index()
+    )
 
 
 def _hue_images(folder, per_category):
@@ -106,9 +114,20 @@ def _hue_images(folder, per_category):
             red, green, blue = colorsys.hsv_to_rgb(azimuth / (2 * np.pi), 1.0, 1.0)
             path = folder / f"{category}-{index}.png"
             cv2.imwrite(str(path), np.full((24, 24, 3), (255 * blue, 255 * green, 255 * red), np.uint8))
-            rows.append({"image_id": f"train-{category}-{index:06d}", "category": category, "image_path": str(path),
-                         "bbox_x0": 0.0, "bbox_y0": 0.0, "bbox_x1": 24.0, "bbox_y1": 24.0,
-                         "azimuth": azimuth, "elevation": 0.1, "theta": 0.0})
+            rows.append(
+                {
+                    "image_id": f"train-{category}-{index:06d}",
+                    "category": category,
+                    "image_path": str(path),
+                    "bbox_x0": 0.0,
+                    "bbox_y0": 0.0,
+                    "bbox_x1": 24.0,
+                    "bbox_y1": 24.0,
+                    "azimuth": azimuth,
+                    "elevation": 0.1,
+                    "theta": 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -120,12 +139,27 @@ def test_kcf_scores_separate_corrupted_labels(tmp_path, seed):
     cosine schedule (the embedded default's fold models) gave 1.0 and exactly the 6 at all four seeds."""
     frame, mask = kcf.corrupt_azimuths(_hue_images(tmp_path, 30), 0.1, seed=seed)
     frame["kcf_fold"] = kcf.assign_folds(frame, 2, seed=seed)
-    settings = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.0, "epochs": 12,
-                "batch_size": 8, "lr": 1e-3, "optimizer": "adamw", "lr_schedule": "cosine", "momentum": 0.9,
-                "weight_decay": 1e-4, "lr_step_epochs": 10, "lr_gamma": 0.1, "augment": False, "crop_jitter": 0.0,
-                "colour_jitter": 0.0}
-    scores = pd.concat([kcf.score_fold(frame, fold, "all", settings, seed=10 * seed + fold, threads=1)
-                        for fold in range(2)])
+    settings = {
+        "backbone": "resnet18",
+        "pretrained": False,
+        "input_size": 32,
+        "context": 1.0,
+        "epochs": 12,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "optimizer": "adamw",
+        "lr_schedule": "cosine",
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "lr_step_epochs": 10,
+        "lr_gamma": 0.1,
+        "augment": False,
+        "crop_jitter": 0.0,
+        "colour_jitter": 0.0,
+    }
+    scores = pd.concat(
+        [kcf.score_fold(frame, fold, "all", settings, seed=10 * seed + fold, threads=1) for fold in range(2)]
+    )
     assert sorted(scores["image_id"]) == sorted(frame["image_id"])
     losses = scores.set_index("image_id").loc[frame["image_id"], "kcf_loss"].to_numpy()
     assert kcf.auroc(losses, mask) >= 0.95
@@ -136,8 +170,9 @@ def test_kcf_scores_separate_corrupted_labels(tmp_path, seed):
 
 
 def test_classification_accuracy_table_by_hand():
-    predictions = pd.DataFrame({"category": ["car", "car", "car", "boat"],
-                                "predicted_category": ["car", "boat", "car", "boat"]})
+    predictions = pd.DataFrame(
+        {"category": ["car", "car", "car", "boat"], "predicted_category": ["car", "boat", "car", "boat"]}
+    )
     table = classify.accuracy_table(predictions).set_index("category")
     assert table.loc["car", "accuracy"] == pytest.approx(2 / 3) and table.loc["boat", "accuracy"] == 1.0
     assert table.loc[evaluate.POOLED, "accuracy"] == pytest.approx(0.75)
@@ -147,8 +182,13 @@ def test_classification_accuracy_table_by_hand():
 def test_metrics_rows_carry_the_checkpoint_and_data_hashes(tmp_path):
     checkpoint = tmp_path / "model.pt"
     torch.save({"weights": torch.zeros(3)}, checkpoint)
-    table = evaluate.provenance_columns(pd.DataFrame({"category": ["car"], "acc_pi_6": [0.5]}), "composite-kcf",
-                                        evaluate.SYNTHETIC_TEST, {"manifest_hash": "abc"}, checkpoint)
+    table = evaluate.provenance_columns(
+        pd.DataFrame({"category": ["car"], "acc_pi_6": [0.5]}),
+        "composite-kcf",
+        evaluate.SYNTHETIC_TEST,
+        {"manifest_hash": "abc"},
+        checkpoint,
+    )
     assert list(table.columns) == ["variant", "eval_set", "category", "acc_pi_6", "manifest_hash", "checkpoint_sha256"]
     assert table.loc[0, "checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
 

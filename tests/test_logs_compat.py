@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def python(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=REPO,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def test_job_log_holds_python_logging_prints_and_c_level_writes(tmp_path):

@@ -9,9 +9,22 @@ import torch
 from dst3d import geometry
 from dst3d.training import classify, cropping, loop, pose
 
-SETTINGS = {"backbone": "resnet18", "pretrained": False, "input_size": 32, "context": 1.2, "epochs": 4,
-            "batch_size": 8, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_step_epochs": 3, "lr_gamma": 0.1,
-            "augment": True, "crop_jitter": 0.125, "colour_jitter": 0.2}
+SETTINGS = {
+    "backbone": "resnet18",
+    "pretrained": False,
+    "input_size": 32,
+    "context": 1.2,
+    "epochs": 4,
+    "batch_size": 8,
+    "lr": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "lr_step_epochs": 3,
+    "lr_gamma": 0.1,
+    "augment": True,
+    "crop_jitter": 0.125,
+    "colour_jitter": 0.2,
+}
 
 
 def _data(n=16):
@@ -49,8 +62,9 @@ def _two_kinds(images):
 
 def _azimuth_accuracy(model, images, labels) -> float:
     """Training-set accuracy of the azimuth bin in eval mode."""
-    return float((loop.predict_logits(model, images, SETTINGS["input_size"])[:, :41].argmax(1).numpy()
-                  == labels[:, 0]).mean())
+    return float(
+        (loop.predict_logits(model, images, SETTINGS["input_size"])[:, :41].argmax(1).numpy() == labels[:, 0]).mean()
+    )
 
 
 def test_labels_follow_the_bins():
@@ -68,7 +82,7 @@ def test_training_is_deterministic_and_learns():
     images, labels, ids = _data()
     first = loop.train(images, labels, ids, SETTINGS, seed=3, threads=1, task=pose.POSE)
     second = loop.train(images, labels, ids, SETTINGS, seed=3, threads=1, task=pose.POSE)
-    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # Measured: last loss 0.3-1.9 over seeds and settings against 11.8-12.3 with lr = 0.
     assert first.history[-1]["loss"] < 0.35 * _null_loss(SETTINGS, seed=3)
@@ -86,7 +100,7 @@ def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
     torch.save(state, resume)
     resumed = loop.train(images, labels, ids, SETTINGS, seed=5, threads=1, resume_path=resume, task=pose.POSE)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -94,7 +108,16 @@ def test_resume_state_for_other_data_is_ignored(tmp_path):
     images, labels, ids = _data()
     resume = tmp_path / "resume.pt"
     loop.train(images, labels, ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume, task=pose.POSE)
-    result = loop.train(images, labels[::-1].copy(), ids, {**SETTINGS, "epochs": 1}, seed=5, threads=1, resume_path=resume, task=pose.POSE)
+    result = loop.train(
+        images,
+        labels[::-1].copy(),
+        ids,
+        {**SETTINGS, "epochs": 1},
+        seed=5,
+        threads=1,
+        resume_path=resume,
+        task=pose.POSE,
+    )
     assert [h["epoch"] for h in result.history] == [1]
 
 
@@ -131,8 +154,18 @@ def test_augmentation_keeps_shape_and_range_and_centre_crop_is_central():
 
 
 def test_object_boxes_scale_the_render_box_and_fill_empty_masks():
-    frame = pd.DataFrame({"bbox_x0": [10, -1], "bbox_y0": [20, -1], "bbox_x1": [30, -1], "bbox_y1": [40, -1],
-                          "width": [64, 64], "height": [64, 64], "image_width": [128, 128], "image_height": [256, 256]})
+    frame = pd.DataFrame(
+        {
+            "bbox_x0": [10, -1],
+            "bbox_y0": [20, -1],
+            "bbox_x1": [30, -1],
+            "bbox_y1": [40, -1],
+            "width": [64, 64],
+            "height": [64, 64],
+            "image_width": [128, 128],
+            "image_height": [256, 256],
+        }
+    )
     np.testing.assert_array_equal(cropping.object_boxes(frame), [[20, 80, 60, 160], [0, 0, 128, 256]])
     real = frame.drop(columns=["width", "height"])  # benchmark tables: boxes already in image pixels
     np.testing.assert_array_equal(cropping.object_boxes(real)[0], [10, 20, 30, 40])
@@ -160,7 +193,6 @@ def test_category_classifier_learns_and_its_checkpoint_reloads(tmp_path):
     np.testing.assert_allclose(loop.predict_logits(model, images, 32), loop.predict_logits(result.model, images, 32))
     with pytest.raises(ValueError, match="plane"):
         classify.category_labels(pd.DataFrame({"category": ["plane"]}), ["boat", "car"])
-
 
 
 def test_identical_weights_give_identical_checkpoint_bytes(tmp_path):
@@ -202,7 +234,15 @@ def test_zero_init_residual_starts_every_block_as_the_identity():
     model = loop.build_model("resnet18", pretrained=False, zero_init_residual=True, outputs=pose.POSE_OUTPUTS)
     blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
     assert len(blocks) == 8 and all(float(block.bn2.weight.detach().abs().max()) == 0 for block in blocks)
-    assert float(loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS).layer1[0].bn2.weight.detach().min()) == 1.0
+    assert (
+        float(
+            loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
+            .layer1[0]
+            .bn2.weight.detach()
+            .min()
+        )
+        == 1.0
+    )
 
 
 def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
@@ -211,8 +251,8 @@ def test_crop_jitter_cuts_each_image_at_its_own_drawn_offset():
     out = cropping.augment(images, torch.Generator().manual_seed(5), settings)
     offsets = torch.randint(0, 5, (3, 2), generator=torch.Generator().manual_seed(5)).tolist()
     assert out.shape == (3, 3, 6, 6) and len({tuple(o) for o in offsets}) > 1
-    for image, crop, (y, x) in zip(images, out, offsets):
-        torch.testing.assert_close(crop, image[:, y:y + 6, x:x + 6].float())
+    for image, crop, (y, x) in zip(images, out, offsets, strict=True):
+        torch.testing.assert_close(crop, image[:, y : y + 6, x : x + 6].float())
 
 
 def test_bfloat16_autocast_trains_with_float32_weights():

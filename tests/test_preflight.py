@@ -28,30 +28,61 @@ def without(variable: str) -> dict:
 
 CASES = {
     "controlnet-weights": (
-        {"train": {"variants": ["controlnet-kcf"]},
-         "generate": {"controlnet": {"base_model": "no/such-dir/sd15", "controlnet_model": "no/such-dir/canny"}}},
-        None, ["generate.controlnet.base_model", "generate.controlnet.controlnet_model", "no/such-dir/sd15"]),
+        {
+            "train": {"variants": ["controlnet-kcf"]},
+            "generate": {"controlnet": {"base_model": "no/such-dir/sd15", "controlnet_model": "no/such-dir/canny"}},
+        },
+        None,
+        ["generate.controlnet.base_model", "generate.controlnet.controlnet_model", "no/such-dir/sd15"],
+    ),
     "sdxl-offline-cache": (
         {"train": {"variants": ["controlnet-sdxl-all"]}},
         {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": "/nonexistent-hf-cache"},
-        ["generate.controlnet-sdxl.base_model", "generate.controlnet-sdxl.vae_model", "/nonexistent-hf-cache",
-         "hf download stabilityai/stable-diffusion-xl-base-1.0"]),
+        [
+            "generate.controlnet-sdxl.base_model",
+            "generate.controlnet-sdxl.vae_model",
+            "/nonexistent-hf-cache",
+            "hf download stabilityai/stable-diffusion-xl-base-1.0",
+        ],
+    ),
     "openai-key": (
-        {"prompts": {"backend": "openai", "openai": {"base_url": "http://127.0.0.1:9/v1",
-                                                     "api_key_env": "DST3D_TEST_NO_SUCH_KEY"}}},
-        None, ["DST3D_TEST_NO_SUCH_KEY", "prompts.openai.api_key_env"]),
+        {
+            "prompts": {
+                "backend": "openai",
+                "openai": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "DST3D_TEST_NO_SUCH_KEY"},
+            }
+        },
+        None,
+        ["DST3D_TEST_NO_SUCH_KEY", "prompts.openai.api_key_env"],
+    ),
     "asset-folders": (
-        {"assets": {"source": "folders", "folders": {"models_csv": "data/none/models.csv",
-                                                     "textures_dir": "data/none/dtd",
-                                                     "backgrounds_dir": "data/none/backgrounds"}}},
-        None, ["assets.folders.models_csv = 'data/none/models.csv'", "assets.folders.textures_dir",
-               "assets.folders.backgrounds_dir"]),
+        {
+            "assets": {
+                "source": "folders",
+                "folders": {
+                    "models_csv": "data/none/models.csv",
+                    "textures_dir": "data/none/dtd",
+                    "backgrounds_dir": "data/none/backgrounds",
+                },
+            }
+        },
+        None,
+        [
+            "assets.folders.models_csv = 'data/none/models.csv'",
+            "assets.folders.textures_dir",
+            "assets.folders.backgrounds_dir",
+        ],
+    ),
     "pretrained-weights": (
-        {"train": {"pretrained": True, "backbone": "resnet18"}}, {"TORCH_HOME": "/nonexistent-torch-home"},
-        ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"]),
+        {"train": {"pretrained": True, "backbone": "resnet18"}},
+        {"TORCH_HOME": "/nonexistent-torch-home"},
+        ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"],
+    ),
     "benchmark-root": (
         {"evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
-        None, ["evaluate.benchmarks[0] ('p3d').root", "/nonexistent-pascal3d"]),
+        None,
+        ["evaluate.benchmarks[0] ('p3d').root", "/nonexistent-pascal3d"],
+    ),
 }
 
 
@@ -93,9 +124,14 @@ def test_the_embedded_default_needs_nothing(tmp_path):
 def test_finished_outputs_need_no_prerequisites(tmp_path):
     """A finished ControlNet run copied to a machine without the weights (to redo a table) is not refused."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for layer in (yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()),
-                  {"train": {"variants": ["controlnet-all"]}, "results": str(tmp_path / "results"),
-                   "generate": {"controlnet": {"base_model": str(tmp_path / "gone")}}}):
+    for layer in (
+        yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()),
+        {
+            "train": {"variants": ["controlnet-all"]},
+            "results": str(tmp_path / "results"),
+            "generate": {"controlnet": {"base_model": str(tmp_path / "gone")}},
+        },
+    ):
         for key, value in layer.items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     from snakemake.utils import validate

@@ -11,9 +11,17 @@ import socket
 import pytest
 from llm_server import FakeLLMServer, answer, error
 
+from dst3d.generate.prompts import (
+    COLORS,
+    DEFAULT_NEGATIVE_PROMPT,
+    DEFAULT_PROMPT_SETTINGS,
+    PromptError,
+    build_prompt_set,
+    parse_descriptions,
+    resolve_prompt_settings,
+)
 from dst3d.identity import image_id
 from dst3d.io import write_json
-from dst3d.generate.prompts import COLORS, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT_SETTINGS, PromptError, build_prompt_set, parse_descriptions, resolve_prompt_settings
 
 SEED = 2024
 KEY_VARIABLE = "DST3D_TEST_LLM_KEY"
@@ -51,7 +59,9 @@ def test_default_template_prompt_is_colour_class_and_keywords():
         subject = "car, sedan, coupe" if index % 2 else "car, auto"
         prompt = prompt_set["prompts"][image]
         assert prompt.startswith("An image of ") and prompt.endswith(f" {subject}, best quality, extremely detailed")
-        assert prompt.removeprefix("An image of ").removesuffix(f" {subject}, best quality, extremely detailed") in COLORS
+        assert (
+            prompt.removeprefix("An image of ").removesuffix(f" {subject}, best quality, extremely detailed") in COLORS
+        )
     assert prompt_set["candidates"] == sorted(set(prompt_set["prompts"].values()))
     assert (prompt_set["backend"], prompt_set["model"], prompt_set["request_hash"]) == ("template", None, None)
     assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT
@@ -67,8 +77,13 @@ def test_plain_template_is_the_published_3d_dst_prompt():
 def test_custom_template_keyword_limit_and_class_spelling():
     images = [("val-school_bus-000000", 0, ["yellow bus", "school_bus", "coach", "minibus"])]
     prompt_set = build_prompt_set(
-        "school_bus", "val", images, {"template": "a photo of a {class}", "colors": False, "max_keywords": 2},
-        SEED, cache_dir=None, env={},
+        "school_bus",
+        "val",
+        images,
+        {"template": "a photo of a {class}", "colors": False, "max_keywords": 2},
+        SEED,
+        cache_dir=None,
+        env={},
     )
     assert prompt_set["prompts"]["val-school_bus-000000"] == "a photo of a school bus, yellow bus, coach"
 
@@ -149,8 +164,10 @@ def test_accepted_answer_forms(content):
     [
         (json.dumps(DESCRIPTIONS[:2]), r"holds 2 descriptions, expected 3 \(prompts\.openai\.prompts_per_category\)"),
         ("Here are your descriptions:\n" + "\n".join(DESCRIPTIONS), "holds 4 descriptions, expected 3"),
-        (json.dumps([DESCRIPTIONS[0], "x" * 121, DESCRIPTIONS[2]]),
-         r"description 2 .* 121 characters, more than prompts\.openai\.max_prompt_chars = 120"),
+        (
+            json.dumps([DESCRIPTIONS[0], "x" * 121, DESCRIPTIONS[2]]),
+            r"description 2 .* 121 characters, more than prompts\.openai\.max_prompt_chars = 120",
+        ),
         ('["A car on a road", "A car at night",', "looks like JSON but does not parse"),
         (json.dumps([1, 2, 3]), "not a list of strings"),
         (json.dumps([DESCRIPTIONS[0], DESCRIPTIONS[1], DESCRIPTIONS[0].upper()]), r"descriptions \[3\] .* repeat"),
@@ -180,16 +197,24 @@ def llm_server():
 
 def openai_settings(base_url: str, **overrides) -> dict:
     llm = {
-        "base_url": base_url, "model": "test-model", "api_key_env": KEY_VARIABLE, "temperature": 0.5,
-        "prompts_per_category": 3, "timeout_s": 2.0, "max_retries": 2, "backoff_s": 0.05, "max_prompt_chars": 120,
+        "base_url": base_url,
+        "model": "test-model",
+        "api_key_env": KEY_VARIABLE,
+        "temperature": 0.5,
+        "prompts_per_category": 3,
+        "timeout_s": 2.0,
+        "max_retries": 2,
+        "backoff_s": 0.05,
+        "max_prompt_chars": 120,
     }
     return {"backend": "openai", "openai": {**llm, **overrides}}
 
 
 def openai_set(server_or_url, cache_dir, images=None, env=ENV, **overrides) -> dict:
     base_url = getattr(server_or_url, "base_url", server_or_url)
-    return build_prompt_set("car", "train", images or car_images(40), openai_settings(base_url, **overrides),
-                            SEED, cache_dir, env)
+    return build_prompt_set(
+        "car", "train", images or car_images(40), openai_settings(base_url, **overrides), SEED, cache_dir, env
+    )
 
 
 def cache_files(cache_dir) -> list:

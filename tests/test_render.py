@@ -8,18 +8,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dst3d.geometry import project
 from dst3d.inputs import catalog, meshes
 from dst3d.render.annotations import matrix
-from dst3d.geometry import project
 from dst3d.render.blender import RenderError, render_shard
 
 
 def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
     return render_shard(
-        split, category, indices, catalog.models_of(embedded_assets["models"], category),
+        split,
+        category,
+        indices,
+        catalog.models_of(embedded_assets["models"], category),
         catalog.split_assets(embedded_assets["textures"], split, "textures"),
         catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
-        settings, 0, out_dir, threads=2,
+        settings,
+        0,
+        out_dir,
+        threads=2,
     )
 
 
@@ -54,8 +60,10 @@ def rendered(embedded_assets, tmp_path_factory):
     from tests.conftest import RENDER
 
     out = tmp_path_factory.mktemp("render")
-    tables = {category: _render(embedded_assets, RENDER, category, range(0, 4), out / category)[0]
-              for category in ("car", "chair", "airplane", "boat")}
+    tables = {
+        category: _render(embedded_assets, RENDER, category, range(0, 4), out / category)[0]
+        for category in ("car", "chair", "airplane", "boat")
+    }
     return out, tables
 
 
@@ -77,10 +85,17 @@ def test_annotation_box_and_cuboid_match_the_mask(rendered):
             mask = cv2.imread(record["mask_path"], cv2.IMREAD_GRAYSCALE) > 0
             ys, xs = np.nonzero(mask)
             assert (record["bbox_x0"], record["bbox_y0"], record["bbox_x1"], record["bbox_y1"]) == (
-                xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                xs.min(),
+                ys.min(),
+                xs.max() + 1,
+                ys.max() + 1,
+            )
             # The object's silhouette lies inside the hull of its projected bounding cuboid.
             hull = cv2.convexHull(matrix(record, "cuboid_uv").astype(np.float32))
-            inside = [cv2.pointPolygonTest(hull, (float(x) + 0.5, float(y) + 0.5), True) >= -1.0 for x, y in zip(xs, ys)]
+            inside = [
+                cv2.pointPolygonTest(hull, (float(x) + 0.5, float(y) + 0.5), True) >= -1.0
+                for x, y in zip(xs, ys, strict=True)
+            ]
             assert all(inside), record["image_id"]
             assert 0 < sum(record["cuboid_visible"]) <= 7  # a box never shows all eight corners
 
@@ -88,8 +103,22 @@ def test_annotation_box_and_cuboid_match_the_mask(rendered):
 def test_records_carry_canonical_pose_and_offsets_separately(rendered):
     _, tables = rendered
     table = tables["car"]
-    for column in ("azimuth", "elevation", "theta", "distance", "azimuth_offset", "elevation_offset",
-                   "K", "R", "t", "texture_path", "background_path", "seed", "model_id", "image_index"):
+    for column in (
+        "azimuth",
+        "elevation",
+        "theta",
+        "distance",
+        "azimuth_offset",
+        "elevation_offset",
+        "K",
+        "R",
+        "t",
+        "texture_path",
+        "background_path",
+        "seed",
+        "model_id",
+        "image_index",
+    ):
         assert column in table.columns
     assert table["image_index"].tolist() == [0, 1, 2, 3]
     assert (table["azimuth_offset"] == 0).all()
@@ -106,7 +135,9 @@ def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, 
     for image_id in again["image_id"]:
         # Byte-identical files, not only pixels: no date or render time in the PNG metadata.
         assert (out / "boat" / f"{image_id}.png").read_bytes() == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
-        assert (out / "boat" / f"{image_id}_mask.png").read_bytes() == (tmp_path / "boat" / f"{image_id}_mask.png").read_bytes()
+        assert (out / "boat" / f"{image_id}_mask.png").read_bytes() == (
+            tmp_path / "boat" / f"{image_id}_mask.png"
+        ).read_bytes()
 
 
 def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets, render_settings, tmp_path):
@@ -118,8 +149,17 @@ def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets,
     out.mkdir()
     (out / "earlier.png").write_bytes(b"kept")
     with pytest.raises(RenderError, match="broken.obj"):
-        render_shard("train", "car", range(2), models, catalog.split_assets(embedded_assets["textures"], "train", "t"),
-                     catalog.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, out)
+        render_shard(
+            "train",
+            "car",
+            range(2),
+            models,
+            catalog.split_assets(embedded_assets["textures"], "train", "t"),
+            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            render_settings,
+            0,
+            out,
+        )
     assert (out / "earlier.png").read_bytes() == b"kept"
     assert not (tmp_path / "shard.partial").exists()
 
@@ -128,8 +168,17 @@ def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path)
     models = catalog.models_of(embedded_assets["models"], "car").copy()
     models["path"] = str(tmp_path / "nowhere.obj")
     with pytest.raises(RenderError, match="nowhere.obj does not exist"):
-        render_shard("train", "car", range(1), models, catalog.split_assets(embedded_assets["textures"], "train", "t"),
-                     catalog.split_assets(embedded_assets["backgrounds"], "train", "b"), render_settings, 0, tmp_path / "s")
+        render_shard(
+            "train",
+            "car",
+            range(1),
+            models,
+            catalog.split_assets(embedded_assets["textures"], "train", "t"),
+            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            render_settings,
+            0,
+            tmp_path / "s",
+        )
 
 
 def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):

@@ -110,8 +110,9 @@ def write_model_files(folder, material_colour=None):
     meshes.write_off(paths["off"], vertices, faces)
     build_blender_scene(with_array_modifier=False, material_colour=material_colour)
     for key, file_format in (("glb", "GLB"), ("gltf", "GLTF_SEPARATE")):
-        bpy.ops.export_scene.gltf(filepath=str(paths[key]), export_format=file_format, export_cameras=True,
-                                  export_lights=True)
+        bpy.ops.export_scene.gltf(
+            filepath=str(paths[key]), export_format=file_format, export_cameras=True, export_lights=True
+        )
     build_blender_scene(with_array_modifier=True, material_colour=material_colour)
     bpy.ops.wm.save_as_mainfile(filepath=str(paths["blend"]))
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -119,9 +120,21 @@ def write_model_files(folder, material_colour=None):
 
 
 def write_model_table(folder, paths, **columns):
-    rows = [{"category": "thing", "model_id": model_id, "path": str(path), "azimuth_offset_deg": 0.0,
-             "elevation_offset_deg": 0.0, "distance": 2.0, "sampling_mode": "5", "strength": 1.0, "keywords": "",
-             **columns} for model_id, path in paths.items()]
+    rows = [
+        {
+            "category": "thing",
+            "model_id": model_id,
+            "path": str(path),
+            "azimuth_offset_deg": 0.0,
+            "elevation_offset_deg": 0.0,
+            "distance": 2.0,
+            "sampling_mode": "5",
+            "strength": 1.0,
+            "keywords": "",
+            **columns,
+        }
+        for model_id, path in paths.items()
+    ]
     pd.DataFrame(rows).to_csv(folder / "models.csv", index=False)
     return catalog.read_model_table(folder / "models.csv")
 
@@ -142,16 +155,30 @@ def read_mask(record):
 def formats(embedded_assets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("formats")
     models = write_model_table(folder, write_model_files(folder))
-    table, _ = render_shard("train", "thing", range(10), catalog.models_of(models, "thing"),
-                            split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
-                            RENDER, 0, folder / "shard", threads=2)
+    table, _ = render_shard(
+        "train",
+        "thing",
+        range(10),
+        catalog.models_of(models, "thing"),
+        split_of(embedded_assets, "textures"),
+        split_of(embedded_assets, "backgrounds"),
+        RENDER,
+        0,
+        folder / "shard",
+        threads=2,
+    )
     return models, table
 
 
 def test_model_table_knows_every_format(formats):
     models, table = formats
-    assert dict(zip(models["model_id"], models["format"])) == {
-        "obj": "obj", "off": "off", "glb": "gltf", "gltf": "gltf", "blend": "blend"}
+    assert dict(zip(models["model_id"], models["format"], strict=True)) == {
+        "obj": "obj",
+        "off": "off",
+        "glb": "gltf",
+        "gltf": "gltf",
+        "blend": "blend",
+    }
     assert sorted(table["model_id"].value_counts().items()) == [(m, 2) for m in ("blend", "glb", "gltf", "obj", "off")]
 
 
@@ -173,24 +200,36 @@ def test_alignment_offset_compensates_a_rotated_model_file(embedded_assets, tmp_
     flat = tmp_path / "flat.png"
     cv2.imwrite(str(flat), np.full((8, 8, 3), 170, np.uint8))
     textures = pd.DataFrame({"path": [str(flat)], "texture_class": ["flat"], "split": ["train"]})
-    settings = schema_defaults("render", {"width": 96, "height": 96, "samples": 16, "denoise": False,
-                                          "viewpoint": {"theta_sd_deg": 10.0}})
+    settings = schema_defaults(
+        "render", {"width": 96, "height": 96, "samples": 16, "denoise": False, "viewpoint": {"theta_sd_deg": 10.0}}
+    )
     tables = {}
     for name, offset in (("plain", 0.0), ("turned", 90.0)):
         folder = tmp_path / name
         folder.mkdir()
         models = write_model_table(folder, {name: tmp_path / f"{name}.off"}, azimuth_offset_deg=offset)
-        tables[name], _ = render_shard("train", "thing", range(3), catalog.models_of(models, "thing"), textures,
-                                       split_of(embedded_assets, "backgrounds"), settings, 0, folder / "shard")
-    for plain, turned in zip(tables["plain"].to_dict("records"), tables["turned"].to_dict("records")):
+        tables[name], _ = render_shard(
+            "train",
+            "thing",
+            range(3),
+            catalog.models_of(models, "thing"),
+            textures,
+            split_of(embedded_assets, "backgrounds"),
+            settings,
+            0,
+            folder / "shard",
+        )
+    for plain, turned in zip(tables["plain"].to_dict("records"), tables["turned"].to_dict("records"), strict=True):
         for key in ("azimuth", "elevation", "theta", "distance", "elevation_offset", "K", "t"):
             np.testing.assert_allclose(plain[key], turned[key], atol=1e-9, err_msg=key)
         assert turned["azimuth_offset"] == pytest.approx(np.pi / 2) and plain["azimuth_offset"] == 0
         # R maps the file's points; the file holds Rz(90) X for each canonical point X.
         np.testing.assert_allclose(matrix(turned, "R") @ geometry.rot_z(np.pi / 2), matrix(plain, "R"), atol=1e-9)
         assert iou(read_mask(plain), read_mask(turned)) >= 0.99
-        difference = np.abs(cv2.imread(plain["render_path"], cv2.IMREAD_UNCHANGED).astype(int)
-                            - cv2.imread(turned["render_path"], cv2.IMREAD_UNCHANGED).astype(int))
+        difference = np.abs(
+            cv2.imread(plain["render_path"], cv2.IMREAD_UNCHANGED).astype(int)
+            - cv2.imread(turned["render_path"], cv2.IMREAD_UNCHANGED).astype(int)
+        )
         assert difference.mean() < 2.0, difference.mean()
 
 
@@ -202,11 +241,20 @@ def test_keep_materials_renders_the_models_own_colour(embedded_assets, tmp_path,
         obj.with_suffix(".mtl").write_text("newmtl red\nKd 0.8 0.05 0.05\n")
         obj.write_text(f"mtllib {obj.with_suffix('.mtl').name}\nusemtl red\n" + obj.read_text())
     models = write_model_table(tmp_path, {model_id: paths[model_id]})
-    settings = schema_defaults("render", {"width": 64, "height": 64, "samples": 4, "denoise": False,
-                                          "keep_materials": True})
-    table, _ = render_shard("train", "thing", range(2), catalog.models_of(models, "thing"),
-                            split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
-                            settings, 0, tmp_path / "shard")
+    settings = schema_defaults(
+        "render", {"width": 64, "height": 64, "samples": 4, "denoise": False, "keep_materials": True}
+    )
+    table, _ = render_shard(
+        "train",
+        "thing",
+        range(2),
+        catalog.models_of(models, "thing"),
+        split_of(embedded_assets, "textures"),
+        split_of(embedded_assets, "backgrounds"),
+        settings,
+        0,
+        tmp_path / "shard",
+    )
     for record in table.to_dict("records"):
         pixels = cv2.imread(record["render_path"], cv2.IMREAD_UNCHANGED)[read_mask(record)].astype(float)
         blue, green, red = pixels[:, 0].mean(), pixels[:, 1].mean(), pixels[:, 2].mean()
@@ -224,10 +272,20 @@ def test_texture_mappings_put_the_texture_on_a_mesh_without_uvs(embedded_assets,
     cv2.imwrite(str(tmp_path / "checker.png"), np.dstack([checker] * 3))
     textures = pd.DataFrame({"path": [str(tmp_path / "checker.png")], "texture_class": ["checker"], "split": ["train"]})
     models = write_model_table(tmp_path, {"model": tmp_path / "model.off"})
-    settings = schema_defaults("render", {"width": 96, "height": 96, "samples": 8, "denoise": False,
-                                          "texture_mapping": texture_mapping})
-    table, _ = render_shard("train", "thing", range(2), catalog.models_of(models, "thing"), textures,
-                            split_of(embedded_assets, "backgrounds"), settings, 0, tmp_path / "shard")
+    settings = schema_defaults(
+        "render", {"width": 96, "height": 96, "samples": 8, "denoise": False, "texture_mapping": texture_mapping}
+    )
+    table, _ = render_shard(
+        "train",
+        "thing",
+        range(2),
+        catalog.models_of(models, "thing"),
+        textures,
+        split_of(embedded_assets, "backgrounds"),
+        settings,
+        0,
+        tmp_path / "shard",
+    )
     for record in table.to_dict("records"):
         grey = cv2.imread(record["render_path"], cv2.IMREAD_GRAYSCALE)[read_mask(record)]
         # Shading alone spreads a flat texture over about 70 grey levels; black and white squares span 200.
@@ -238,7 +296,7 @@ def test_texture_mappings_put_the_texture_on_a_mesh_without_uvs(embedded_assets,
 def ray_box_depth(record, box_min, box_max):
     """Depth (camera z) of the first hit of each pixel centre's ray with an axis-aligned box; NaN for misses."""
     K, R, t = matrix(record, "K"), matrix(record, "R"), matrix(record, "t")
-    v, u = np.mgrid[0:record["height"], 0:record["width"]] + 0.5
+    v, u = np.mgrid[0 : record["height"], 0 : record["width"]] + 0.5
     rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # camera z = 1
     directions, origin = rays @ R, -R.T @ t  # in the object frame
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -253,11 +311,28 @@ def test_depth_map_is_the_distance_along_the_optical_axis(embedded_assets, tmp_p
     cube_vertices, cube_faces = procedural_meshes.box((0, 0, 0), (1, 1, 1))
     meshes.write_off(tmp_path / "cube.off", cube_vertices, cube_faces)
     models = write_model_table(tmp_path, {"cube": tmp_path / "cube.off"})
-    settings = schema_defaults("render", {"width": 64, "height": 64, "samples": 2, "denoise": False,
-                                          "depth": depth_format, "viewpoint": {"theta_sd_deg": 15.0}})
-    table, _ = render_shard("train", "thing", range(3), catalog.models_of(models, "thing"),
-                            split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"),
-                            settings, 0, tmp_path / "shard")
+    settings = schema_defaults(
+        "render",
+        {
+            "width": 64,
+            "height": 64,
+            "samples": 2,
+            "denoise": False,
+            "depth": depth_format,
+            "viewpoint": {"theta_sd_deg": 15.0},
+        },
+    )
+    table, _ = render_shard(
+        "train",
+        "thing",
+        range(3),
+        catalog.models_of(models, "thing"),
+        split_of(embedded_assets, "textures"),
+        split_of(embedded_assets, "backgrounds"),
+        settings,
+        0,
+        tmp_path / "shard",
+    )
     for record in table.to_dict("records"):
         assert record["depth_path"].endswith(f"_depth.{depth_format.removesuffix('16')}")
         if depth_format == "png16":
@@ -287,11 +362,21 @@ def test_environment_maps_light_the_object_and_are_drawn_per_image(embedded_asse
     vertices, faces = truth_mesh()
     meshes.write_off(tmp_path / "model.off", vertices, faces)
     models = write_model_table(tmp_path, {"model": tmp_path / "model.off"})
-    settings = schema_defaults("render", {"width": 48, "height": 48, "samples": 8, "denoise": False,
-                                          "light": {"energy_w": 0.0}})
-    table, _ = render_shard("train", "thing", range(6), catalog.models_of(models, "thing"), textures,
-                            split_of(embedded_assets, "backgrounds"), settings, 0, tmp_path / "shard",
-                            environments=environments)
+    settings = schema_defaults(
+        "render", {"width": 48, "height": 48, "samples": 8, "denoise": False, "light": {"energy_w": 0.0}}
+    )
+    table, _ = render_shard(
+        "train",
+        "thing",
+        range(6),
+        catalog.models_of(models, "thing"),
+        textures,
+        split_of(embedded_assets, "backgrounds"),
+        settings,
+        0,
+        tmp_path / "shard",
+        environments=environments,
+    )
     assert set(table["environment_path"]) == set(environments["path"])  # both maps drawn in six images
     assert ((table["environment_rotation"] >= 0) & (table["environment_rotation"] < 2 * np.pi)).all()
     for record in table.to_dict("records"):
@@ -300,13 +385,17 @@ def test_environment_maps_light_the_object_and_are_drawn_per_image(embedded_asse
         assert (red > 3 * blue) if record["environment_path"].endswith("red.hdr") else (blue > 3 * red)
 
 
-@pytest.mark.parametrize("model_id, content", [
-    ("glb", b"glTF\x02\x00\x00\x00 not really a binary glTF"),
-    ("gltf", b'{"asset": {"version": "2.0"}, "meshes": [{"primitives": [{"attributes": {"POSITION": 7}}]}]}'),
-    ("blend", b"BLENDER but not a blend file"),
-    ("off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n"),
-    ("obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n"),
-], ids=["glb", "gltf", "blend", "off", "obj"])
+@pytest.mark.parametrize(
+    "model_id, content",
+    [
+        ("glb", b"glTF\x02\x00\x00\x00 not really a binary glTF"),
+        ("gltf", b'{"asset": {"version": "2.0"}, "meshes": [{"primitives": [{"attributes": {"POSITION": 7}}]}]}'),
+        ("blend", b"BLENDER but not a blend file"),
+        ("off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n"),
+        ("obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n"),
+    ],
+    ids=["glb", "gltf", "blend", "off", "obj"],
+)
 def test_broken_model_file_names_the_file_and_keeps_earlier_output(embedded_assets, tmp_path, model_id, content):
     path = tmp_path / f"broken.{model_id}"
     path.write_bytes(content)
@@ -315,8 +404,17 @@ def test_broken_model_file_names_the_file_and_keeps_earlier_output(embedded_asse
     out.mkdir()
     (out / "earlier.png").write_bytes(b"kept")
     with pytest.raises(RenderError, match=f"broken.{model_id}"):
-        render_shard("train", "thing", range(1), catalog.models_of(models, "thing"),
-                     split_of(embedded_assets, "textures"), split_of(embedded_assets, "backgrounds"), RENDER, 0, out)
+        render_shard(
+            "train",
+            "thing",
+            range(1),
+            catalog.models_of(models, "thing"),
+            split_of(embedded_assets, "textures"),
+            split_of(embedded_assets, "backgrounds"),
+            RENDER,
+            0,
+            out,
+        )
     assert (out / "earlier.png").read_bytes() == b"kept"
     assert not (tmp_path / "shard.partial").exists()
 
@@ -324,8 +422,17 @@ def test_broken_model_file_names_the_file_and_keeps_earlier_output(embedded_asse
 def test_model_table_errors_name_the_line(tmp_path):
     vertices, faces = truth_mesh()
     meshes.write_off(tmp_path / "model.off", vertices, faces)
-    good = {"category": "thing", "model_id": "a", "path": "model.off", "azimuth_offset_deg": 0,
-            "elevation_offset_deg": 0, "distance": 2, "sampling_mode": "1", "strength": 1, "keywords": ""}
+    good = {
+        "category": "thing",
+        "model_id": "a",
+        "path": "model.off",
+        "azimuth_offset_deg": 0,
+        "elevation_offset_deg": 0,
+        "distance": 2,
+        "sampling_mode": "1",
+        "strength": 1,
+        "keywords": "",
+    }
     cases = [
         ({"path": "missing.off"}, r"line 3 .*missing.off does not exist"),
         ({"path": "model.stl"}, r"line 3 .*not a supported mesh format"),
@@ -348,6 +455,15 @@ def test_unreadable_texture_names_the_file(embedded_assets, tmp_path):
     textures = pd.DataFrame({"path": [str(broken)], "texture_class": ["banded"], "split": ["train"]})
     car = catalog.models_of(embedded_assets["models"], "car")
     with pytest.raises(RenderError, match="banded_0001.jpg cannot be read"):
-        render_shard("train", "car", range(1), car, textures, split_of(embedded_assets, "backgrounds"), RENDER, 0,
-                     tmp_path / "shard")
+        render_shard(
+            "train",
+            "car",
+            range(1),
+            car,
+            textures,
+            split_of(embedded_assets, "backgrounds"),
+            RENDER,
+            0,
+            tmp_path / "shard",
+        )
     assert not (tmp_path / "shard").exists() and not (tmp_path / "shard.partial").exists()

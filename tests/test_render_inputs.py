@@ -24,7 +24,7 @@ def make_dtd(root, classes=("banded", "braided"), per_class=4):
         parts = {"train": [], "val": [], "test": []}
         for texture_class in classes:
             names = [f"{texture_class}/{texture_class}_{number:04d}.jpg" for number in range(1, per_class + 1)]
-            rotated = names[split - 1:] + names[:split - 1]  # each split puts other images in test
+            rotated = names[split - 1 :] + names[: split - 1]  # each split puts other images in test
             parts["train"] += rotated[:2]
             parts["val"] += rotated[2:3]
             parts["test"] += rotated[3:]
@@ -42,7 +42,9 @@ def test_real_dtd_layout_and_split_files(tmp_path):
     assert test_names == ["banded_0004.jpg", "braided_0004.jpg"]
     second = catalog.index_textures(tmp_path, 0.2, dtd_split=2)
     assert sorted(path.rsplit("/", 1)[1] for path in second.loc[second["split"] == "test", "path"]) == [
-        "banded_0001.jpg", "braided_0001.jpg"]
+        "banded_0001.jpg",
+        "braided_0001.jpg",
+    ]
 
 
 def test_dtd_split_files_that_name_missing_images_or_come_alone_are_errors(tmp_path):
@@ -80,8 +82,11 @@ def test_off_reader_handles_pascal3d_and_modelnet_headers(tmp_path):
     modelnet = tmp_path / "modelnet.off"
     modelnet.write_text("OFF3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
     assert meshes.read_off(modelnet)[1].tolist() == [[0, 1, 2]]
-    for text, message in (("3 1 0\n", "no OFF header"), ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n", "outside"),
-                          ("OFF\n4 1 0\n0 0 0\n", "fewer")):
+    for text, message in (
+        ("3 1 0\n", "no OFF header"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n", "outside"),
+        ("OFF\n4 1 0\n0 0 0\n", "fewer"),
+    ):
         broken = tmp_path / "broken.off"
         broken.write_text(text)
         with pytest.raises(ValueError, match=message):
@@ -120,13 +125,24 @@ def pascal3d_project(points, azimuth_deg, elevation_deg, theta_deg, distance, fo
     return np.stack([x[:, 0] + principal[0], -x[:, 1] + principal[1]], axis=1)
 
 
-@pytest.mark.parametrize("azimuth_deg, elevation_deg, theta_deg, distance", [
-    (0, 0, 0, 2.0), (90, 0, 0, 3.0), (30, 20, 10, 2.5), (200, -15, -25, 4.0), (315, 60, 5, 2.2),
-])
+@pytest.mark.parametrize(
+    "azimuth_deg, elevation_deg, theta_deg, distance",
+    [
+        (0, 0, 0, 2.0),
+        (90, 0, 0, 3.0),
+        (30, 20, 10, 2.5),
+        (200, -15, -25, 4.0),
+        (315, 60, 5, 2.2),
+    ],
+)
 def test_stored_camera_projects_as_the_pascal3d_toolkit(azimuth_deg, elevation_deg, theta_deg, distance):
     width, height = 160, 120
-    plan = {"render_azimuth": np.deg2rad(azimuth_deg), "render_elevation": np.deg2rad(elevation_deg),
-            "theta": np.deg2rad(theta_deg), "distance": distance}
+    plan = {
+        "render_azimuth": np.deg2rad(azimuth_deg),
+        "render_elevation": np.deg2rad(elevation_deg),
+        "theta": np.deg2rad(theta_deg),
+        "distance": distance,
+    }
     K, R, t = camera_of(plan, width, height, 35, 32)
     points = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3))
     ours, _ = geometry.project(points, K, R, t)
@@ -134,5 +150,6 @@ def test_stored_camera_projects_as_the_pascal3d_toolkit(azimuth_deg, elevation_d
     np.testing.assert_allclose(ours, theirs, atol=1e-9)
     # And back: the angles recovered from the stored R are the ones drawn.
     recovered = geometry.angles_from_rotation_gl(geometry.GL_TO_CV.T @ R)
-    np.testing.assert_allclose(recovered, [np.deg2rad(azimuth_deg) % (2 * np.pi), np.deg2rad(elevation_deg),
-                                           np.deg2rad(theta_deg)], atol=1e-9)
+    np.testing.assert_allclose(
+        recovered, [np.deg2rad(azimuth_deg) % (2 * np.pi), np.deg2rad(elevation_deg), np.deg2rad(theta_deg)], atol=1e-9
+    )

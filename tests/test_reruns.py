@@ -17,8 +17,15 @@ NOTHING = {}
 # The tiny config (tests/data/tiny.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
 AFTER_KCF_SELECT = {"kcf_select": 1, "train_pose_estimator": 1, "evaluate_pose": 1, "pose_table": 1, "all": 1}
 AFTER_EDGES = {"detect_edges": 6, "plot_samples": 1, "all": 1}  # the figure shows the edge maps
-AFTER_RENDER = {"render_shard": 6, "detect_edges": 6, "generate_shard": 6, "kcf_fold": 2, "plot_samples": 1,
-                "plot_viewpoints": 1, **AFTER_KCF_SELECT}
+AFTER_RENDER = {
+    "render_shard": 6,
+    "detect_edges": 6,
+    "generate_shard": 6,
+    "kcf_fold": 2,
+    "plot_samples": 1,
+    "plot_viewpoints": 1,
+    **AFTER_KCF_SELECT,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +45,37 @@ def planned(workdir, tmp_path, overlay: dict) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("overlay, expected", [
-    ({}, NOTHING),
-    ({"render": {"threads": 1, "device": "gpu"}}, NOTHING),
-    ({"edges": {"threads": 1}}, NOTHING),
-    ({"train": {"threads": 1, "device": "cpu"}}, NOTHING),
-    ({"kcf": {"train": {"device": "cpu"}}}, NOTHING),
-    ({"prompts": {"openai": {"timeout_s": 5, "max_retries": 1, "backoff_s": 0.5}}}, NOTHING),
-    ({"prompts": {"openai": {"model": "another-model"}}}, NOTHING),  # the template backend does not read it
-    ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
-    ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),
-    ({"evaluate": {"flip": True}}, {"evaluate_pose": 1, "pose_table": 1, "all": 1}),
-    ({"edges": {"low_threshold": 50}}, AFTER_EDGES),
-    ({"render": {"samples": 3}}, AFTER_RENDER),
-], ids=["unchanged", "render-threads-device", "edges-threads", "train-threads-device", "kcf-device",
-        "openai-retries", "openai-unused", "unused-backend", "kcf-policy", "evaluate-flip", "edge-threshold", "render-samples"])
+@pytest.mark.parametrize(
+    "overlay, expected",
+    [
+        ({}, NOTHING),
+        ({"render": {"threads": 1, "device": "gpu"}}, NOTHING),
+        ({"edges": {"threads": 1}}, NOTHING),
+        ({"train": {"threads": 1, "device": "cpu"}}, NOTHING),
+        ({"kcf": {"train": {"device": "cpu"}}}, NOTHING),
+        ({"prompts": {"openai": {"timeout_s": 5, "max_retries": 1, "backoff_s": 0.5}}}, NOTHING),
+        ({"prompts": {"openai": {"model": "another-model"}}}, NOTHING),  # the template backend does not read it
+        ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
+        ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),
+        ({"evaluate": {"flip": True}}, {"evaluate_pose": 1, "pose_table": 1, "all": 1}),
+        ({"edges": {"low_threshold": 50}}, AFTER_EDGES),
+        ({"render": {"samples": 3}}, AFTER_RENDER),
+    ],
+    ids=[
+        "unchanged",
+        "render-threads-device",
+        "edges-threads",
+        "train-threads-device",
+        "kcf-device",
+        "openai-retries",
+        "openai-unused",
+        "unused-backend",
+        "kcf-policy",
+        "evaluate-flip",
+        "edge-threshold",
+        "render-samples",
+    ],
+)
 def test_a_change_plans_only_the_jobs_it_changes(finished, tmp_path, overlay, expected):
     assert planned(finished, tmp_path, overlay) == expected
 
@@ -61,4 +84,7 @@ def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
     write_pascal3d(tmp_path / "pascal3d")
     entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path / "pascal3d")}
     assert planned(finished, tmp_path, {"evaluate": {"benchmarks": [entry]}}) == {
-        "evaluate_pose_benchmark": 1, "pose_table": 1, "all": 1}
+        "evaluate_pose_benchmark": 1,
+        "pose_table": 1,
+        "all": 1,
+    }

@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from workflow_runs import (CONFIGS, REPO, assert_same_checkpoints, assert_same_results, job_counts, reference_run, run,
-                           snakemake_command, start_reference_run)
+from workflow_runs import (
+    CONFIGS,
+    REPO,
+    assert_same_checkpoints,
+    assert_same_results,
+    job_counts,
+    reference_run,
+    run,
+    snakemake_command,
+    start_reference_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +33,13 @@ pytestmark = pytest.mark.slow
 def start(workdir: Path, name: str) -> subprocess.Popen:
     """Snakemake on ``workdir`` in a process group of its own (its jobs are in it too)."""
     log = open(workdir / f"{name}.log", "w")
-    process = subprocess.Popen(snakemake_command(workdir, "--cores", "2"), cwd=REPO, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        snakemake_command(workdir, "--cores", "2"),
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     return process
 
@@ -63,9 +76,11 @@ def kill_when(process: subprocess.Popen, ready, what: str, timeout_s: float = 30
 def snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
     """(mtime in ns, inode) of every published file under results/, by relative path; a running job's work in
     progress (``.partial`` staging, a training job's ``resume.pt``) is not published."""
-    return {str(path.relative_to(workdir)): (path.stat().st_mtime_ns, path.stat().st_ino)
-            for path in (workdir / "results").rglob("*")
-            if path.is_file() and ".partial" not in str(path) and not path.name.endswith("resume.pt")}
+    return {
+        str(path.relative_to(workdir)): (path.stat().st_mtime_ns, path.stat().st_ino)
+        for path in (workdir / "results").rglob("*")
+        if path.is_file() and ".partial" not in str(path) and not path.name.endswith("resume.pt")
+    }
 
 
 def planned_jobs(workdir: Path, configfiles: list[Path] = CONFIGS) -> list[dict]:
@@ -86,6 +101,7 @@ def planned_jobs(workdir: Path, configfiles: list[Path] = CONFIGS) -> list[dict]
 
 def unchanged_outside(plan: list[dict], before: dict, after: dict) -> list[str]:
     """Files present at the kill that no planned job writes, but that are different or gone afterwards."""
+
     def written_by_plan(path: str) -> bool:
         return any(path == output or path.startswith(output + "/") for job in plan for output in job["outputs"])
 
@@ -114,8 +130,9 @@ def interrupted(tmp_path_factory) -> dict:
 
     first = start(workdir, "run1")
     kill_when(first, lambda: bool(render_shard_half_done()), "a render shard holds its first images")
-    seen["killed_shards"] = [str(folder.relative_to(workdir)).removesuffix(".partial")
-                             for folder in render_shard_half_done()]
+    seen["killed_shards"] = [
+        str(folder.relative_to(workdir)).removesuffix(".partial") for folder in render_shard_half_done()
+    ]
     seen["files_at_kill_1"] = snapshot(workdir)
     unlock(workdir)
     seen["plan_after_kill_1"] = planned_jobs(workdir)
@@ -185,9 +202,20 @@ def test_bad_model_file_leaves_no_output_and_keep_going_finishes_other_categorie
     shutil.copytree(reference_run(tmp_path_factory) / "results" / "assets" / "embedded", data)
     (data / "models" / "boat" / "boat-000.obj").write_text("this is not a mesh\n")
     overlay = tmp_path / "folders.yaml"
-    overlay.write_text(yaml.safe_dump({"assets": {"source": "folders", "folders": {
-        "models_csv": str(data / "models.csv"), "textures_dir": str(data / "textures"),
-        "backgrounds_dir": str(data / "backgrounds")}}}))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "assets": {
+                    "source": "folders",
+                    "folders": {
+                        "models_csv": str(data / "models.csv"),
+                        "textures_dir": str(data / "textures"),
+                        "backgrounds_dir": str(data / "backgrounds"),
+                    },
+                }
+            }
+        )
+    )
     configfiles = [*CONFIGS, overlay]
     workdir = tmp_path / "run"
     result = run(workdir, "--cores", "2", "--keep-going", configfiles=configfiles)
@@ -208,10 +236,11 @@ def test_bad_model_file_leaves_no_output_and_keep_going_finishes_other_categorie
     plan = planned_jobs(workdir, configfiles)
     failed = [job for job in plan if job["rule"] == "render_shard"]
     assert sorted(job["outputs"][0] for job in failed) == sorted(
-        f"results/render/{split}/boat/{shard:03d}.parquet" for split, count in (("train", 2), ("test", 1))
-        for shard in range(count))
+        f"results/render/{split}/boat/{shard:03d}.parquet"
+        for split, count in (("train", 2), ("test", 1))
+        for shard in range(count)
+    )
     assert all("Missing output files" in job["reason"] for job in failed)
     # Nothing of the other category is left to do.
     car_outputs = [output for job in plan for output in job["outputs"] if "/car/" in output or "/car." in output]
     assert car_outputs == []
-

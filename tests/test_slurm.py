@@ -16,10 +16,17 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from slurm_cluster import PARTITION, SlurmCluster, install
-from workflow_runs import (CONFIGS, REPO, SNAKEMAKE, assert_same_results, job_counts, reference_run, snakemake_command,
-                           start_reference_run)
+from workflow_runs import (
+    CONFIGS,
+    REPO,
+    SNAKEMAKE,
+    assert_same_results,
+    job_counts,
+    reference_run,
+    snakemake_command,
+    start_reference_run,
+)
 
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 GPU_CONFIG = {"render": {"device": "gpu"}, "train": {"variants": ["controlnet-kcf"], "device": "cuda"}}
@@ -39,17 +46,20 @@ def workflow_rules() -> set[str]:
     return set(result.stdout.split()) - {"all"}
 
 
-def dry_run_resources(tmp_path: Path, *arguments: str, overlay: dict | None = None,
-                      environment: dict[str, str] | None = None) -> list[dict]:
+def dry_run_resources(
+    tmp_path: Path, *arguments: str, overlay: dict | None = None, environment: dict[str, str] | None = None
+) -> list[dict]:
     """Each planned job's rule, wildcards and resources in a dry run through the SLURM profile."""
     configfiles = list(CONFIGS)
     if overlay:
         (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         configfiles.append(tmp_path / "overlay.yaml")
-    command = snakemake_command(tmp_path / "run", "--profile", "profiles/slurm", "--dry-run", *arguments,
-                                configfiles=configfiles)
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env=environment or os.environ)
+    command = snakemake_command(
+        tmp_path / "run", "--profile", "profiles/slurm", "--dry-run", *arguments, configfiles=configfiles
+    )
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, timeout=300, env=environment or os.environ
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = []
     for line in result.stdout.splitlines():
@@ -73,8 +83,13 @@ def test_profile_sizes_every_rule_by_attempt():
 
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_gpu_rules_ask_for_gpus_and_every_job_gets_the_profile_resources(tmp_path, attempt):
-    jobs = dry_run_resources(tmp_path, "--attempt", str(attempt), overlay=GPU_CONFIG,
-                             environment={**os.environ, "DST3D_PARTITION": "gpu-a100", "DST3D_ACCOUNT": "proj42"})
+    jobs = dry_run_resources(
+        tmp_path,
+        "--attempt",
+        str(attempt),
+        overlay=GPU_CONFIG,
+        environment={**os.environ, "DST3D_PARTITION": "gpu-a100", "DST3D_ACCOUNT": "proj42"},
+    )
     assert {job["rule"] for job in jobs} >= GPU_RULES | {"train_pose_estimator", "kcf_fold"}
     for job in jobs:
         resources, rule = job["resources"], job["rule"]
@@ -110,8 +125,9 @@ def cluster(tmp_path_factory):
         pytest.skip(reason)
     # More CPUs than the machine has: jobs spend most of their time starting Snakemake, so run them side by side.
     # Memory is not consumed (CR_Core); the node only has to be big enough for the profile's largest request.
-    largest = max(profile_value(rule, "mem_mb", 2, backend="controlnet", group="all")
-                  for rule in PROFILE["set-resources"])
+    largest = max(
+        profile_value(rule, "mem_mb", 2, backend="controlnet", group="all") for rule in PROFILE["set-resources"]
+    )
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, memory_mb=largest)
     cluster.system_configs_before = system_configs()
     try:
@@ -134,11 +150,24 @@ class SlurmRun:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.log = workdir, workdir.parent / f"{workdir.name}-snakemake.log"
         # Status checks every 5 s after a job ends instead of 40 s: the jobs here take seconds, not minutes.
-        command = snakemake_command(workdir, "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks",
-                                    "5", "--slurm-keep-successful-logs", "--verbose", *arguments)
+        command = snakemake_command(
+            workdir,
+            "--profile",
+            "profiles/slurm",
+            "--slurm-init-seconds-before-status-checks",
+            "5",
+            "--slurm-keep-successful-logs",
+            "--verbose",
+            *arguments,
+        )
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                            env=cluster.environment(DST3D_PARTITION=PARTITION))
+            self.process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=cluster.environment(DST3D_PARTITION=PARTITION),
+            )
 
     @property
     def output(self) -> str:
@@ -154,8 +183,11 @@ def wait_for(cluster: SlurmCluster, runs: list[SlurmRun], cancel_rule: str, time
         while any(run.process.poll() is None for run in runs):
             assert time.monotonic() < deadline, f"the SLURM runs took more than {timeout_s} s"
             if cancelled is None:
-                running = [job["id"] for job in cluster.jobs()
-                           if job["state"] == "RUNNING" and job["comment"].startswith(f"rule_{cancel_rule}_")]
+                running = [
+                    job["id"]
+                    for job in cluster.jobs()
+                    if job["state"] == "RUNNING" and job["comment"].startswith(f"rule_{cancel_rule}_")
+                ]
                 if running:
                     cancelled = running[0]
                     cluster.client("scancel", cancelled)
@@ -176,8 +208,13 @@ def sbatch_calls(output: str) -> list[dict]:
             options = line.split("sbatch call: ", 1)[1].split(' --wrap="', 1)[0]
             comment = re.search(r"--comment (\S+)", options).group(1)  # rule_<rule>[_wildcards_<values>]
             attempts[comment] = attempts.get(comment, 0) + 1
-            calls.append({"rule": re.match(r"rule_(\w+?)(_wildcards_|$)", comment).group(1), "options": options,
-                          "attempt": attempts[comment]})
+            calls.append(
+                {
+                    "rule": re.match(r"rule_(\w+?)(_wildcards_|$)", comment).group(1),
+                    "options": options,
+                    "attempt": attempts[comment],
+                }
+            )
     return calls
 
 
@@ -199,9 +236,15 @@ def slurm_run(cluster, tmp_path_factory) -> dict:
     main = SlurmRun(cluster, root / "run")
     gpu = SlurmRun(cluster, root / "gpu", "results/assets/embedded", "--set-resources", "build_embedded_assets:gpu=1")
     cancelled = wait_for(cluster, [main, gpu], CANCELLED_RULE)
-    return {"workdir": main.workdir, "returncode": main.process.returncode, "output": main.output,
-            "cancelled": cancelled, "gpu_returncode": gpu.process.returncode, "gpu_output": gpu.output,
-            "jobs": cluster.jobs_by_id()}
+    return {
+        "workdir": main.workdir,
+        "returncode": main.process.returncode,
+        "output": main.output,
+        "cancelled": cancelled,
+        "gpu_returncode": gpu.process.returncode,
+        "gpu_output": gpu.output,
+        "jobs": cluster.jobs_by_id(),
+    }
 
 
 def submissions(output: str) -> list[tuple[str, str]]:
@@ -230,8 +273,10 @@ def test_every_job_runs_as_a_slurm_job_with_the_profile_resources(slurm_run):
         assert option(options, "-p") == PARTITION and option(options, "-A") is None, options
         assert option(options, "--gpus") is None and option(options, "--gres") is None, options
         assert re.search(r"--cpus-per-task=\d", options), options
-        expected = {name: profile_value(rule, name, call["attempt"], backend="composite", group="all")
-                    for name in ("mem_mb", "runtime")}
+        expected = {
+            name: profile_value(rule, name, call["attempt"], backend="composite", group="all")
+            for name in ("mem_mb", "runtime")
+        }
         assert option(options, "--mem") == str(expected["mem_mb"]) and option(options, "-t") == str(expected["runtime"])
 
 
@@ -283,6 +328,11 @@ def test_cluster_stops_every_process_and_leaves_no_config_behind(cluster):
     assert system_configs() == cluster.system_configs_before
     if not any(cluster.system_configs_before.values()):
         started = time.monotonic()
-        result = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60,
-                                env={key: value for key, value in os.environ.items() if key != "SLURM_CONF"})
+        result = subprocess.run(
+            ["scontrol", "show", "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={key: value for key, value in os.environ.items() if key != "SLURM_CONF"},
+        )
         assert result.returncode != 0 and time.monotonic() - started < 3

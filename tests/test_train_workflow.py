@@ -36,9 +36,12 @@ def test_per_category_kcf_plans_folds_times_categories(tmp_path):
 def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
     overrides = {
         "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
-        "evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": str(tmp_path)},
-                                    {"name": "ood-weather", "format": "oodcv", "root": str(tmp_path),
-                                     "split": "weather"}]},
+        "evaluate": {
+            "benchmarks": [
+                {"name": "p3d", "format": "pascal3d", "root": str(tmp_path)},
+                {"name": "ood-weather", "format": "oodcv", "root": str(tmp_path), "split": "weather"},
+            ]
+        },
     }
     result = run(tmp_path, overrides, "-n")
     assert result.returncode == 0, result.stderr
@@ -49,13 +52,19 @@ def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
     assert counts["pose_table"] == 1 and counts["category_table"] == 1
 
 
-@pytest.mark.parametrize("benchmarks, expected", [
-    ([{"name": "x", "format": "pascal5d", "root": "/data"}], "pascal5d"),
-    ([{"name": "x", "format": "pascal3d"}], "root"),
-    ([{"name": "x", "format": "pascal3d", "root": "/a"}, {"name": "x", "format": "oodcv", "root": "/b"}], "same name"),
-    ([{"name": "x", "format": "nemo", "root": "/a", "occlusion_level": 5}], "occlusion_level"),
-    ([{"name": "x", "format": "oodcv", "root": "/a", "nuisance": "weather"}], "apply to format nemo only"),
-])
+@pytest.mark.parametrize(
+    "benchmarks, expected",
+    [
+        ([{"name": "x", "format": "pascal5d", "root": "/data"}], "pascal5d"),
+        ([{"name": "x", "format": "pascal3d"}], "root"),
+        (
+            [{"name": "x", "format": "pascal3d", "root": "/a"}, {"name": "x", "format": "oodcv", "root": "/b"}],
+            "same name",
+        ),
+        ([{"name": "x", "format": "nemo", "root": "/a", "occlusion_level": 5}], "occlusion_level"),
+        ([{"name": "x", "format": "oodcv", "root": "/a", "nuisance": "weather"}], "apply to format nemo only"),
+    ],
+)
 def test_bad_benchmark_config_says_what_is_wrong(tmp_path, benchmarks, expected):
     result = run(tmp_path, {"evaluate": {"benchmarks": benchmarks}}, "-n")
     assert result.returncode != 0
@@ -67,8 +76,14 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
     benchmarks = []
     for format_name, writer in WRITERS.items():
         writer(tmp_path / format_name)
-        benchmarks.append({"name": format_name, "format": format_name, "root": str(tmp_path / format_name),
-                           "split": SPLITS[format_name]})
+        benchmarks.append(
+            {
+                "name": format_name,
+                "format": format_name,
+                "root": str(tmp_path / format_name),
+                "split": SPLITS[format_name],
+            }
+        )
     overrides = {
         "categories": ["car", "airplane"],
         "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
@@ -83,9 +98,16 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
     assert set(pose_table["eval_set"]) == {"synthetic-test", *WRITERS}
     # Benchmark rows use our category names (PASCAL3D+'s aeroplane is our airplane) and only our categories.
     assert set(pose_table.loc[pose_table["eval_set"] == "pascal3d", "category"]) == {
-        "airplane", "car", "mean (pooled)", "mean (per-category)"}
+        "airplane",
+        "car",
+        "mean (pooled)",
+        "mean (per-category)",
+    }
     assert set(pose_table.loc[pose_table["eval_set"] == "objectnet3d", "category"]) == {
-        "car", "mean (pooled)", "mean (per-category)"}
+        "car",
+        "mean (pooled)",
+        "mean (per-category)",
+    }
     hashes = pose_table.groupby("variant")["manifest_hash"].nunique()
     assert (hashes == 1).all() and pose_table["manifest_hash"].nunique() == 2
 
@@ -94,8 +116,10 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
     # Exact: 4 held-out images per category. (This seconds-scale run checks the plumbing, not learning, which
     # tests/test_pose.py checks against lr = 0: its 2 epochs on 12 images give 0.5 here.)
     assert category_table.set_index(["variant", "category"])["images"].to_dict() == {
-        (variant, category): count for variant in ("composite-all", "composite-kcf")
-        for category, count in (("airplane", 4), ("car", 4), ("mean (pooled)", 8), ("mean (per-category)", 8))}
+        (variant, category): count
+        for variant in ("composite-all", "composite-kcf")
+        for category, count in (("airplane", 4), ("car", 4), ("mean (pooled)", 8), ("mean (per-category)", 8))
+    }
 
     checkpoint = torch.load(results / "train" / "composite-kcf" / "model.pt", weights_only=False)
     assert checkpoint["config"]["train"]["variants"] == ["composite-all", "composite-kcf"]

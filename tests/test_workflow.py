@@ -26,12 +26,23 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 E2E_OVERLAY = {"splits": {"train": {"images_per_category": 240}}}
 
 
-def snakemake(workdir: Path, *arguments: str, configfile: Path | None = None,
-              overlay: Path | None = None) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *arguments: str, configfile: Path | None = None, overlay: Path | None = None
+) -> subprocess.CompletedProcess:
     # --configfile takes several values: it goes before --cores so that a target is never read as a config file.
     configfiles = [str(configfile or DEFAULT_CONFIG)] + ([str(overlay)] if overlay else [])
-    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", *configfiles, "--cores", "2", *arguments]
+    command = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *configfiles,
+        "--cores",
+        "2",
+        *arguments,
+    ]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
 
 
@@ -42,8 +53,16 @@ def test_dry_run_plans_every_stage_in_shards(tmp_path):
     # 4 categories x (6 train + 1 test shards) = 28 shards; 3 KCF folds over all categories.
     assert counts["render_shard"] == 28 and counts["detect_edges"] == 28 and counts["generate_shard"] == 28
     assert counts["write_prompts"] == 8 and counts["kcf_fold"] == 3
-    for rule in ("build_embedded_assets", "index_assets", "kcf_select", "train_pose_estimator", "evaluate_pose",
-                 "pose_table", "plot_samples", "plot_viewpoints"):
+    for rule in (
+        "build_embedded_assets",
+        "index_assets",
+        "kcf_select",
+        "train_pose_estimator",
+        "evaluate_pose",
+        "pose_table",
+        "plot_samples",
+        "plot_viewpoints",
+    ):
         assert counts[rule] == 1, rule
 
 
@@ -59,15 +78,18 @@ def test_kcf_train_accepts_exactly_the_estimator_keys_of_the_train_block():
     assert set(schema["kcf"]["properties"]["train"]["propertyNames"]["enum"]) == estimator_keys
 
 
-@pytest.mark.parametrize("override, expected", [
-    ({"generate": {"controlnet": {"scheduler": "dalle"}}}, "dalle"),
-    ({"generate": {"backend": "controlnet"}}, "backend"),
-    ({"render": {"samples": 0}}, "samples"),
-    ({"train": {"variants": ["composite-best"]}}, "composite-best"),
-    ({"renderer": {}}, "renderer"),
-    ({"kcf": {"train": {"optimiser": "adamw"}}}, "optimiser"),
-    ({"train": {"device": "tpu"}}, "tpu"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ({"generate": {"controlnet": {"scheduler": "dalle"}}}, "dalle"),
+        ({"generate": {"backend": "controlnet"}}, "backend"),
+        ({"render": {"samples": 0}}, "samples"),
+        ({"train": {"variants": ["composite-best"]}}, "composite-best"),
+        ({"renderer": {}}, "renderer"),
+        ({"kcf": {"train": {"optimiser": "adamw"}}}, "optimiser"),
+        ({"train": {"device": "tpu"}}, "tpu"),
+    ],
+)
 def test_bad_config_names_the_key(tmp_path, override, expected):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for key, value in override.items():
@@ -120,8 +142,14 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     # Chance for Acc@pi/6 is a few percent; the run must keep 80 % of the accuracy it was measured at.
     if images in E2E_ACC_PI_6:
         assert metrics.loc["mean (pooled)", "acc_pi_6"] >= 0.8 * E2E_ACC_PI_6[images], metrics
-    assert metrics["images"].to_dict() == {"airplane": 40, "boat": 40, "car": 40, "chair": 40, "mean (pooled)": 160,
-                                           "mean (per-category)": 160}
+    assert metrics["images"].to_dict() == {
+        "airplane": 40,
+        "boat": 40,
+        "car": 40,
+        "chair": 40,
+        "mean (pooled)": 160,
+        "mean (per-category)": 160,
+    }
     assert (results / "figures" / "samples.png").stat().st_size > 10_000
     kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
     scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")

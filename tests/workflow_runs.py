@@ -19,20 +19,38 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-CONFIGS = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml",
-           REPO / "tests" / "data" / "interrupt.yaml"]
+CONFIGS = [
+    REPO / "config" / "config.yaml",
+    REPO / "tests" / "data" / "tiny.yaml",
+    REPO / "tests" / "data" / "interrupt.yaml",
+]
 
 
 def snakemake_command(workdir: Path, *arguments: str, configfiles: list[Path] = CONFIGS) -> list[str]:
-    return [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", *map(str, configfiles), *arguments]
+    return [
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configfiles),
+        *arguments,
+    ]
 
 
-def run(workdir: Path, *arguments: str, configfiles: list[Path] = CONFIGS, env: dict | None = None,
-        timeout_s: float = 900) -> subprocess.CompletedProcess:
+def run(
+    workdir: Path, *arguments: str, configfiles: list[Path] = CONFIGS, env: dict | None = None, timeout_s: float = 900
+) -> subprocess.CompletedProcess:
     """Run Snakemake from the repository root (so the default profile applies) on ``workdir``."""
-    return subprocess.run(snakemake_command(workdir, *arguments, configfiles=configfiles), capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=timeout_s)
+    return subprocess.run(
+        snakemake_command(workdir, *arguments, configfiles=configfiles),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout_s,
+    )
 
 
 _REFERENCE_RUNS: dict[Path, subprocess.Popen] = {}
@@ -56,8 +74,9 @@ def start_reference_run(tmp_path_factory) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     log = open(workdir.parent / "reference-run.log", "w")
-    _REFERENCE_RUNS[workdir] = subprocess.Popen(snakemake_command(workdir, "--cores", "2"), cwd=REPO, stdout=log,
-                                                stderr=subprocess.STDOUT)
+    _REFERENCE_RUNS[workdir] = subprocess.Popen(
+        snakemake_command(workdir, "--cores", "2"), cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    )
     log.close()
 
 
@@ -100,8 +119,14 @@ def _portable(frame: pd.DataFrame, workdir: Path) -> pd.DataFrame:
 def compared_files(workdir: Path) -> list[Path]:
     """The outputs whose equality makes two runs equal: annotation tables, KCF scores and kept lists, metrics."""
     results = workdir / "results"
-    patterns = ["render/**/*.parquet", "generate/**/*.parquet", "kcf/*/scores.csv", "kcf/*/kept.csv",
-                "evaluate/**/*metrics.csv", "tables/*.csv"]
+    patterns = [
+        "render/**/*.parquet",
+        "generate/**/*.parquet",
+        "kcf/*/scores.csv",
+        "kcf/*/kept.csv",
+        "evaluate/**/*metrics.csv",
+        "tables/*.csv",
+    ]
     return sorted(path.relative_to(workdir) for pattern in patterns for path in results.glob(pattern))
 
 
@@ -145,7 +170,8 @@ def assert_same_results(actual: Path, expected: Path) -> None:
     assert files and compared_files(actual) == files
     assert any(path.suffix == ".parquet" for path in files) and any("scores" in path.name for path in files)
     for path in files:
-        pd.testing.assert_frame_equal(_read(actual / path, actual), _read(expected / path, expected),
-                                      check_exact=True, obj=str(path))
+        pd.testing.assert_frame_equal(
+            _read(actual / path, actual), _read(expected / path, expected), check_exact=True, obj=str(path)
+        )
     assert image_digests(actual) == image_digests(expected)
     assert_same_checkpoints(actual, expected)

@@ -67,8 +67,13 @@ class ContractError(ValueError):
     """A backend returned a table that breaks the generated-image contract."""
 
 
-def prepare_records(records: pd.DataFrame, backend: str, global_seed: int, prompt_set: Mapping | None = None,
-                    edges_dir: str | Path | None = None) -> pd.DataFrame:
+def prepare_records(
+    records: pd.DataFrame,
+    backend: str,
+    global_seed: int,
+    prompt_set: Mapping | None = None,
+    edges_dir: str | Path | None = None,
+) -> pd.DataFrame:
     """The render records with the inputs a diffusion backend reads: ``prompt`` (from the prompt set; an image
     missing from it is an error naming the image), ``edge_path`` and ``generate_seed`` (from the image identity).
     For ``composite`` the records are returned unchanged."""
@@ -94,9 +99,16 @@ def prepare_records(records: pd.DataFrame, backend: str, global_seed: int, promp
     return prepared
 
 
-def generate_shard(backend: str, records: pd.DataFrame, out_dir: str | Path, settings: Mapping[str, Any] | None,
-                   global_seed: int, prompt_set: Mapping | None = None, edges_dir: str | Path | None = None,
-                   log: logging.Logger = _log) -> pd.DataFrame:
+def generate_shard(
+    backend: str,
+    records: pd.DataFrame,
+    out_dir: str | Path,
+    settings: Mapping[str, Any] | None,
+    global_seed: int,
+    prompt_set: Mapping | None = None,
+    edges_dir: str | Path | None = None,
+    log: logging.Logger = _log,
+) -> pd.DataFrame:
     """Generate the images of one shard into ``out_dir`` (published atomically) and return the shard's table.
 
     ``records``: the shard's render records. ``settings``: the backend's block of ``generate`` (unused by
@@ -114,13 +126,16 @@ def generate_shard(backend: str, records: pd.DataFrame, out_dir: str | Path, set
         else:
             from dst3d.generate.diffusion import generate_images
 
-            generated = generate_images(backend, prepared, staging, settings or {}, prompt_set["negative_prompt"],
-                                        log=log)
+            generated = generate_images(
+                backend, prepared, staging, settings or {}, prompt_set["negative_prompt"], log=log
+            )
         # Checked while still staged, so a table that breaks the contract publishes nothing.
         table = check_generated(merge_generated(prepared, generated, backend), records.columns, backend)
         staged = f"{staging.as_posix()}/"
-        table["image_path"] = [f"{out_dir.as_posix()}/{path[len(staged):]}" if path.startswith(staged) else path
-                               for path in table["image_path"]]
+        table["image_path"] = [
+            f"{out_dir.as_posix()}/{path[len(staged) :]}" if path.startswith(staged) else path
+            for path in table["image_path"]
+        ]
     return table
 
 
@@ -129,12 +144,16 @@ def merge_generated(prepared: pd.DataFrame, generated: pd.DataFrame, backend: st
     overwrite a record column is an error."""
     overlap = sorted((set(generated.columns) - {"image_id"}) & set(prepared.columns))
     if overlap:
-        raise ContractError(f"the {backend} backend returned the columns {overlap}, which the render record already "
-                            "has: a generated table never overwrites a record column")
+        raise ContractError(
+            f"the {backend} backend returned the columns {overlap}, which the render record already "
+            "has: a generated table never overwrites a record column"
+        )
     unknown = sorted(set(generated.columns) - {"image_id"} - set(GENERATED_COLUMNS))
     if unknown:
-        raise ContractError(f"the {backend} backend returned the columns {unknown}, which are not in "
-                            "dst3d.generate.GENERATED_COLUMNS: add them to the contract first")
+        raise ContractError(
+            f"the {backend} backend returned the columns {unknown}, which are not in "
+            "dst3d.generate.GENERATED_COLUMNS: add them to the contract first"
+        )
     table = prepared.merge(generated, on="image_id", how="left", validate="one_to_one")
     for column in GENERATED_COLUMNS:
         if column not in table:

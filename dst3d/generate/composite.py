@@ -25,7 +25,7 @@ def fit_background(background: np.ndarray, width: int, height: int) -> np.ndarra
     scale = max(width / source_width, height / source_height)
     crop_width, crop_height = round(width / scale), round(height / scale)
     x0, y0 = (source_width - crop_width) // 2, (source_height - crop_height) // 2
-    cropped = background[y0:y0 + crop_height, x0:x0 + crop_width]
+    cropped = background[y0 : y0 + crop_height, x0 : x0 + crop_width]
     return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
 
 
@@ -53,7 +53,13 @@ def composite_images(records: pd.DataFrame, out_dir: Path, log: logging.Logger =
         image = composite(rgba, read_image(record.background_path))
         image_path = out_dir / f"{record.image_id}.png"
         write_image(image, image_path, atomic=False)
-        rows.append({"image_id": record.image_id, "image_path": str(image_path),
-                     "image_width": image.shape[1], "image_height": image.shape[0]})
+        rows.append(
+            {
+                "image_id": record.image_id,
+                "image_path": str(image_path),
+                "image_width": image.shape[1],
+                "image_height": image.shape[0],
+            }
+        )
         log.info("composited %s", record.image_id)
     return pd.DataFrame(rows, columns=["image_id", "image_path", "image_width", "image_height"])

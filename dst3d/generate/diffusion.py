@@ -314,10 +314,14 @@ class ControlNetBackend:
                         image = paste_object(image, mask, background)
                 image_path = out_dir / f"{row.image_id}.png"
                 image.save(image_path, format="PNG")
-                outputs.append({
-                    "image_id": row.image_id, "image_path": str(image_path),
-                    "image_width": image.width, "image_height": image.height,
-                })
+                outputs.append(
+                    {
+                        "image_id": row.image_id,
+                        "image_path": str(image_path),
+                        "image_width": image.width,
+                        "image_height": image.height,
+                    }
+                )
             self.log.info(
                 "generated %d/%d images (%.2f s per image so far)",
                 batch_start + len(batch),

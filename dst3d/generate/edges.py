@@ -45,12 +45,20 @@ RULE_KEYS = ("threads",)
 #: Published settings; a preset gives every field of ``EdgeSettings``.
 EDGE_PRESETS: dict[str, dict[str, object]] = {
     "3d-dst": {
-        "low_threshold": 100, "high_threshold": 200, "aperture_size": 3,
-        "short_side": 512, "multiple": 64, "background": "drop",
+        "low_threshold": 100,
+        "high_threshold": 200,
+        "aperture_size": 3,
+        "short_side": 512,
+        "multiple": 64,
+        "background": "drop",
     },
     "p3d-diffusion": {
-        "low_threshold": 150, "high_threshold": 200, "aperture_size": 3,
-        "short_side": 512, "multiple": 64, "background": "drop",
+        "low_threshold": 150,
+        "high_threshold": 200,
+        "aperture_size": 3,
+        "short_side": 512,
+        "multiple": 64,
+        "background": "drop",
     },
 }
 
@@ -160,7 +168,10 @@ def _detect_edges_file(render_path: Path, out_path: Path, settings: EdgeSettings
 
 
 def detect_edges_shard(
-    render_paths: Sequence[Path], out_paths: Sequence[Path], settings: EdgeSettings, threads: int,
+    render_paths: Sequence[Path],
+    out_paths: Sequence[Path],
+    settings: EdgeSettings,
+    threads: int,
     atomic: bool = True,
 ) -> None:
     """Write the edge map of ``render_paths[i]`` to ``out_paths[i]`` (PNG, 3-channel uint8) for every i.
@@ -187,8 +198,10 @@ def detect_edges_shard(
                 _detect_edges_file(render_path, out_path, settings, atomic)
             return
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edges") as pool:
-            futures = [pool.submit(_detect_edges_file, render_path, out_path, settings, atomic)
-                       for render_path, out_path in pairs]
+            futures = [
+                pool.submit(_detect_edges_file, render_path, out_path, settings, atomic)
+                for render_path, out_path in pairs
+            ]
             try:
                 for future in futures:
                     future.result()

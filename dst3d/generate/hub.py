@@ -25,7 +25,6 @@ class ModelNotAvailableError(RuntimeError):
     """A configured model can be found neither as a local folder nor (when offline) in the Hugging Face cache."""
 
 
-
 def offline(settings: Mapping[str, Any]) -> bool:
     """Whether loading may only use local files: ``local_files_only``, or ``HF_HUB_OFFLINE`` when that is null."""
     if settings["local_files_only"] is not None:
@@ -184,4 +183,3 @@ def _availability_problem(
             f"{where}: {origin} lacks {', '.join(missing)} (an incomplete download, or not a diffusers {kind} folder)."
         )
     return None
-

@@ -68,9 +68,30 @@ DEFAULT_NEGATIVE_PROMPT = (
 #: terms of English (Berlin and Kay) and 13 common names of paints and finishes of vehicles and furniture, all
 #: of them words that text encoders know well.
 COLORS = (
-    "black", "white", "gray", "red", "green", "yellow", "blue", "brown", "orange", "pink", "purple",
-    "silver", "gold", "beige", "cream", "maroon", "burgundy", "navy blue", "sky blue", "teal", "turquoise",
-    "olive green", "dark green", "lavender",
+    "black",
+    "white",
+    "gray",
+    "red",
+    "green",
+    "yellow",
+    "blue",
+    "brown",
+    "orange",
+    "pink",
+    "purple",
+    "silver",
+    "gold",
+    "beige",
+    "cream",
+    "maroon",
+    "burgundy",
+    "navy blue",
+    "sky blue",
+    "teal",
+    "turquoise",
+    "olive green",
+    "dark green",
+    "lavender",
 )
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -141,24 +162,40 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
     _check_template(resolved["template"])
     for key in ("use_keywords", "colors"):
         require(isinstance(resolved[key], bool), key, "true or false", resolved[key])
-    require(_is_int(resolved["max_keywords"]) and resolved["max_keywords"] >= 0, "max_keywords",
-            "an integer >= 0", resolved["max_keywords"])
+    require(
+        _is_int(resolved["max_keywords"]) and resolved["max_keywords"] >= 0,
+        "max_keywords",
+        "an integer >= 0",
+        resolved["max_keywords"],
+    )
     require(isinstance(resolved["negative_prompt"], str), "negative_prompt", "a string", resolved["negative_prompt"])
     llm = resolved["openai"]
-    require(llm["base_url"] is None or (isinstance(llm["base_url"], str) and llm["base_url"].strip()),
-            "openai.base_url", "a URL or null", llm["base_url"])
+    require(
+        llm["base_url"] is None or (isinstance(llm["base_url"], str) and llm["base_url"].strip()),
+        "openai.base_url",
+        "a URL or null",
+        llm["base_url"],
+    )
     for key in ("model", "api_key_env"):
         require(isinstance(llm[key], str) and bool(llm[key].strip()), f"openai.{key}", "a non-empty string", llm[key])
-    require(_is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2, "openai.temperature",
-            "a number in [0, 2]", llm["temperature"])
+    require(
+        _is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2,
+        "openai.temperature",
+        "a number in [0, 2]",
+        llm["temperature"],
+    )
     for key in ("prompts_per_category", "max_prompt_chars"):
         require(_is_int(llm[key]) and llm[key] >= 1, f"openai.{key}", "an integer >= 1", llm[key])
-    require(_is_int(llm["max_retries"]) and llm["max_retries"] >= 0, "openai.max_retries",
-            "an integer >= 0", llm["max_retries"])
-    require(_is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0",
-            llm["timeout_s"])
-    require(_is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0",
-            llm["backoff_s"])
+    require(
+        _is_int(llm["max_retries"]) and llm["max_retries"] >= 0,
+        "openai.max_retries",
+        "an integer >= 0",
+        llm["max_retries"],
+    )
+    require(_is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0", llm["timeout_s"])
+    require(
+        _is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0", llm["backoff_s"]
+    )
     return resolved
 
 
@@ -319,9 +356,7 @@ def fetch_descriptions(
         try:
             descriptions = parse_descriptions(json.loads(cache_path.read_text("utf-8"))["content"], count, max_chars)
         except (PromptError, ValueError, KeyError, TypeError) as error:
-            raise PromptError(
-                f"cached LLM answer {cache_path} is unusable ({error}); delete it to ask again"
-            ) from None
+            raise PromptError(f"cached LLM answer {cache_path} is unusable ({error}); delete it to ask again") from None
         log.info("%s: %d descriptions from the cache %s", label, len(descriptions), cache_path)
         return descriptions
 
@@ -344,8 +379,9 @@ def fetch_descriptions(
             f"begins {excerpt!r}. Nothing was cached: rerun to ask again, or lower prompts.openai.temperature "
             "or choose another prompts.openai.model."
         ) from None
-    write_json({"request": dict(request), "response_model": served_model, "content": _redact(content, api_key)},
-               cache_path)
+    write_json(
+        {"request": dict(request), "response_model": served_model, "content": _redact(content, api_key)}, cache_path
+    )
     log.info("%s: %d descriptions from %s, cached in %s", label, len(descriptions), request["model"], cache_path)
     return descriptions
 
@@ -374,23 +410,28 @@ def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: s
         except (openai.RateLimitError, openai.InternalServerError) as error:
             problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
         except openai.AuthenticationError as error:
-            raise PromptError(_redact(
-                f"{label}: {endpoint} rejected the API key in the environment variable "
-                f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}", api_key
-            )) from None
+            raise PromptError(
+                _redact(
+                    f"{label}: {endpoint} rejected the API key in the environment variable "
+                    f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}",
+                    api_key,
+                )
+            ) from None
         except openai.APIStatusError as error:
-            raise PromptError(_redact(
-                f"{label}: {endpoint} refused the request (HTTP {error.status_code}): {error.message}; check "
-                "prompts.openai.base_url and prompts.openai.model", api_key
-            )) from None
+            raise PromptError(
+                _redact(
+                    f"{label}: {endpoint} refused the request (HTTP {error.status_code}): {error.message}; check "
+                    "prompts.openai.base_url and prompts.openai.model",
+                    api_key,
+                )
+            ) from None
         if attempt > max_retries:
             raise PromptError(
                 f"{label}: {endpoint} failed {attempt} times, last with {problem}; try again later or raise "
                 "prompts.openai.max_retries / prompts.openai.backoff_s"
             )
         delay_s = openai_settings["backoff_s"] * 2 ** (attempt - 1)
-        log.warning("%s: %s from %s; retry %d of %d in %.2f s", label, problem, endpoint, attempt, max_retries,
-                    delay_s)
+        log.warning("%s: %s from %s; retry %d of %d in %.2f s", label, problem, endpoint, attempt, max_retries, delay_s)
         time.sleep(delay_s)
 
 
@@ -461,4 +502,3 @@ def build_prompt_set(
         "candidates": candidates,
         "prompts": prompts,
     }
-

@@ -22,10 +22,16 @@ import pandas as pd
 
 from dst3d.inputs import meshes
 
-
 MODEL_COLUMNS = [
-    "category", "model_id", "path", "azimuth_offset_deg", "elevation_offset_deg",
-    "distance", "sampling_mode", "strength", "keywords",
+    "category",
+    "model_id",
+    "path",
+    "azimuth_offset_deg",
+    "elevation_offset_deg",
+    "distance",
+    "sampling_mode",
+    "strength",
+    "keywords",
 ]
 OPTIONAL_MODEL_COLUMNS = ["forward_axis", "up_axis"]
 #: Column types for reading a model table or index back with pandas (empty axes stay empty strings).
@@ -48,7 +54,9 @@ def read_model_table(path: Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise AssetError(f"model table {path} does not exist: set assets.models_csv to a CSV with columns {MODEL_COLUMNS}")
+        raise AssetError(
+            f"model table {path} does not exist: set assets.models_csv to a CSV with columns {MODEL_COLUMNS}"
+        )
     table = pd.read_csv(path, dtype=MODEL_INDEX_DTYPES)
     missing = [column for column in MODEL_COLUMNS if column not in table.columns]
     if missing:
@@ -125,8 +133,10 @@ def index_textures(root: Path, test_fraction: float, dtd_split: int = 1) -> pd.D
     labels = root / "labels"
     train_file, test_file = labels / f"train{dtd_split}.txt", labels / f"test{dtd_split}.txt"
     if train_file.is_file() != test_file.is_file():
-        raise AssetError(f"texture folder {root}: found only one of {train_file.name} and {test_file.name}; "
-                         "a DTD split needs both (val is optional)")
+        raise AssetError(
+            f"texture folder {root}: found only one of {train_file.name} and {test_file.name}; "
+            "a DTD split needs both (val is optional)"
+        )
     if train_file.is_file():
         val_file = labels / f"val{dtd_split}.txt"
         for split_file, split in ((train_file, "train"), (val_file, "train"), (test_file, "test")):
@@ -138,12 +148,16 @@ def index_textures(root: Path, test_fraction: float, dtd_split: int = 1) -> pd.D
         known = {file.relative_to(images_dir).as_posix() for file in files}
         unknown = sorted(set(split_of) - known)
         if unknown:
-            raise AssetError(f"texture folder {root}: {len(unknown)} entries of the split files name no image under "
-                             f"images/, e.g. {unknown[0]!r}")
+            raise AssetError(
+                f"texture folder {root}: {len(unknown)} entries of the split files name no image under "
+                f"images/, e.g. {unknown[0]!r}"
+            )
     rows = []
     for file in files:
         relative = file.relative_to(images_dir).as_posix()
-        split = split_of.get(relative) if split_of else ("test" if _stable_fraction(relative) < test_fraction else "train")
+        split = (
+            split_of.get(relative) if split_of else ("test" if _stable_fraction(relative) < test_fraction else "train")
+        )
         if split is not None:
             rows.append({"path": str(file.resolve()), "texture_class": file.parent.name, "split": split})
     return pd.DataFrame(rows, columns=["path", "texture_class", "split"])
@@ -173,8 +187,9 @@ def index_environments(root: Path | None) -> pd.DataFrame:
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in HDR_SUFFIXES) if root.is_dir() else []
     if not files:
-        raise AssetError(f"environment map folder {root} holds no .hdr/.exr files: add some or set "
-                         "assets.environments_dir: null")
+        raise AssetError(
+            f"environment map folder {root} holds no .hdr/.exr files: add some or set assets.environments_dir: null"
+        )
     return pd.DataFrame({"path": [str(file.resolve()) for file in files]})
 
 

@@ -55,8 +55,21 @@ import scipy.io
 from dst3d.geometry import wrap_to_pi
 
 COLUMNS = [
-    "image_id", "image_path", "category", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
-    "azimuth", "elevation", "theta", "distance", "truncated", "occluded", "difficult", "subset",
+    "image_id",
+    "image_path",
+    "category",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+    "azimuth",
+    "elevation",
+    "theta",
+    "distance",
+    "truncated",
+    "occluded",
+    "difficult",
+    "subset",
 ]
 FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d", "nemo")
 PASCAL3D_SOURCES = ("imagenet", "pascal")
@@ -93,8 +106,9 @@ def _field(struct, name: str, default=None):
     return getattr(struct, name) if name in getattr(struct, "_fieldnames", ()) else default
 
 
-def read_record_objects(mat_path: Path, image_dir: Path, id_prefix: str, subset: str,
-                        only_category: str | None = None) -> list[dict]:
+def read_record_objects(
+    mat_path: Path, image_dir: Path, id_prefix: str, subset: str, only_category: str | None = None
+) -> list[dict]:
     """Rows of the objects with a fine viewpoint in one PASCAL3D+/ObjectNet3D ``record`` annotation file."""
     record = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["record"]
     rows = []
@@ -107,19 +121,26 @@ def read_record_objects(mat_path: Path, image_dir: Path, id_prefix: str, subset:
             continue  # no viewpoint, or the coarse one only
         if float(_field(viewpoint, "distance", 0.0)) <= 0:
             continue
-        rows.append({
-            "image_id": f"{id_prefix}/{index}", "image_path": str(image_dir / str(record.filename)),
-            "category": category, **_matlab_box(obj.bbox),
-            "azimuth": np.radians(float(viewpoint.azimuth)), "elevation": np.radians(float(viewpoint.elevation)),
-            "theta": np.radians(float(_field(viewpoint, "theta", 0.0))),
-            "distance": float(viewpoint.distance),
-            **{flag: bool(_field(obj, flag, 0)) for flag in FLAGS}, "subset": subset,
-        })
+        rows.append(
+            {
+                "image_id": f"{id_prefix}/{index}",
+                "image_path": str(image_dir / str(record.filename)),
+                "category": category,
+                **_matlab_box(obj.bbox),
+                "azimuth": np.radians(float(viewpoint.azimuth)),
+                "elevation": np.radians(float(viewpoint.elevation)),
+                "theta": np.radians(float(_field(viewpoint, "theta", 0.0))),
+                "distance": float(viewpoint.distance),
+                **{flag: bool(_field(obj, flag, 0)) for flag in FLAGS},
+                "subset": subset,
+            }
+        )
     return rows
 
 
-def read_pascal3d(root: str | Path, split: str, categories: list[str] | None = None,
-                  sources: tuple[str, ...] = PASCAL3D_SOURCES) -> pd.DataFrame:
+def read_pascal3d(
+    root: str | Path, split: str, categories: list[str] | None = None, sources: tuple[str, ...] = PASCAL3D_SOURCES
+) -> pd.DataFrame:
     """PASCAL3D+ objects of ``split`` (``train`` or ``val``) from the ImageNet and/or PASCAL VOC sources."""
     root = Path(root)
     annotations = root / "Annotations"
@@ -166,13 +187,21 @@ def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None
     table = pd.concat([pd.read_csv(path) for path in tables], ignore_index=True)
     if categories is not None:
         table = table[table["cls_name"].isin(categories)]
-    rows = [{
-        "image_id": f"{split}/{row.im_name}/{row.object}", "image_path": str(folder / row.im_path),
-        "category": row.cls_name, **_matlab_box([row.left, row.upper, row.right, row.lower]),
-        "azimuth": np.radians(row.azimuth), "elevation": np.radians(row.elevation),
-        "theta": np.radians(row.inplane_rotation), "distance": float(row.distance),
-        **{flag: bool(getattr(row, flag)) for flag in FLAGS}, "subset": split,
-    } for row in table.itertuples(index=False)]
+    rows = [
+        {
+            "image_id": f"{split}/{row.im_name}/{row.object}",
+            "image_path": str(folder / row.im_path),
+            "category": row.cls_name,
+            **_matlab_box([row.left, row.upper, row.right, row.lower]),
+            "azimuth": np.radians(row.azimuth),
+            "elevation": np.radians(row.elevation),
+            "theta": np.radians(row.inplane_rotation),
+            "distance": float(row.distance),
+            **{flag: bool(getattr(row, flag)) for flag in FLAGS},
+            "subset": split,
+        }
+        for row in table.itertuples(index=False)
+    ]
     return _finish(rows)
 
 
@@ -190,15 +219,25 @@ def read_imagenet3d(root: str | Path, split: str, categories: list[str] | None =
                 if status == "status_bad" or obj.get("ignore", 0) > 0 or float(obj["distance"]) <= 0:
                     continue
                 x0, y0, x1, y1 = (float(value) for value in np.asarray(obj["bbox"], dtype=float)[:4])
-                rows.append({
-                    "image_id": f"{category}/{name}/{index}",
-                    "image_path": str(root / "images" / category / f"{name}.JPEG"), "category": category,
-                    "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-                    "azimuth": float(obj["azimuth"]), "elevation": float(obj["elevation"]),
-                    "theta": float(obj["theta"]), "distance": float(obj["distance"]),
-                    "truncated": np.nan, "occluded": status in ("status_partially", "status_barely"),
-                    "difficult": np.nan, "subset": split,
-                })
+                rows.append(
+                    {
+                        "image_id": f"{category}/{name}/{index}",
+                        "image_path": str(root / "images" / category / f"{name}.JPEG"),
+                        "category": category,
+                        "bbox_x0": x0,
+                        "bbox_y0": y0,
+                        "bbox_x1": x1,
+                        "bbox_y1": y1,
+                        "azimuth": float(obj["azimuth"]),
+                        "elevation": float(obj["elevation"]),
+                        "theta": float(obj["theta"]),
+                        "distance": float(obj["distance"]),
+                        "truncated": np.nan,
+                        "occluded": status in ("status_partially", "status_barely"),
+                        "difficult": np.nan,
+                        "subset": split,
+                    }
+                )
     return _finish(rows)
 
 
@@ -209,8 +248,13 @@ def nemo_folder_suffix(occlusion_level: int) -> str:
     return "" if occlusion_level == 0 else f"FGL{occlusion_level}_BGL{occlusion_level}"
 
 
-def read_nemo(root: str | Path, split: str, categories: list[str] | None = None, occlusion_level: int = 0,
-              nuisance: str | None = None) -> pd.DataFrame:
+def read_nemo(
+    root: str | Path,
+    split: str,
+    categories: list[str] | None = None,
+    occlusion_level: int = 0,
+    nuisance: str | None = None,
+) -> pd.DataFrame:
     """Objects of a NeMo-prepared ``split`` folder (see the module docstring) at ``occlusion_level``; with
     ``nuisance``, only the samples whose annotation names that nuisance (OOD-CV's evaluation split)."""
     suffix = nemo_folder_suffix(occlusion_level)
@@ -222,8 +266,9 @@ def read_nemo(root: str | Path, split: str, categories: list[str] | None = None,
         folder = f"{category}{suffix}"
         lists = sorted((base / "lists" / folder).glob("*.txt"))
         if not lists:
-            raise FileNotFoundError(f"no sample list in {base / 'lists' / folder}: check the benchmark's root, "
-                                    f"split and occlusion_level")
+            raise FileNotFoundError(
+                f"no sample list in {base / 'lists' / folder}: check the benchmark's root, split and occlusion_level"
+            )
         names = sorted({name for path in lists for name in _read_list(path)})
         for name in names:
             with np.load(base / "annotations" / folder / f"{name}.npz", allow_pickle=True) as npz:
@@ -232,19 +277,29 @@ def read_nemo(root: str | Path, split: str, categories: list[str] | None = None,
             if nuisance is not None and subset != nuisance:
                 continue
             y0, y1, x0, x1 = (float(value) for value in np.asarray(annotation["box_obj"], dtype=float).ravel()[:4])
-            rows.append({
-                "image_id": f"{folder}/{name}", "image_path": str(base / "images" / folder / f"{name}.JPEG"),
-                "category": category, "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-                "azimuth": float(annotation["azimuth"]), "elevation": float(annotation["elevation"]),
-                "theta": float(annotation["theta"]), "distance": float(annotation["distance"]),
-                "truncated": np.nan, "occluded": True if occlusion_level > 0 else np.nan, "difficult": np.nan,
-                "subset": subset if occlusion_level == 0 else f"{subset}-{suffix}",
-            })
+            rows.append(
+                {
+                    "image_id": f"{folder}/{name}",
+                    "image_path": str(base / "images" / folder / f"{name}.JPEG"),
+                    "category": category,
+                    "bbox_x0": x0,
+                    "bbox_y0": y0,
+                    "bbox_x1": x1,
+                    "bbox_y1": y1,
+                    "azimuth": float(annotation["azimuth"]),
+                    "elevation": float(annotation["elevation"]),
+                    "theta": float(annotation["theta"]),
+                    "distance": float(annotation["distance"]),
+                    "truncated": np.nan,
+                    "occluded": True if occlusion_level > 0 else np.nan,
+                    "difficult": np.nan,
+                    "subset": subset if occlusion_level == 0 else f"{subset}-{suffix}",
+                }
+            )
     return _finish(rows)
 
 
-def available_categories(format_name: str, root: str | Path, split: str,
-                         occlusion_level: int = 0) -> list[str] | None:
+def available_categories(format_name: str, root: str | Path, split: str, occlusion_level: int = 0) -> list[str] | None:
     """The categories a PASCAL3D+ (annotation folders), ImageNet3D (split lists) or NeMo-prepared (list folders
     of the occlusion level) release holds; None for the formats whose categories are only known from their
     annotations (ObjectNet3D, OOD-CV)."""
@@ -253,20 +308,26 @@ def available_categories(format_name: str, root: str | Path, split: str,
         suffix = nemo_folder_suffix(occlusion_level)
         folders = [path.name for path in (root / split / "lists").glob("*") if path.is_dir()]
         if suffix:
-            return sorted(name[:-len(suffix)] for name in folders if name.endswith(suffix))
+            return sorted(name[: -len(suffix)] for name in folders if name.endswith(suffix))
         return sorted(name for name in folders if "FGL" not in name)
     if format_name == "pascal3d":
         folders = (root / "Annotations").glob("*_*")
         return sorted({folder.name.rsplit("_", 1)[0] for folder in folders if folder.is_dir()})
     if format_name == "imagenet3d":
         suffix = f"_imagenet_{split}.txt"
-        return sorted(path.name[:-len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
+        return sorted(path.name[: -len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
     return None
 
 
-def read_benchmark(format_name: str, root: str | Path, split: str, categories: list[str] | None = None,
-                   sources: tuple[str, ...] = PASCAL3D_SOURCES, occlusion_level: int = 0,
-                   nuisance: str | None = None) -> pd.DataFrame:
+def read_benchmark(
+    format_name: str,
+    root: str | Path,
+    split: str,
+    categories: list[str] | None = None,
+    sources: tuple[str, ...] = PASCAL3D_SOURCES,
+    occlusion_level: int = 0,
+    nuisance: str | None = None,
+) -> pd.DataFrame:
     """Objects of one benchmark split in its published format (see the module docstring); ``categories`` are
     the benchmark's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only."""
     if not Path(root).is_dir():
@@ -298,13 +359,21 @@ def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
     wanted = [to_benchmark.get(category, category) for category in categories]
     split = entry.get("split", "val")
     if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
-        raise ValueError(f"benchmark {entry['name']}: occlusion_level and nuisance apply to format nemo only; "
-                         f"OOD-CV's CSV release takes the nuisance as its split")
+        raise ValueError(
+            f"benchmark {entry['name']}: occlusion_level and nuisance apply to format nemo only; "
+            f"OOD-CV's CSV release takes the nuisance as its split"
+        )
     occlusion_level = int(entry.get("occlusion_level", 0))
     available = available_categories(entry["format"], entry["root"], split, occlusion_level)
-    frame = read_benchmark(entry["format"], entry["root"], split,
-                           wanted if available is None else [name for name in wanted if name in available],
-                           tuple(entry.get("sources", PASCAL3D_SOURCES)), occlusion_level, entry.get("nuisance"))
+    frame = read_benchmark(
+        entry["format"],
+        entry["root"],
+        split,
+        wanted if available is None else [name for name in wanted if name in available],
+        tuple(entry.get("sources", PASCAL3D_SOURCES)),
+        occlusion_level,
+        entry.get("nuisance"),
+    )
     found = sorted(frame["category"].unique()) if available is None else available
     frame = frame[frame["category"].isin(wanted)].copy()
     frame["category"] = frame["category"].map(lambda name: mapping.get(name, name))

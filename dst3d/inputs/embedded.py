@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from dst3d.identity import derive_seed
 from dst3d.inputs import meshes, procedural_meshes
 from dst3d.inputs.catalog import MODEL_COLUMNS, AssetError
-from dst3d.identity import derive_seed
-
 
 TEXTURE_CLASSES = ["banded", "chequered", "dotted", "grid", "marbled", "zigzagged"]
 
@@ -42,7 +41,11 @@ def procedural_texture(texture_class: str, rng: np.random.Generator, size: int) 
         width = period * 0.15
         pattern = (((u % period) < width) | ((v % period) < width)).astype(float)
     elif texture_class == "marbled":
-        noise = sum(rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * (rng.uniform(1, 6) * u + rng.uniform(1, 6) * v) + rng.uniform(0, 6)) for _ in range(4))
+        noise = sum(
+            rng.uniform(0.3, 1.0)
+            * np.sin(2 * np.pi * (rng.uniform(1, 6) * u + rng.uniform(1, 6) * v) + rng.uniform(0, 6))
+            for _ in range(4)
+        )
         pattern = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + 2.0 * noise)
     elif texture_class == "zigzagged":
         pattern = (np.floor((v + period * np.abs((u / period) % 2 - 1)) / period) % 2).astype(float)
@@ -89,7 +92,9 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
     rows = []
     for category in settings["categories"]:
         if category not in procedural_meshes.BUILDERS:
-            raise AssetError(f"assets.embedded.categories: unknown category {category!r}; known: {sorted(procedural_meshes.BUILDERS)}")
+            raise AssetError(
+                f"assets.embedded.categories: unknown category {category!r}; known: {sorted(procedural_meshes.BUILDERS)}"
+            )
         for model_number in range(settings["models_per_category"]):
             model_id = f"{category}-{model_number:03d}"
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-model", category, model_number))
@@ -98,12 +103,19 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
             mesh_path = out_dir / "models" / category / f"{model_id}.obj"
             mesh_path.parent.mkdir(parents=True, exist_ok=True)
             meshes.write_obj(mesh_path, vertices @ meshes.axis_matrix(*meshes.Y_UP), faces)
-            rows.append({
-                "category": category, "model_id": model_id, "path": mesh_path.relative_to(out_dir).as_posix(),
-                "azimuth_offset_deg": 0.0, "elevation_offset_deg": 0.0, "distance": settings["distance"],
-                "sampling_mode": settings["sampling_mode"], "strength": 1.0,
-                "keywords": ";".join(procedural_meshes.KEYWORDS[category]),
-            })
+            rows.append(
+                {
+                    "category": category,
+                    "model_id": model_id,
+                    "path": mesh_path.relative_to(out_dir).as_posix(),
+                    "azimuth_offset_deg": 0.0,
+                    "elevation_offset_deg": 0.0,
+                    "distance": settings["distance"],
+                    "sampling_mode": settings["sampling_mode"],
+                    "strength": 1.0,
+                    "keywords": ";".join(procedural_meshes.KEYWORDS[category]),
+                }
+            )
     pd.DataFrame(rows, columns=MODEL_COLUMNS).to_csv(out_dir / "models.csv", index=False)
 
     split_lines = {"train": [], "test": []}
@@ -111,8 +123,15 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
         for number in range(settings["textures_per_class"]):
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-texture", texture_class, number))
             relative = f"{texture_class}/{texture_class}_{number:04d}.jpg"
-            _write_image(out_dir / "textures" / "images" / relative, procedural_texture(texture_class, rng, settings["texture_size"]))
-            split = "test" if number < round(settings["textures_per_class"] * settings["texture_test_fraction"]) else "train"
+            _write_image(
+                out_dir / "textures" / "images" / relative,
+                procedural_texture(texture_class, rng, settings["texture_size"]),
+            )
+            split = (
+                "test"
+                if number < round(settings["textures_per_class"] * settings["texture_test_fraction"])
+                else "train"
+            )
             split_lines[split].append(relative)
     (out_dir / "textures" / "labels").mkdir(parents=True, exist_ok=True)
     for split, name in (("train", "train1.txt"), ("test", "test1.txt")):
@@ -121,4 +140,7 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
     for split in ("train", "test"):
         for number in range(settings[f"backgrounds_{split}"]):
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-background", split, number))
-            _write_image(out_dir / "backgrounds" / split / f"background_{number:04d}.jpg", procedural_background(rng, settings["background_size"]))
+            _write_image(
+                out_dir / "backgrounds" / split / f"background_{number:04d}.jpg",
+                procedural_background(rng, settings["background_size"]),
+            )

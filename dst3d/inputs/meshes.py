@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 Mesh = tuple[np.ndarray, np.ndarray]  # (V x 3 float vertices, F x 3 int triangle indices)
 
 
@@ -104,16 +103,17 @@ def read_off(path: Path) -> Mesh:
     try:
         vertex_count, face_count = int(counts_fields[0]), int(counts_fields[1])
         if len(body) < vertex_count + face_count or not face_count:
-            raise ValueError(f"the header announces {vertex_count} vertices and {face_count} faces, "
-                             "the file holds fewer or none")
+            raise ValueError(
+                f"the header announces {vertex_count} vertices and {face_count} faces, the file holds fewer or none"
+            )
         vertices = np.array([fields[:3] for fields in body[:vertex_count]], dtype=float).reshape(vertex_count, 3)
-        face_rows = body[vertex_count:vertex_count + face_count]
+        face_rows = body[vertex_count : vertex_count + face_count]
         if all(fields[0] == "3" and len(fields) == 4 for fields in face_rows):  # all triangles: the fast path
             faces = np.array([fields[1:] for fields in face_rows], dtype=int)
         else:
             faces = []
             for fields in face_rows:
-                corners = [int(value) for value in fields[1:1 + int(fields[0])]]
+                corners = [int(value) for value in fields[1 : 1 + int(fields[0])]]
                 if len(corners) < 3:
                     raise ValueError(f"face {fields} has fewer than 3 corners")
                 faces += [[corners[0], corners[k], corners[k + 1]] for k in range(1, len(corners) - 1)]

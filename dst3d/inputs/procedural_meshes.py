@@ -7,22 +7,27 @@ image, mirrored views included.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from dst3d.inputs.meshes import Mesh
 
-
 # The 12 triangles of a unit cube over corners indexed by bits (x: bit 0, y: bit 1, z: bit 2), outward normals.
 _BOX_TRIANGLES = np.array(
     [
-        [0, 2, 3], [0, 3, 1],  # z min
-        [4, 5, 7], [4, 7, 6],  # z max
-        [0, 1, 5], [0, 5, 4],  # y min
-        [2, 6, 7], [2, 7, 3],  # y max
-        [0, 4, 6], [0, 6, 2],  # x min
-        [1, 3, 7], [1, 7, 5],  # x max
+        [0, 2, 3],
+        [0, 3, 1],  # z min
+        [4, 5, 7],
+        [4, 7, 6],  # z max
+        [0, 1, 5],
+        [0, 5, 4],  # y min
+        [2, 6, 7],
+        [2, 7, 3],  # y max
+        [0, 4, 6],
+        [0, 6, 2],  # x min
+        [1, 3, 7],
+        [1, 7, 5],  # x max
     ]
 )
 
@@ -41,7 +46,7 @@ def cylinder(center: tuple[float, float, float], radius: float, length: float, a
     others = [a for a in range(3) if a != axis]
     vertices = np.zeros((2 * segments + 2, 3))
     for end, offset in enumerate((-length / 2, length / 2)):
-        block = vertices[end * segments:(end + 1) * segments]
+        block = vertices[end * segments : (end + 1) * segments]
         block[:, others[0]], block[:, others[1]] = ring[:, 0], ring[:, 1]
         block[:, axis] = offset
     vertices[2 * segments, axis] = -length / 2
@@ -127,8 +132,14 @@ def boat(rng: np.random.Generator) -> Mesh:
     vertices = np.concatenate([hull_vertices, bow])
     top_tip, bottom_tip = len(hull_vertices), len(hull_vertices) + 1
     bow_faces = np.array(
-        [[0, 1, bottom_tip], [4, top_tip, 5], [0, top_tip, 4], [0, bottom_tip, top_tip],
-         [1, 5, top_tip], [1, top_tip, bottom_tip]]
+        [
+            [0, 1, bottom_tip],
+            [4, top_tip, 5],
+            [0, top_tip, 4],
+            [0, bottom_tip, top_tip],
+            [1, 5, top_tip],
+            [1, top_tip, bottom_tip],
+        ]
     )
     parts = [
         (vertices, np.concatenate([hull_faces, bow_faces])),

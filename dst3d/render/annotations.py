@@ -17,8 +17,15 @@ from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
 
 def plan_image(
-    split: str, category: str, index: int, models: pd.DataFrame, textures: pd.DataFrame,
-    backgrounds: pd.DataFrame, settings: dict, global_seed: int, environments: pd.DataFrame | None = None,
+    split: str,
+    category: str,
+    index: int,
+    models: pd.DataFrame,
+    textures: pd.DataFrame,
+    backgrounds: pd.DataFrame,
+    settings: dict,
+    global_seed: int,
+    environments: pd.DataFrame | None = None,
 ) -> dict:
     """Everything random about one image, from (global_seed, split, category, index) alone.
 
@@ -78,7 +85,9 @@ def plan_image(
     }
 
 
-def camera_of(plan: dict, width: int, height: int, lens_mm: float, sensor_width_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def camera_of(
+    plan: dict, width: int, height: int, lens_mm: float, sensor_width_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """K, R, t (OpenCV axes) of the camera that renders ``plan`` (offsets included)."""
     K = geometry.intrinsics(geometry.focal_px(lens_mm, sensor_width_mm, width), width, height)
     R, t = geometry.extrinsics_cv(plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
@@ -95,9 +104,19 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def annotation_record(
-    plan: dict, K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int, height: int,
-    model_bbox_min: np.ndarray, model_bbox_max: np.ndarray, mask: np.ndarray,
-    render_path: str, mask_path: str, depth_path: str | None = None, depth_scale: float | None = None,
+    plan: dict,
+    K: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    width: int,
+    height: int,
+    model_bbox_min: np.ndarray,
+    model_bbox_max: np.ndarray,
+    mask: np.ndarray,
+    render_path: str,
+    mask_path: str,
+    depth_path: str | None = None,
+    depth_scale: float | None = None,
 ) -> dict:
     """The annotation record of one rendered image (DESIGN.md), from its plan, camera and object mask.
 
@@ -108,19 +127,32 @@ def annotation_record(
     corners = geometry.cuboid_corners(model_bbox_min, model_bbox_max)
     corners_uv, _ = geometry.project(corners, K, R, t)
     center = -R.T @ t
-    inside = (corners_uv[:, 0] >= 0) & (corners_uv[:, 0] < width) & (corners_uv[:, 1] >= 0) & (corners_uv[:, 1] < height)
+    inside = (
+        (corners_uv[:, 0] >= 0) & (corners_uv[:, 0] < width) & (corners_uv[:, 1] >= 0) & (corners_uv[:, 1] < height)
+    )
     visible = geometry.cuboid_corner_visibility(model_bbox_min, model_bbox_max, center) & inside
     x0, y0, x1, y1 = mask_bbox(mask)
     record = {key: plan[key] for key in plan if key != "model_path"}
-    record.update({
-        "width": width, "height": height,
-        "K": K.reshape(-1).tolist(), "R": R.reshape(-1).tolist(), "t": np.asarray(t).tolist(),
-        "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-        "mask_area": int(mask.sum()),
-        "cuboid_uv": corners_uv.reshape(-1).tolist(), "cuboid_visible": visible.tolist(),
-        "render_path": render_path, "mask_path": mask_path,
-        "depth_path": depth_path, "depth_scale": depth_scale,
-    })
+    record.update(
+        {
+            "width": width,
+            "height": height,
+            "K": K.reshape(-1).tolist(),
+            "R": R.reshape(-1).tolist(),
+            "t": np.asarray(t).tolist(),
+            "bbox_x0": x0,
+            "bbox_y0": y0,
+            "bbox_x1": x1,
+            "bbox_y1": y1,
+            "mask_area": int(mask.sum()),
+            "cuboid_uv": corners_uv.reshape(-1).tolist(),
+            "cuboid_visible": visible.tolist(),
+            "render_path": render_path,
+            "mask_path": mask_path,
+            "depth_path": depth_path,
+            "depth_scale": depth_scale,
+        }
+    )
     return record
 
 

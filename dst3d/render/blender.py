@@ -29,8 +29,8 @@ import pandas as pd
 
 from dst3d import geometry
 from dst3d.inputs import meshes
-from dst3d.render.annotations import annotation_record, camera_of, plan_image
 from dst3d.io import staged_directory, without_png_text
+from dst3d.render.annotations import annotation_record, camera_of, plan_image
 
 _log = logging.getLogger(__name__)
 
@@ -231,8 +231,10 @@ def _import_model(path: str, file_format: str, axes: tuple[str, str], settings: 
     except (RuntimeError, OSError, ValueError) as error:
         raise RenderError(f"mesh file {path} cannot be imported (corrupt {file_format} file?): {error}") from error
     if not parts:
-        raise RenderError(f"mesh file {path} holds no mesh (corrupt or empty {file_format} file?): "
-                          "fix or remove it in the model table")
+        raise RenderError(
+            f"mesh file {path} holds no mesh (corrupt or empty {file_format} file?): "
+            "fix or remove it in the model table"
+        )
     # File axes -> canonical frame, undoing the importer's own conversion first.
     to_canonical = meshes.axis_matrix(*axes) @ meshes.axis_matrix(*IMPORTER_AXES[file_format]).T
     to_canonical_4 = Matrix([[*row, 0.0] for row in to_canonical.tolist()] + [[0.0, 0.0, 0.0, 1.0]])
@@ -248,8 +250,10 @@ def _import_model(path: str, file_format: str, axes: tuple[str, str], settings: 
             joined.append(obj)
     bpy.data.batch_remove(imported)
     if not joined:
-        raise RenderError(f"mesh file {path} holds no faces (corrupt or empty {file_format} file?): "
-                          "fix or remove it in the model table")
+        raise RenderError(
+            f"mesh file {path} holds no faces (corrupt or empty {file_format} file?): "
+            "fix or remove it in the model table"
+        )
     if len(joined) > 1:
         with bpy.context.temp_override(active_object=joined[0], selected_editable_objects=joined):
             bpy.ops.object.join()
@@ -320,9 +324,18 @@ def model_axes(model: pd.Series | dict, settings: dict) -> tuple[str, str]:
 
 
 def render_shard(
-    split: str, category: str, indices: range, models: pd.DataFrame, textures: pd.DataFrame,
-    backgrounds: pd.DataFrame, settings: dict, global_seed: int, image_dir: Path, threads: int = 1,
-    log: logging.Logger = _log, environments: pd.DataFrame | None = None,
+    split: str,
+    category: str,
+    indices: range,
+    models: pd.DataFrame,
+    textures: pd.DataFrame,
+    backgrounds: pd.DataFrame,
+    settings: dict,
+    global_seed: int,
+    image_dir: Path,
+    threads: int = 1,
+    log: logging.Logger = _log,
+    environments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Render the images ``indices`` of (split, category) into ``image_dir`` (created atomically).
 
@@ -338,19 +351,28 @@ def render_shard(
     image_dir = Path(image_dir)
     if environments is not None and environments.empty:
         environments = None
-    plans = [plan_image(split, category, index, models, textures, backgrounds, settings, global_seed, environments)
-             for index in indices]
+    plans = [
+        plan_image(split, category, index, models, textures, backgrounds, settings, global_seed, environments)
+        for index in indices
+    ]
     model_rows = {row["model_id"]: row for row in models.to_dict("records")}
     with staged_directory(image_dir) as staging:
-        records, timing = _render_plans(plans, model_rows, settings, threads, image_dir, staging,
-                                        environments is not None, log)
+        records, timing = _render_plans(
+            plans, model_rows, settings, threads, image_dir, staging, environments is not None, log
+        )
     table = pd.DataFrame(records).sort_values("image_index").reset_index(drop=True)
     return table, {"images": len(plans), **timing, "total_s": time.perf_counter() - started}
 
 
 def _render_plans(
-    plans: list[dict], model_rows: dict, settings: dict, threads: int, image_dir: Path, staging: Path,
-    with_environment: bool, log,
+    plans: list[dict],
+    model_rows: dict,
+    settings: dict,
+    threads: int,
+    image_dir: Path,
+    staging: Path,
+    with_environment: bool,
+    log,
 ) -> tuple[list[dict], dict]:
     setup_started = time.perf_counter()
     bpy = _bpy()
@@ -388,8 +410,10 @@ def _render_plans(
             environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
         _place(scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
         _place(
-            light, plan["render_azimuth"] + plan["light_azimuth"],
-            float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)), 0.0,
+            light,
+            plan["render_azimuth"] + plan["light_azimuth"],
+            float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)),
+            0.0,
             plan["distance"] * settings["light"]["distance_factor"],
         )
         light.data.energy = plan["light_energy_w"]
@@ -420,14 +444,30 @@ def _render_plans(
         final_dir = image_dir.as_posix()
         depth_name = _finish_depth(staging, plan["image_id"], settings["depth"]) if depth_output is not None else None
         K, R, t = camera_of(plan, width, height, settings["lens_mm"], settings["sensor_width_mm"])
-        records.append(annotation_record(
-            plan, K, R, t, width, height, bbox[0], bbox[1], mask,
-            render_path=f"{final_dir}/{render_path.name}", mask_path=f"{final_dir}/{mask_path.name}",
-            depth_path=f"{final_dir}/{depth_name}" if depth_name else None,
-            depth_scale=DEPTH_SCALE if settings["depth"] == "png16" else (1.0 if depth_name else None),
-        ))
-        log.info("rendered %s (model %s, az %.1f el %.1f deg)", plan["image_id"], plan["model_id"],
-                 np.rad2deg(plan["azimuth"]), np.rad2deg(plan["elevation"]))
+        records.append(
+            annotation_record(
+                plan,
+                K,
+                R,
+                t,
+                width,
+                height,
+                bbox[0],
+                bbox[1],
+                mask,
+                render_path=f"{final_dir}/{render_path.name}",
+                mask_path=f"{final_dir}/{mask_path.name}",
+                depth_path=f"{final_dir}/{depth_name}" if depth_name else None,
+                depth_scale=DEPTH_SCALE if settings["depth"] == "png16" else (1.0 if depth_name else None),
+            )
+        )
+        log.info(
+            "rendered %s (model %s, az %.1f el %.1f deg)",
+            plan["image_id"],
+            plan["model_id"],
+            np.rad2deg(plan["azimuth"]),
+            np.rad2deg(plan["elevation"]),
+        )
     return records, {"render_s": render_seconds, "import_s": import_seconds, "setup_s": setup_seconds}
 
 

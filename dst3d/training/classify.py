@@ -39,8 +39,10 @@ def accuracy_table(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         raise ValueError("no predictions to evaluate")
     correct = predictions["category"] == predictions["predicted_category"]
-    rows = [{"category": category, "images": int(group.size), "accuracy": float(group.mean())}
-            for category, group in correct.groupby(predictions["category"])]
+    rows = [
+        {"category": category, "images": int(group.size), "accuracy": float(group.mean())}
+        for category, group in correct.groupby(predictions["category"])
+    ]
     rows.append({"category": POOLED, "images": int(correct.size), "accuracy": float(correct.mean())})
     per_category = [row["accuracy"] for row in rows[:-1]]
     rows.append({"category": PER_CATEGORY, "images": int(correct.size), "accuracy": float(np.mean(per_category))})

@@ -15,7 +15,6 @@ import torch
 
 from dst3d.io import read_image
 
-
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -57,10 +56,15 @@ def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float)
     left, top = int(np.floor(x0)), int(np.floor(y0))
     side = max(1, int(np.ceil(max(x1 - left, y1 - top))))
     height, width = image.shape[:2]
-    window = image[max(top, 0):min(top + side, height), max(left, 0):min(left + side, width)]
+    window = image[max(top, 0) : min(top + side, height), max(left, 0) : min(left + side, width)]
     window = cv2.copyMakeBorder(
-        window, max(-top, 0), max(top + side - height, 0), max(-left, 0), max(left + side - width, 0),
-        cv2.BORDER_CONSTANT, value=(0, 0, 0),
+        window,
+        max(-top, 0),
+        max(top + side - height, 0),
+        max(-left, 0),
+        max(left + side - width, 0),
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
     )
     interpolation = cv2.INTER_AREA if side > input_size else cv2.INTER_LINEAR
     crop = cv2.resize(window, (input_size, input_size), interpolation=interpolation)
@@ -70,7 +74,9 @@ def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float)
 def load_images(paths: list[str], boxes: np.ndarray, input_size: int, context: float, threads: int) -> torch.Tensor:
     """N x 3 x S x S uint8 tensor of the crops around ``boxes`` (decoded on ``threads`` threads)."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        crops = list(pool.map(lambda item: load_crop(item[0], item[1], input_size, context), zip(paths, boxes)))
+        crops = list(
+            pool.map(lambda item: load_crop(item[0], item[1], input_size, context), zip(paths, boxes, strict=True))
+        )
     if not crops:
         return torch.empty((0, 3, input_size, input_size), dtype=torch.uint8)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
@@ -109,7 +115,7 @@ def augment(images: torch.Tensor, generator: torch.Generator, settings: dict) ->
 def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     """The central size x size window of a batch."""
     start = (images.shape[-1] - size) // 2
-    return images[..., start:start + size, start:start + size]
+    return images[..., start : start + size, start : start + size]
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:

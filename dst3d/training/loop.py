@@ -12,18 +12,17 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from dst3d import geometry
 from dst3d.io import atomic_path
-from dst3d.training.cropping import augment, centre_crop, normalise
 from dst3d.torch_compat import import_torchvision
-
+from dst3d.training.cropping import augment, centre_crop, normalise
 
 _log = logging.getLogger(__name__)
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -73,8 +72,7 @@ def pretrained_weights_path(backbone: str) -> tuple[Path, str]:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url), weights.url
 
 
-def build_model(backbone: str, pretrained: bool, outputs: int,
-                zero_init_residual: bool = False) -> torch.nn.Module:
+def build_model(backbone: str, pretrained: bool, outputs: int, zero_init_residual: bool = False) -> torch.nn.Module:
     """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
     only from the local torch cache: a missing file stops with a message saying where to put it.
     ``zero_init_residual`` starts every residual block as the identity (for training from scratch)."""
@@ -112,14 +110,24 @@ class TrainResult:
 
 
 def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task) -> str:
-    payload = json.dumps({"settings": settings, "ids": ids, "labels": labels.tolist(), "task": task.name,
-                          "outputs": task.outputs}, sort_keys=True)
+    payload = json.dumps(
+        {"settings": settings, "ids": ids, "labels": labels.tolist(), "task": task.name, "outputs": task.outputs},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def train(
-    images: torch.Tensor, labels: np.ndarray, ids: list[str], settings: dict, seed: int, threads: int,
-    resume_path: Path | None = None, log: logging.Logger = _log, *, task: Task,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    ids: list[str],
+    settings: dict,
+    seed: int,
+    threads: int,
+    resume_path: Path | None = None,
+    log: logging.Logger = _log,
+    *,
+    task: Task,
 ) -> TrainResult:
     """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
@@ -138,8 +146,12 @@ def train(
     if precision not in PRECISIONS:
         raise ValueError(f"train.precision: unknown precision {precision!r}; use one of {PRECISIONS}")
     layout = memory_layout(precision, device)
-    model = build_model(settings["backbone"], settings["pretrained"], task.outputs,
-                        zero_init_residual=settings.get("zero_init_residual", False)).to(device, memory_format=layout)
+    model = build_model(
+        settings["backbone"],
+        settings["pretrained"],
+        task.outputs,
+        zero_init_residual=settings.get("zero_init_residual", False),
+    ).to(device, memory_format=layout)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     label_tensor = torch.from_numpy(labels).to(device)
@@ -164,11 +176,15 @@ def train(
         # batch's loss with .item() would make the CPU wait for the GPU at every step.
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for start in range(0, len(order), settings["batch_size"]):
-            batch = order[start:start + settings["batch_size"]]
+            batch = order[start : start + settings["batch_size"]]
             if len(batch) < 2:  # batch norm needs two samples
                 continue
             pixels = images[batch].to(device, non_blocking=True)
-            inputs = augment(pixels, generator, settings) if settings["augment"] else centre_crop(pixels, settings["input_size"])
+            inputs = (
+                augment(pixels, generator, settings)
+                if settings["augment"]
+                else centre_crop(pixels, settings["input_size"])
+            )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 logits = model(normalise(inputs).contiguous(memory_format=layout))
             loss = task.loss(logits.float(), label_tensor[batch.to(device)])
@@ -182,9 +198,18 @@ def train(
         log.info("epoch %d/%d loss %.4f", epoch + 1, settings["epochs"], history[-1]["loss"])
         if resume_path is not None:
             temporary = atomic_path(Path(resume_path))
-            torch.save({"fingerprint": fingerprint, "epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(), "history": history}, temporary)
+            torch.save(
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": history,
+                },
+                temporary,
+            )
             os.replace(temporary, resume_path)
     return TrainResult(model=model, history=history)
 
@@ -193,8 +218,9 @@ def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimi
     """The optimiser named by ``train.optimizer`` (default ``sgd``) with the block's lr and weight decay."""
     name = settings.get("optimizer", "sgd")
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
-                               weight_decay=settings["weight_decay"])
+        return torch.optim.SGD(
+            model.parameters(), lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"]
+        )
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     raise ValueError(f"train.optimizer: unknown optimizer {name!r}; use one of {OPTIMIZERS}")
@@ -204,16 +230,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: dict) -> torch.op
     """The per-epoch learning-rate schedule named by ``train.lr_schedule`` (default ``step``)."""
     name = settings.get("lr_schedule", "step")
     if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings["lr_step_epochs"],
-                                               gamma=settings["lr_gamma"])
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=settings["lr_step_epochs"], gamma=settings["lr_gamma"]
+        )
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
     raise ValueError(f"train.lr_schedule: unknown schedule {name!r}; use one of {LR_SCHEDULES}")
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int, batch_size: int = 64,
-                   flip: bool = False) -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module, images: torch.Tensor, input_size: int, batch_size: int = 64, flip: bool = False
+) -> torch.Tensor:
     """Logits (N x outputs, on the CPU) of the centre ``input_size`` crops, computed on the model's device. With
     ``flip`` (pose head only), averaged with the mirrored image, whose azimuth and theta bins are reversed (valid
     for left-right symmetric categories only)."""
@@ -221,12 +249,12 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, input_size: int
     device = next(iter(model.parameters()), torch.empty(0)).device  # the CPU for a model without weights
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch = normalise(centre_crop(images[start:start + batch_size], input_size).to(device))
+        batch = normalise(centre_crop(images[start : start + batch_size], input_size).to(device))
         logits = model(batch)
         if flip:
             mirrored = model(torch.flip(batch, dims=[3]))
             bins = geometry.NUM_BINS
-            azimuth, elevation, theta = mirrored[:, :bins], mirrored[:, bins:2 * bins], mirrored[:, 2 * bins:]
+            azimuth, elevation, theta = mirrored[:, :bins], mirrored[:, bins : 2 * bins], mirrored[:, 2 * bins :]
             logits = (logits + torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1])], 1)) / 2
         outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
