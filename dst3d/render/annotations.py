@@ -118,7 +118,7 @@ def annotation_record(
     depth_path: str | None = None,
     depth_scale: float | None = None,
 ) -> dict:
-    """The annotation record of one rendered image (DESIGN.md), from its plan, camera and object mask.
+    """The annotation record of one rendered image (README.md, "Annotation record"), from its plan, camera and object mask.
 
     The cuboid is the normalised model's bounding box; its 8 projected corners are listed as (u, v) pixel
     coordinates, each visible when it lies on a box face that faces the camera and inside the image.
