@@ -39,7 +39,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from dst3d.generate.diffusion import ControlNetBackend, import_diffusers, resolve_device, resolve_dtype
+from dst3d.devices import resolve_device
+from dst3d.generate.diffusion import ControlNetBackend, import_diffusers, resolve_dtype
 from dst3d.testing.tiny_diffusion import TinyModels, build_sd15_shaped_pipeline, build_tiny_pipeline
 
 NEGATIVE_PROMPT = (
@@ -82,7 +83,7 @@ class Clock:
 
 
 def _synchronise(settings: dict) -> None:
-    if resolve_device(settings["device"]).type == "cuda":
+    if resolve_device(settings["device"], "--device").type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -102,7 +103,7 @@ def run_bare(records: pd.DataFrame, out_dir: Path, settings: dict) -> dict[str, 
     """(wall, CPU) seconds of loading and generating in the plainest script doing the same work with diffusers."""
     from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
 
-    device = resolve_device(settings["device"])
+    device = resolve_device(settings["device"], "--device")
     dtype = resolve_dtype(settings["dtype"], device)
     clock = Clock()
     pipeline = StableDiffusionControlNetPipeline.from_pretrained(
@@ -185,7 +186,7 @@ def main() -> None:
             "device": args.device,
             "dtype": args.dtype,
         }
-        cuda = resolve_device(args.device).type == "cuda"
+        cuda = resolve_device(args.device, "--device").type == "cuda"
         runs: dict[str, list[dict[str, tuple[float, float]]]] = {"stage": [], "bare": []}
         peak: dict[str, float] = {}
         run_stage(records, root / "warm-up", settings)
@@ -202,7 +203,7 @@ def main() -> None:
 
     print(
         f"{args.images} images, {args.shape} model, {args.size} px, batch {args.batch_size}, DDIM {args.steps} steps, "
-        f"on {torch.cuda.get_device_name() if cuda else 'the CPU'} as {resolve_dtype(args.dtype, resolve_device(args.device))}, "
+        f"on {torch.cuda.get_device_name() if cuda else 'the CPU'} as {resolve_dtype(args.dtype, resolve_device(args.device, '--device'))}, "
         f"{args.threads} torch thread(s), median of {args.repeats} runs"
     )
     for name, gigabytes in peak.items():

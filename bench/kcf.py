@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
+from workflow_data import add_data_arguments, apply_overrides, data_config, train_images
 
 from dst3d import kcf
 from dst3d.identity import derive_seed
+from dst3d.workflow_config import kcf_settings
 
 
 def subset(frame: pd.DataFrame, models: int | None, images: int | None) -> pd.DataFrame:
@@ -77,7 +78,7 @@ def main() -> None:
     config = data_config(parser, args)
     folds = args.folds or config["kcf"]["folds"]
     per_category = config["kcf"]["per_category"] if args.per_category is None else args.per_category
-    settings = {**estimator_settings(config), **config["kcf"]["train"]}
+    settings = kcf_settings(config)
     if args.epochs:
         settings["epochs"] = args.epochs
     settings = apply_overrides(parser, settings, args.overrides)

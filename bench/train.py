@@ -38,10 +38,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from workflow_data import add_data_arguments, apply_overrides, data_config, estimator_settings, train_images
+from workflow_data import add_data_arguments, apply_overrides, data_config, train_images
 
+from dst3d.devices import resolve_device
 from dst3d.torch_compat import import_torchvision
 from dst3d.training import cropping, loop, pose
+from dst3d.workflow_config import estimator_settings
 
 
 def torchvision_transforms(settings: dict):
@@ -91,7 +93,7 @@ def torchvision_loop(dataset, settings: dict, epochs: int, seed: int, workers: i
     """The plain loop: DataLoader, forward, pose loss, backward, optimiser step; scheduler step per epoch (the
     optimiser, schedule and precision the settings name, SGD + StepLR in float32 by default)."""
     torch.manual_seed(seed)
-    device = loop.resolve_device(settings["device"])
+    device = resolve_device(settings["device"], "train.device")
     bfloat16 = settings["precision"] == "bfloat16"
     layout = loop.memory_layout(settings["precision"], device)
     model = loop.build_model(settings["backbone"], settings["pretrained"], outputs=pose.POSE_OUTPUTS).to(
@@ -132,7 +134,7 @@ def main() -> None:
 
     config = data_config(parser, args)
     settings = apply_overrides(parser, {**estimator_settings(config), "epochs": args.epochs}, args.overrides)
-    cuda = loop.resolve_device(settings["device"]).type == "cuda"
+    cuda = resolve_device(settings["device"], "train.device").type == "cuda"
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-train-") as temporary:
         frame = train_images(args, config, (args.workdir or Path(temporary)).resolve())

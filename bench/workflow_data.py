@@ -17,13 +17,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from dst3d.identity import shard_names
 from dst3d.io import read_tables, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 #: The configuration a build used, saved in its working folder.
 RESOLVED_CONFIG = "config.resolved.json"
-#: Keys of the config's train block that are the workflow's, not the estimator's (as in rules/common.smk).
-WORKFLOW_KEYS = ("variants", "tasks", "threads")
 
 
 def load_config(paths: list[Path]) -> dict:
@@ -46,18 +45,11 @@ def _overlay(config: dict, overlay: dict) -> None:
             config[key] = value
 
 
-def estimator_settings(config: dict) -> dict:
-    """The train block the pose estimator sees."""
-    return {key: value for key, value in config["train"].items() if key not in WORKFLOW_KEYS}
-
-
 def _targets(config: dict) -> list[str]:
-    split = config["splits"]["train"]
-    shards = range(-(-split["images_per_category"] // split["shard_size"]))
     return [
-        f"{config['results']}/generate/composite/train/{category}/{shard:03d}.parquet"
+        f"{config['results']}/generate/composite/train/{category}/{shard}.parquet"
         for category in config["categories"]
-        for shard in shards
+        for shard in shard_names(config["splits"]["train"])
     ]
 
 

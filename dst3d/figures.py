@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dst3d.io import atomic_path, read_image  # noqa: E402
+from dst3d.io import atomic_write, read_image  # noqa: E402
 from dst3d.render.annotations import matrix
 
 #: The 12 cuboid edges: corner pairs that differ in exactly one axis bit.
@@ -44,10 +44,11 @@ def draw_cuboid(image: np.ndarray, record, color_visible=(0, 220, 0), color_hidd
 
 
 def _save(figure, path: Path) -> None:
-    temporary = atomic_path(Path(path))
-    figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        with atomic_write(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
 
 
 def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_category: int, path: Path) -> None:

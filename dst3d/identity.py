@@ -48,3 +48,9 @@ def shard_indices(shard_index: int, shard_size: int, total: int) -> range:
 def shard_count(shard_size: int, total: int) -> int:
     """How many shards ``total`` images need at ``shard_size`` per shard."""
     return -(-total // shard_size)
+
+
+def shard_names(split_settings: dict) -> list[str]:
+    """The shard names ("000", "001", ...) of a split block (``images_per_category``, ``shard_size``)."""
+    count = shard_count(split_settings["shard_size"], split_settings["images_per_category"])
+    return [f"{index:03d}" for index in range(count)]

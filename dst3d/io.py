@@ -25,7 +25,7 @@ def _process_umask() -> int:
 _UMASK = _process_umask()
 
 
-def atomic_path(path: Path) -> Path:
+def _temporary_sibling(path: Path) -> Path:
     """A temporary sibling of ``path`` to write to before :func:`os.replace` publishes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,27 +36,33 @@ def atomic_path(path: Path) -> Path:
     return Path(temporary)
 
 
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; when the block ends without an error it replaces ``path``
+    in one rename, otherwise it is removed. A reader never sees half a file, and a failed write leaves the
+    previous file as it was. Every file the workflow publishes goes through here (or through
+    :func:`staged_directory` for folders)."""
+    temporary = _temporary_sibling(Path(path))
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame atomically as Parquet (``.parquet``) or CSV (anything else)."""
-    temporary = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         if Path(path).suffix == ".parquet":
             table.to_parquet(temporary, index=False)
         else:
             table.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_json(data: object, path: Path) -> None:
     """Write JSON atomically (sorted keys, indented) so a reader never sees half a file."""
-    temporary = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_image(image: np.ndarray, path: Path, atomic: bool = True) -> None:
@@ -72,12 +78,8 @@ def write_image(image: np.ndarray, path: Path, atomic: bool = True) -> None:
     if not atomic:
         path.write_bytes(encoded.tobytes())
         return
-    temporary = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         temporary.write_bytes(encoded.tobytes())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -21,15 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dst3d.identity import shard_count
+from dst3d.identity import shard_names
 
 DIFFUSION_BACKENDS = ("controlnet", "controlnet-sdxl")
-
-
-def shard_names(split_settings: Mapping[str, Any]) -> list[str]:
-    """The shard names ("000", "001", ...) of a split block (``images_per_category``, ``shard_size``)."""
-    count = shard_count(split_settings["shard_size"], split_settings["images_per_category"])
-    return [f"{index:03d}" for index in range(count)]
 
 
 def _shard_paths(config: Mapping[str, Any], pattern: str) -> list[Path]:

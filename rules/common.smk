@@ -8,6 +8,7 @@ from snakemake.utils import validate
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
 from dst3d import preflight
+from dst3d.identity import shard_names
 from dst3d.generate.prompts import job_settings as prompt_job_settings
 from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
 
@@ -67,7 +68,7 @@ wildcard_constraints:
 
 def shards(split):
     """Shard names ("000", "001", ...) of a split."""
-    return preflight.shard_names(config["splits"][split])
+    return shard_names(config["splits"][split])
 
 
 def shard_files(pattern, split, categories=None, **wildcards):

@@ -18,7 +18,7 @@ models = catalog.models_of(
 )
 images = []
 for index in range(snakemake.params.images_per_category):
-    model = models.iloc[index % len(models)]  # the round-robin model choice of dst3d.render.annotations.plan_image
+    model = catalog.model_for_image(models, index)
     keywords = [word for word in str(model["keywords"]).split(";") if word]
     images.append((image_id(split, category, index), index, keywords))
 settings = with_runtime(snakemake.params.settings, snakemake.config["prompts"], "prompts")

@@ -23,7 +23,7 @@ from PIL import Image
 from workflow_runs import REPO, job_counts, run
 
 from dst3d.generate import GENERATED_COLUMNS
-from dst3d.generate.diffusion import fit_background
+from dst3d.generate.composite import fit_background
 from dst3d.testing.tiny_diffusion import build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def test_generated_tables_follow_the_contract(controlnet_run):
     mask = np.asarray(Image.open(workdir / record["mask_path"]).convert("L").resize((SIZE, SIZE), Image.NEAREST)) >= 128
     generated = np.asarray(Image.open(workdir / record["image_path"]).convert("RGB"))
     with Image.open(workdir / record["background_path"]) as photo:
-        background = np.asarray(fit_background(photo, SIZE))
+        background = fit_background(np.asarray(photo.convert("RGB")), SIZE, SIZE)
     assert mask.any() and (~mask).any()
     assert np.array_equal(generated[~mask], background[~mask])
     assert not np.array_equal(generated[mask], background[mask])

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dst3d.generate.diffusion import ControlNetBackend, fit_background
+from dst3d.generate.diffusion import ControlNetBackend
 from dst3d.generate.diffusion import generate_images as generate_shard
 from dst3d.generate.hub import ModelNotAvailableError, check_models_available
 from dst3d.generate.settings import DEFAULT_DIFFUSION_SETTINGS, resolve_settings
@@ -239,16 +239,6 @@ def test_paste_keeps_the_background_outside_the_mask(backend_batch3, tiny_sd, sh
         background = np.asarray(Image.open(row.background_path)).astype(np.int16)[:, 16:48]
         assert np.array_equal(pasted_pixels[~inside], background[~inside])
         assert np.array_equal(pasted_pixels[inside], generated_pixels[inside])
-
-
-def test_fit_background_covers_the_square_and_centres_the_crop():
-    tall = np.arange(16 * 48 * 3, dtype=np.uint32).reshape(48, 16, 3).astype(np.uint8)
-    fitted = fit_background(Image.fromarray(tall), 16)
-    assert np.array_equal(np.asarray(fitted), tall[16:32])
-
-    small = fit_background(Image.new("RGB", (10, 5), (200, 10, 30)), 20)
-    assert small.size == (20, 20)
-    assert np.abs(np.asarray(small).astype(int) - (200, 10, 30)).max() <= 1
 
 
 def test_scheduler_and_attention_are_selectable(backend_batch3, tiny_sd, shard, tmp_path):

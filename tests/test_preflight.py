@@ -10,6 +10,7 @@ import yaml
 from workflow_runs import REPO, run
 
 from dst3d import preflight
+from dst3d.identity import shard_names
 
 TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
 
@@ -140,7 +141,7 @@ def test_finished_outputs_need_no_prerequisites(tmp_path):
     assert any("generate.controlnet.base_model" in problem for problem in preflight.problems(config))
     for split, settings in config["splits"].items():
         for category in config["categories"]:
-            for shard in preflight.shard_names(settings):
+            for shard in shard_names(settings):
                 path = tmp_path / "results" / "generate" / "controlnet" / split / category / f"{shard}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from workflow_runs import job_counts
 
+from dst3d.workflow_config import WORKFLOW_TRAIN_KEYS
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -74,7 +76,7 @@ def test_lint_reports_nothing():
 
 def test_kcf_train_accepts_exactly_the_estimator_keys_of_the_train_block():
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]
-    estimator_keys = set(schema["train"]["properties"]) - {"variants", "tasks", "threads"}
+    estimator_keys = set(schema["train"]["properties"]) - {*WORKFLOW_TRAIN_KEYS, "threads"}
     assert set(schema["kcf"]["properties"]["train"]["propertyNames"]["enum"]) == estimator_keys
 
 

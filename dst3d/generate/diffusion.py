@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from dst3d.devices import resolve_device
+from dst3d.generate.composite import fit_background
 from dst3d.generate.hub import ModelNotAvailableError, check_models_available, how_to_provide, model_revision, offline
 from dst3d.generate.settings import resolve_settings
 
@@ -64,17 +66,6 @@ PASTE_COLUMNS = ("mask_path", "background_path")
 _module_log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> torch.device:
-    """The torch device of a ``device`` setting: ``auto`` is ``cuda`` when CUDA is available, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} is configured but torch sees no CUDA device (torch {torch.__version__})")
-    return torch.device(device)
-
-
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The torch dtype of a ``dtype`` setting: ``auto`` is float16 on CUDA and float32 elsewhere."""
     import torch
@@ -84,34 +75,17 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def fit_background(background: Image.Image, size: int) -> Image.Image:
-    """``background`` as RGB scaled (Lanczos) to cover a ``size`` x ``size`` square, then cropped to it, centred.
-
-    An image that already covers the square at scale 1 (one side equal to ``size``, the other at least as long)
-    is only cropped, so its pixels are kept exactly.
-    """
-    background = background.convert("RGB")
-    scale = max(size / background.width, size / background.height)
-    width = max(size, round(background.width * scale))
-    height = max(size, round(background.height * scale))
-    if (width, height) != background.size:
-        background = background.resize((width, height), Image.Resampling.LANCZOS)
-    left, top = (width - size) // 2, (height - size) // 2
-    return background.crop((left, top, left + size, top + size))
-
-
 def paste_object(generated: Image.Image, mask: Image.Image, background: Image.Image) -> Image.Image:
     """The generated image inside the object mask over the fitted background photo outside it (P3D-Diffusion).
 
     ``mask`` is the renderer's object mask (uint8, 255 = object), resized to the generated image with nearest
     neighbour and thresholded at 128, so every output pixel is exactly a generated or a background pixel.
-    ``generated`` must be square; the background is fitted to it with ``fit_background``.
+    The background is fitted to the generated image's size as the composite backend fits it
+    (:func:`dst3d.generate.composite.fit_background`: centre crop to the aspect ratio, then area resampling).
     """
-    size = generated.width
     object_mask = np.asarray(mask.convert("L").resize(generated.size, Image.Resampling.NEAREST)) >= 128
-    pixels = np.where(
-        object_mask[..., None], np.asarray(generated.convert("RGB")), np.asarray(fit_background(background, size))
-    )
+    fitted = fit_background(np.asarray(background.convert("RGB")), generated.width, generated.height)
+    pixels = np.where(object_mask[..., None], np.asarray(generated.convert("RGB")), fitted)
     return Image.fromarray(pixels)
 
 
@@ -155,7 +129,7 @@ class ControlNetBackend:
         self.settings = resolve_settings(backend, settings)
         self.log = log or _module_log
         check_models_available(backend, self.settings)
-        self.device = resolve_device(self.settings["device"])
+        self.device = resolve_device(self.settings["device"], f"generate.{backend}.device")
         self.dtype = resolve_dtype(self.settings["dtype"], self.device)
         self.pipeline = self._load_pipeline()
         self.revisions = {

@@ -51,6 +51,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dst3d.checks import is_integer, is_number
 from dst3d.identity import image_rng
 from dst3d.io import write_json
 
@@ -163,7 +164,7 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
     for key in ("use_keywords", "colors"):
         require(isinstance(resolved[key], bool), key, "true or false", resolved[key])
     require(
-        _is_int(resolved["max_keywords"]) and resolved["max_keywords"] >= 0,
+        is_integer(resolved["max_keywords"]) and resolved["max_keywords"] >= 0,
         "max_keywords",
         "an integer >= 0",
         resolved["max_keywords"],
@@ -179,22 +180,22 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
     for key in ("model", "api_key_env"):
         require(isinstance(llm[key], str) and bool(llm[key].strip()), f"openai.{key}", "a non-empty string", llm[key])
     require(
-        _is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2,
+        is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2,
         "openai.temperature",
         "a number in [0, 2]",
         llm["temperature"],
     )
     for key in ("prompts_per_category", "max_prompt_chars"):
-        require(_is_int(llm[key]) and llm[key] >= 1, f"openai.{key}", "an integer >= 1", llm[key])
+        require(is_integer(llm[key]) and llm[key] >= 1, f"openai.{key}", "an integer >= 1", llm[key])
     require(
-        _is_int(llm["max_retries"]) and llm["max_retries"] >= 0,
+        is_integer(llm["max_retries"]) and llm["max_retries"] >= 0,
         "openai.max_retries",
         "an integer >= 0",
         llm["max_retries"],
     )
-    require(_is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0", llm["timeout_s"])
+    require(is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0", llm["timeout_s"])
     require(
-        _is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0", llm["backoff_s"]
+        is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0", llm["backoff_s"]
     )
     return resolved
 
@@ -214,14 +215,6 @@ def job_settings(settings: Mapping | None) -> dict:
             del resolved[key]
         resolved["openai"] = {key: value for key, value in resolved["openai"].items() if key not in PROMPT_RUNTIME_KEYS}
     return resolved
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_template(template: object) -> None:

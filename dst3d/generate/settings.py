@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from dst3d.checks import is_integer, is_number
 
 #: The default settings block of each diffusion backend of the generate stage.
 #: Where and how a pipeline runs: the same defaults for every backend.
@@ -76,16 +76,16 @@ def resolve_settings(backend: str, settings: Mapping[str, Any] | None = None) ->
         require(isinstance(resolved[key], str) and bool(resolved[key]), key, "a model id or a local directory")
     require(resolved["vae_model"] is None or isinstance(resolved["vae_model"], str), "vae_model", "null or a model")
     require(resolved["scheduler"] in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
-    require(_is_number(resolved["eta"]) and resolved["eta"] >= 0, "eta", "a number >= 0")
-    require(_is_integer(resolved["steps"]) and resolved["steps"] >= 1, "steps", "an integer >= 1")
-    require(_is_number(resolved["guidance_scale"]), "guidance_scale", "a number")
-    require(_is_number(resolved["conditioning_scale"]), "conditioning_scale", "a number")
+    require(is_number(resolved["eta"]) and resolved["eta"] >= 0, "eta", "a number >= 0")
+    require(is_integer(resolved["steps"]) and resolved["steps"] >= 1, "steps", "an integer >= 1")
+    require(is_number(resolved["guidance_scale"]), "guidance_scale", "a number")
+    require(is_number(resolved["conditioning_scale"]), "conditioning_scale", "a number")
     require(
-        _is_integer(resolved["size"]) and resolved["size"] > 0 and resolved["size"] % 8 == 0,
+        is_integer(resolved["size"]) and resolved["size"] > 0 and resolved["size"] % 8 == 0,
         "size",
         "a positive multiple of 8 (pixels)",
     )
-    require(_is_integer(resolved["batch_size"]) and resolved["batch_size"] >= 1, "batch_size", "an integer >= 1")
+    require(is_integer(resolved["batch_size"]) and resolved["batch_size"] >= 1, "batch_size", "an integer >= 1")
     require(
         isinstance(resolved["device"], str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", resolved["device"]) is not None,
         "device",
@@ -101,11 +101,3 @@ def resolve_settings(backend: str, settings: Mapping[str, Any] | None = None) ->
         "null (follow HF_HUB_OFFLINE), true or false",
     )
     return resolved
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

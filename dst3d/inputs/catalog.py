@@ -193,6 +193,12 @@ def index_environments(root: Path | None) -> pd.DataFrame:
     return pd.DataFrame({"path": [str(file.resolve()) for file in files]})
 
 
+def model_for_image(models: pd.DataFrame, image_index: int) -> pd.Series:
+    """The model of image ``image_index`` among a category's ``models`` (in table order): round-robin, so every
+    model gets the same share of a split's images and an image keeps its model whatever the shard size."""
+    return models.iloc[image_index % len(models)]
+
+
 def split_assets(table: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
     """The rows of a texture/background index for one split, failing clearly when there are none."""
     subset = table[table["split"] == split].reset_index(drop=True)

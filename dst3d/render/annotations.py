@@ -13,6 +13,7 @@ import pandas as pd
 
 from dst3d import geometry
 from dst3d.identity import image_id, image_rng, image_seed
+from dst3d.inputs.catalog import model_for_image
 from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
 
@@ -35,7 +36,7 @@ def plan_image(
     category's models in table order (:func:`dst3d.inputs.catalog.models_of`). The texture is drawn even with
     ``render.keep_materials`` (and recorded as empty), so that switching it changes no other draw.
     """
-    model = models.iloc[index % len(models)]
+    model = model_for_image(models, index)
     rng = image_rng(global_seed, split, category, index, "render")
     viewpoint_settings = settings["viewpoint"]
     mode = viewpoint_settings["mode"] if viewpoint_settings["mode"] is not None else model["sampling_mode"]

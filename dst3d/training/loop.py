@@ -20,23 +20,22 @@ import numpy as np
 import torch
 
 from dst3d import geometry
-from dst3d.io import atomic_path
+from dst3d.config_schema import block_settings, schema_enum
+from dst3d.devices import resolve_device
+from dst3d.io import atomic_write
 from dst3d.torch_compat import import_torchvision
 from dst3d.training.cropping import augment, centre_crop, normalise
 
 _log = logging.getLogger(__name__)
-BACKBONES = ("resnet18", "resnet34", "resnet50")
-#: ``train.optimizer``: SGD with momentum (the published setting) or AdamW (trains a network from scratch on a
-#: few hundred images in far fewer steps; use a learning rate around 1e-3 with it).
-OPTIMIZERS = ("sgd", "adamw")
-#: ``train.lr_schedule``: StepLR (``lr_step_epochs``, ``lr_gamma``; published) or cosine annealing to 0 over
-#: ``epochs``.
-LR_SCHEDULES = ("step", "cosine")
-#: ``train.device``: ``auto`` trains on the first CUDA GPU when torch sees one, else on the CPU.
-DEVICES = ("auto", "cpu", "cuda")
-#: ``train.precision``: ``float32`` throughout, or ``bfloat16`` autocast for the forward pass (the loss, the
-#: weights and the optimiser stay float32; on CUDA the network also runs in channels-last layout).
-PRECISIONS = ("float32", "bfloat16")
+# The allowed values of every train key (optimizer, lr_schedule, device, precision, ...) and their defaults are
+# config/schema.yaml's, checked by training_settings; config/README.md says what each does.
+BACKBONES = tuple(schema_enum("train", "backbone"))
+
+
+def training_settings(settings: dict) -> dict:
+    """A ``train`` block (or the KCF fold models' version of it) checked against config/schema.yaml and completed
+    with its defaults; the workflow's own keys (variants, tasks, threads) are not part of it."""
+    return block_settings("train", settings, ignore=("variants", "tasks", "threads"))
 
 
 def memory_layout(precision: str, device: torch.device) -> torch.memory_format:
@@ -47,21 +46,6 @@ def memory_layout(precision: str, device: torch.device) -> torch.memory_format:
 
 class PretrainedWeightsMissing(RuntimeError):
     """ImageNet weights were requested but are not in the torch cache."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of ``train.device`` (``auto``, ``cpu`` or ``cuda``); ``cuda`` without a visible GPU is
-    an error that says what to change, never a silent fall-back to hours of CPU training."""
-    if name not in DEVICES:
-        raise ValueError(f"train.device: unknown device {name!r}; use one of {DEVICES}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "train.device is cuda but torch sees no CUDA GPU (torch.cuda.is_available() is false): run the job "
-            "on a GPU node with a CUDA build of torch, or set train.device: cpu (or auto)"
-        )
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def pretrained_weights_path(backbone: str) -> tuple[Path, str]:
@@ -141,16 +125,15 @@ def train(
     """
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
-    device = resolve_device(settings.get("device", "cpu"))
-    precision = settings.get("precision", "float32")
-    if precision not in PRECISIONS:
-        raise ValueError(f"train.precision: unknown precision {precision!r}; use one of {PRECISIONS}")
+    settings = training_settings(settings)
+    device = resolve_device(settings["device"], "train.device")
+    precision = settings["precision"]
     layout = memory_layout(precision, device)
     model = build_model(
         settings["backbone"],
         settings["pretrained"],
         task.outputs,
-        zero_init_residual=settings.get("zero_init_residual", False),
+        zero_init_residual=settings["zero_init_residual"],
     ).to(device, memory_format=layout)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
@@ -197,45 +180,42 @@ def train(
         history.append({"epoch": epoch + 1, "loss": total.item() / max(count, 1), "lr": scheduler.get_last_lr()[0]})
         log.info("epoch %d/%d loss %.4f", epoch + 1, settings["epochs"], history[-1]["loss"])
         if resume_path is not None:
-            temporary = atomic_path(Path(resume_path))
-            torch.save(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "history": history,
-                },
-                temporary,
-            )
-            os.replace(temporary, resume_path)
+            state = {
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "history": history,
+            }
+            with atomic_write(resume_path) as temporary:
+                torch.save(state, temporary)
     return TrainResult(model=model, history=history)
 
 
 def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
     """The optimiser named by ``train.optimizer`` (default ``sgd``) with the block's lr and weight decay."""
-    name = settings.get("optimizer", "sgd")
+    name = training_settings(settings)["optimizer"]
     if name == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"]
         )
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
-    raise ValueError(f"train.optimizer: unknown optimizer {name!r}; use one of {OPTIMIZERS}")
+    raise AssertionError(name)  # the schema allows only the two
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
     """The per-epoch learning-rate schedule named by ``train.lr_schedule`` (default ``step``)."""
-    name = settings.get("lr_schedule", "step")
+    name = training_settings(settings)["lr_schedule"]
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=settings["lr_step_epochs"], gamma=settings["lr_gamma"]
         )
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
-    raise ValueError(f"train.lr_schedule: unknown schedule {name!r}; use one of {LR_SCHEDULES}")
+    raise AssertionError(name)  # the schema allows only the two
 
 
 @torch.no_grad()
@@ -263,16 +243,12 @@ def predict_logits(
 def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: dict) -> None:
     """Save weights, the head size, the settings and provenance (config, data manifest hash, history, ...)
     atomically."""
-    temporary = atomic_path(Path(path))
-    try:
+    weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}  # loadable anywhere
+    with atomic_write(path) as temporary:
         # Through a file handle: given a path, torch.save names the archive's inner folder after the temporary
         # file, so identical weights would give different bytes (and checkpoint hashes) in every run.
         with open(temporary, "wb") as handle:
-            weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}  # loadable anywhere
             torch.save({"model": weights, "outputs": model.fc.out_features, "settings": settings, **extra}, handle)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
