@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d.geometry import pose_error
+from dst3d import geometry
 from dst3d.training import cropping, loop, pose
 
 POOLED = "mean (pooled)"
@@ -27,7 +27,7 @@ SYNTHETIC_TEST = "synthetic-test"
 
 def pose_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Geodesic errors (radians) between N x 3 (azimuth, elevation, theta) arrays."""
-    return np.array([pose_error(tuple(p), tuple(t)) for p, t in zip(predicted, truth, strict=True)])
+    return geometry.pose_errors(predicted, truth)
 
 
 def _row(name: str, errors: np.ndarray) -> dict:
@@ -71,11 +71,8 @@ def predict_poses(
 
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (checkpoints are identified by it in the metrics tables)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def provenance_columns(
