@@ -23,9 +23,23 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _resolved(schema: Mapping) -> Mapping:
+    """A schema with its local ``$ref`` (``#/$defs/...``) followed, its own keys over the referenced ones."""
+    if "$ref" not in schema:
+        return schema
+    target = _schema()
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolved(target), **{key: value for key, value in schema.items() if key != "$ref"}}
+
+
 def _with_defaults(schema: Mapping, value: Any) -> Any:
-    """``value`` with every missing property that has a schema default filled in, recursively."""
-    if not isinstance(value, dict) or schema.get("type") != "object":
+    """``value`` with every missing property that has a schema default filled in, recursively through objects
+    and array items (as Snakemake's ``validate(..., set_default=True)`` fills them)."""
+    schema = _resolved(schema)
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [_with_defaults(schema["items"], item) for item in value]
+    if not isinstance(value, dict):
         return value
     filled = dict(value)
     for key, property_schema in schema.get("properties", {}).items():
@@ -34,6 +48,39 @@ def _with_defaults(schema: Mapping, value: Any) -> Any:
         if key in filled:
             filled[key] = _with_defaults(property_schema, filled[key])
     return filled
+
+
+def _message(error, prefix: tuple[str, ...] = ()) -> str:
+    """One line for a schema error: the dotted key, what is wrong, and for an unknown key the closest known one."""
+    import difflib
+
+    path = [*prefix, *map(str, error.path)]
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        parts = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            where = ".".join([*path, key])
+            parts.append(f"{where} is not a known key" + (f" (did you mean {close[0]}?)" if close else ""))
+        return "; ".join(parts) + f"; the keys of {'.'.join(path) or 'the top level'} are: {', '.join(known)}"
+    return f"{'.'.join(path) or 'the config'}: {error.message}"
+
+
+def validate_config(config: dict) -> None:
+    """Check the whole workflow config against config/schema.yaml and fill in its defaults, in place; raises
+    ValueError with one line per problem (the first three), each naming the key (see :func:`_message`)."""
+    import jsonschema
+
+    filled = _with_defaults(_schema(), config)
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda error: list(map(str, error.path)))
+    if errors:
+        lines = [f"config: {_message(error)}" for error in errors[:3]]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ValueError("\n".join(lines) + more + "\nThe keys and their allowed values: config/README.md.")
+    config.clear()
+    config.update(filled)
 
 
 def block_settings(block: str, settings: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -48,9 +95,7 @@ def block_settings(block: str, settings: Mapping[str, Any], ignore: tuple[str, .
     filled = _with_defaults(checked, given)
     errors = sorted(jsonschema.Draft202012Validator(checked).iter_errors(filled), key=lambda error: list(error.path))
     if errors:
-        error = errors[0]
-        where = ".".join([block, *map(str, error.path)])
-        raise ValueError(f"{where}: {error.message} (config/schema.yaml)")
+        raise ValueError(f"{_message(errors[0], (block,))} (config/schema.yaml)")
     return {key: value for key, value in filled.items() if key not in ignore}
 
 

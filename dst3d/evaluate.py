@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dst3d import geometry
 from dst3d.training import cropping, loop, pose
 
 POOLED = "mean (pooled)"
@@ -26,8 +25,16 @@ SYNTHETIC_TEST = "synthetic-test"
 
 
 def pose_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Geodesic errors (radians) between N x 3 (azimuth, elevation, theta) arrays."""
-    return geometry.pose_errors(predicted, truth)
+    """Geodesic errors (radians) between N x 3 (azimuth, elevation, theta) arrays, :func:`dst3d.geometry.pose_error`
+    for all rows at once: the angle of the relative rotation of the two ``rotation_gl`` rotations (scipy's
+    intrinsic ZXZ Euler angles theta, e - pi/2, -a)."""
+    from scipy.spatial.transform import Rotation
+
+    def rotations(poses: np.ndarray) -> Rotation:
+        poses = np.asarray(poses, dtype=float).reshape(-1, 3)
+        return Rotation.from_euler("ZXZ", np.stack([poses[:, 2], poses[:, 1] - np.pi / 2, -poses[:, 0]], axis=1))
+
+    return (rotations(predicted).inv() * rotations(truth)).magnitude()
 
 
 def _row(name: str, errors: np.ndarray) -> dict:

@@ -132,18 +132,6 @@ def pose_error(pred: tuple[float, float, float], truth: tuple[float, float, floa
     return geodesic_error(rotation_gl(*pred), rotation_gl(*truth))
 
 
-def pose_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """:func:`pose_error` of N x 3 arrays of (azimuth, elevation, theta) at once: the angle of the relative
-    rotation of the two ``rotation_gl`` rotations (scipy's intrinsic ZXZ Euler angles theta, e - pi/2, -a)."""
-    from scipy.spatial.transform import Rotation
-
-    def rotations(poses: np.ndarray) -> Rotation:
-        poses = np.asarray(poses, dtype=float).reshape(-1, 3)
-        return Rotation.from_euler("ZXZ", np.stack([poses[:, 2], poses[:, 1] - np.pi / 2, -poses[:, 0]], axis=1))
-
-    return (rotations(predicted).inv() * rotations(truth)).magnitude()
-
-
 def wrap_to_pi(angle_rad: np.ndarray | float) -> np.ndarray | float:
     """Wrap angles into (-pi, pi]."""
     wrapped = -((-np.asarray(angle_rad, dtype=float) + np.pi) % (2 * np.pi) - np.pi)

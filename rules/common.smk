@@ -3,16 +3,21 @@ import sys
 
 from snakemake.logging import logger
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
 from dst3d import preflight
+from dst3d.config_schema import validate_config
+from dst3d.inputs import datasets
 from dst3d.identity import shard_names
 from dst3d.generate.prompts import job_settings as prompt_job_settings
 from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
 
-validate(config, "../config/schema.yaml", set_default=True)
+# config/schema.yaml's defaults filled in; a wrong key or value stops here in one line that names it.
+try:
+    validate_config(config)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 RESULTS = config["results"]
 CATEGORIES = config["categories"]
@@ -34,6 +39,7 @@ def check_config():
                     f"config: assets.source is 'folders' but assets.folders.{key} is not set: "
                     "give the path, or use assets.source: embedded"
                 )
+    datasets.check_entries(config["evaluate"]["benchmarks"])
     policy = config["kcf"]["policy"]
     if policy["mode"] == "threshold" and "max_loss" not in policy:
         raise ValueError("config: kcf.policy.mode is 'threshold' but kcf.policy.max_loss is not set")

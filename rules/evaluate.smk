@@ -3,14 +3,6 @@
 import re
 
 BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]}
-if len(BENCHMARKS) != len(config["evaluate"]["benchmarks"]):
-    raise ValueError("config: evaluate.benchmarks has two entries with the same name; names must be unique")
-for entry in BENCHMARKS.values():
-    if entry["format"] != "nemo" and {"occlusion_level", "nuisance"} & set(entry):
-        raise ValueError(
-            f"config: evaluate.benchmarks entry {entry['name']!r}: occlusion_level and nuisance apply to format "
-            f"nemo only (OOD-CV's CSV release takes the nuisance as its split)"
-        )
 
 
 rule evaluate_pose:

@@ -199,3 +199,18 @@ def test_published_files_are_readable_by_others(tmp_path):
 
     io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "table.csv")
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+
+
+def test_vectorised_pose_errors_equal_the_per_pose_metric():
+    import numpy as np
+
+    from dst3d import evaluate
+    from dst3d import geometry as geo
+
+    rng = np.random.default_rng(0)
+    truth = np.stack([rng.uniform(0, 2 * np.pi, 300), rng.uniform(-1.5, 1.5, 300), rng.uniform(-3, 3, 300)], axis=1)
+    predicted = truth + rng.normal(0, 0.4, truth.shape)
+    expected = [geo.pose_error(tuple(p), tuple(t)) for p, t in zip(predicted, truth, strict=True)]
+    np.testing.assert_allclose(evaluate.pose_errors(truth, predicted), expected, atol=1e-9)
+    # Hand value: the same pose turned by 30 degrees of azimuth at elevation 0 is 30 degrees off.
+    assert evaluate.pose_errors(np.zeros((1, 3)), np.array([[np.pi / 6, 0, 0]]))[0] == pytest.approx(np.pi / 6)

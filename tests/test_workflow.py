@@ -167,3 +167,15 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     assert job_counts(result.stdout) == {"plot_samples": 1, "total": 1}
     result = run("results/figures/samples.png")
     assert result.returncode == 0 and (results / "figures" / "samples.png").exists()
+
+
+def test_a_misspelt_key_is_one_line_with_the_closest_known_key(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["render"]["sampels"] = 3
+    path = tmp_path / "misspelt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config: render.sampels is not a known key (did you mean samples?)" in output
+    assert len(output.splitlines()) < 12, output  # not a dump of the schema and the config

@@ -350,6 +350,22 @@ def category_map(overrides: dict[str, str] | None = None) -> dict[str, str]:
     return {**DEFAULT_CATEGORY_MAP, **(overrides or {})}
 
 
+def check_entries(entries: list[dict]) -> None:
+    """The checks of ``evaluate.benchmarks`` that the schema cannot express (unique names, nemo-only keys);
+    ValueError names the entry. The workflow runs them when it reads its config, :func:`load_benchmark` for
+    every entry it loads."""
+    names = [entry["name"] for entry in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"config: evaluate.benchmarks has entries with the same name {repeated}; names must be unique")
+    for entry in entries:
+        if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
+            raise ValueError(
+                f"config: evaluate.benchmarks entry {entry['name']!r}: occlusion_level and nuisance apply to format "
+                "nemo only (OOD-CV's CSV release takes the nuisance as its split)"
+            )
+
+
 def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
     """The objects of a configured benchmark (an ``evaluate.benchmarks`` entry: name, format, root, split,
     sources, occlusion_level, nuisance, exclude, category_map) whose category is one of ours, renamed to our category names, without
@@ -358,11 +374,7 @@ def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
     to_benchmark = {ours: theirs for theirs, ours in mapping.items()}
     wanted = [to_benchmark.get(category, category) for category in categories]
     split = entry.get("split", "val")
-    if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
-        raise ValueError(
-            f"benchmark {entry['name']}: occlusion_level and nuisance apply to format nemo only; "
-            f"OOD-CV's CSV release takes the nuisance as its split"
-        )
+    check_entries([entry])
     occlusion_level = int(entry.get("occlusion_level", 0))
     available = available_categories(entry["format"], entry["root"], split, occlusion_level)
     frame = read_benchmark(
