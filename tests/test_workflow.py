@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from workflow_runs import job_counts
+from workflow_runs import job_counts, snakemake_command
 
 from dst3d.workflow_config import WORKFLOW_TRAIN_KEYS
 
@@ -32,19 +32,8 @@ def snakemake(
     workdir: Path, *arguments: str, configfile: Path | None = None, overlay: Path | None = None
 ) -> subprocess.CompletedProcess:
     # --configfile takes several values: it goes before --cores so that a target is never read as a config file.
-    configfiles = [str(configfile or DEFAULT_CONFIG)] + ([str(overlay)] if overlay else [])
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        *configfiles,
-        "--cores",
-        "2",
-        *arguments,
-    ]
+    configfiles = [configfile or DEFAULT_CONFIG] + ([overlay] if overlay else [])
+    command = snakemake_command(workdir, "--cores", "2", *arguments, configfiles=configfiles)
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
 
 
