@@ -148,6 +148,10 @@ def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
         )
     with pytest.raises(ValueError, match="the benchmark has"):
         datasets.load_benchmark(entry, ["boat"])
+    # A workflow that uses PASCAL3D+'s own name keeps it: the built-in aeroplane -> airplane rename applies only
+    # when airplane is a workflow category.
+    frame = datasets.load_benchmark(entry, ["aeroplane", "car"])
+    assert "aeroplane" in set(frame["category"]) and "airplane" not in set(frame["category"])
 
 
 def test_categories_a_benchmark_lacks_are_skipped(tmp_path):
