@@ -32,11 +32,21 @@ def write_image(path: Path, width: int = 120, height: int = 90) -> None:
     cv2.imwrite(str(path), image)
 
 
-def viewpoint(azimuth, elevation, theta, distance=5.0, coarse_only=False):
-    """A PASCAL3D+ viewpoint struct (degrees); the coarse-only kind has no fine fields."""
+def viewpoint(azimuth, elevation, theta, distance=5.0, coarse_only=False, empty_fine=False):
+    """A PASCAL3D+ viewpoint struct (degrees); the coarse-only kind has no fine fields, the empty-fine kind has
+    them all as MATLAB's empty matrix ``[]`` (as the ObjectNet3D annotation tool leaves them for many objects)."""
     coarse = {"azimuth_coarse": float(round(azimuth / 15) * 15), "elevation_coarse": float(elevation)}
     if coarse_only:
         return coarse
+    if empty_fine:
+        empty = np.zeros((0, 0))
+        return {
+            **coarse,
+            **{
+                name: empty
+                for name in ("azimuth", "elevation", "distance", "focal", "px", "py", "theta", "error", "viewport")
+            },
+        }
     return {
         **coarse,
         "azimuth": float(azimuth),
@@ -143,6 +153,22 @@ def write_pascal3d(root: Path) -> list[dict]:
             "angles_deg": (30, 15, -10),
             "occluded": False,
         },
+        # Coarse viewpoints, read where the fine one is missing or at distance 0 (viewpoint: fine_or_coarse, the
+        # default, as the official evaluations do): azimuth_coarse, elevation_coarse, theta 0.
+        {
+            "image_id": "aeroplane_imagenet/n02690373_2/0",
+            "category": "aeroplane",
+            "box": (4, 4, 50, 40),
+            "angles_deg": (90, 0, 0),
+            "occluded": False,
+        },
+        {
+            "image_id": "aeroplane_imagenet/n02690373_2/1",
+            "category": "aeroplane",
+            "box": (4, 4, 50, 40),
+            "angles_deg": (0, 0, 0),
+            "occluded": False,
+        },
         {
             "image_id": "aeroplane_pascal/2008_000001/0",
             "category": "aeroplane",
@@ -185,6 +211,7 @@ def write_objectnet3d(root: Path) -> list[dict]:
         "n02958343_7.JPEG",
         [
             ("car", [1, 1, 10, 10], None, 0, 0, 0),
+            ("car", [21, 11, 60, 50], viewpoint(100, 10, 0, empty_fine=True), 0, 0, 0),
         ],
     )
     for name in ("n03001627_1.JPEG", "n02958343_7.JPEG"):
@@ -203,6 +230,13 @@ def write_objectnet3d(root: Path) -> list[dict]:
             "box": (49, 9, 118, 88),
             "angles_deg": (270, -10, -30),
             "occluded": True,
+        },
+        {  # empty fine fields: the coarse viewpoint (azimuth 100 rounded to 105 by the fixture, theta 0)
+            "image_id": "n02958343_7/1",
+            "category": "car",
+            "box": (20, 10, 60, 50),
+            "angles_deg": (105, 10, 0),
+            "occluded": False,
         },
     ]
 

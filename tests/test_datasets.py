@@ -60,9 +60,14 @@ def test_pascal3d_by_hand(tmp_path):
     # azimuth 30, elevation 15, theta -10 degrees; MATLAB box [11 21 110 80] -> corners (10, 20) .. (110, 80).
     row = frame.loc["aeroplane_imagenet/n02690373_1/0"]
     assert (row["azimuth"], row["elevation"], row["theta"]) == pytest.approx((np.pi / 6, np.pi / 12, -np.pi / 18))
-    assert row["distance"] == 5.0 and row["subset"] == "imagenet"
-    # The person has no viewpoint; the second image holds a coarse-only and a distance-0 viewpoint: all left out.
-    assert len(frame) == 1
+    assert row["distance"] == 5.0 and row["subset"] == "imagenet" and row["viewpoint"] == "fine"
+    # The person has no viewpoint. The second image holds a coarse-only and a distance-0 viewpoint: read from their
+    # coarse fields by default, left out with viewpoint: fine.
+    assert len(frame) == 3
+    assert frame.loc["aeroplane_imagenet/n02690373_2/0", "viewpoint"] == "coarse"
+    assert np.isnan(frame.loc["aeroplane_imagenet/n02690373_2/1", "distance"])
+    fine = datasets.read_pascal3d(tmp_path, "val", ["aeroplane"], ("imagenet",), viewpoint_mode="fine")
+    assert list(fine["image_id"]) == ["aeroplane_imagenet/n02690373_1/0"]
 
 
 def test_missing_split_list_names_the_file(tmp_path):
@@ -133,10 +138,13 @@ def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
     WRITERS["pascal3d"](tmp_path)
     entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path), "split": "val"}
     frame = datasets.load_benchmark(entry, ["airplane"])
-    assert set(frame["category"]) == {"airplane"} and len(frame) == 2
+    assert set(frame["category"]) == {"airplane"} and len(frame) == 4  # 2 fine, 2 coarse
+    assert len(datasets.load_benchmark({**entry, "viewpoint": "fine"}, ["airplane"])) == 2
     frame = datasets.load_benchmark({**entry, "exclude": ["occluded"]}, ["airplane", "car"])
     assert sorted(frame["image_id"]) == [
         "aeroplane_imagenet/n02690373_1/0",
+        "aeroplane_imagenet/n02690373_2/0",
+        "aeroplane_imagenet/n02690373_2/1",
         "car_imagenet/n02958343_1/0",
         "car_pascal/2008_000003/0",
     ]
@@ -165,7 +173,12 @@ def test_objectnet3d_keeps_every_category_unless_asked(tmp_path):
     assert set(datasets.read_objectnet3d(tmp_path, "val")["category"]) == {"chair", "car"}
     assert set(datasets.read_objectnet3d(tmp_path, "val", ["car"])["category"]) == {"car"}
     entry = {"name": "on3d", "format": "objectnet3d", "root": str(tmp_path), "split": "val", "exclude": ["truncated"]}
-    assert list(datasets.load_benchmark(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0"]
+    # The car with empty fine fields (MATLAB []) is read from its coarse viewpoint; with viewpoint: fine it is not.
+    assert list(datasets.load_benchmark(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0", "n02958343_7/1"]
+    fine = datasets.load_benchmark({**entry, "viewpoint": "fine"}, ["chair", "car"])
+    assert list(fine["image_id"]) == ["n03001627_1/0"]
+    with pytest.raises(ValueError, match="viewpoint .* applies to formats pascal3d and objectnet3d only"):
+        datasets.load_benchmark({**entry, "format": "imagenet3d", "viewpoint": "fine"}, ["car"])
 
 
 @pytest.mark.parametrize("format_name", ["oodcv", "nemo"])

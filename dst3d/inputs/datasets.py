@@ -70,7 +70,13 @@ COLUMNS = [
     "occluded",
     "difficult",
     "subset",
+    "viewpoint",
 ]
+#: ``viewpoint`` of an ``evaluate.benchmarks`` entry (PASCAL3D+ and ObjectNet3D): ``fine`` reads only objects with
+#: a fine viewpoint; ``fine_or_coarse`` (the default) falls back to ``azimuth_coarse``/``elevation_coarse`` (theta
+#: 0, distance unknown) where the fine fields are missing, empty or the distance is 0, as the official evaluation
+#: codes do: ObjectNet3D's toolbox, and for PASCAL3D+ the VDPM evaluation and ViewpointsAndKeypoints.
+VIEWPOINT_MODES = ("fine", "fine_or_coarse")
 FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d", "nemo")
 PASCAL3D_SOURCES = ("imagenet", "pascal")
 OODCV_SPLITS = ("train", "iid_test", "shape", "pose", "texture", "context", "weather", "occlusion")
@@ -90,6 +96,7 @@ def _read_list(path: Path) -> list[str]:
 def _finish(rows: list[dict]) -> pd.DataFrame:
     """The table in :data:`COLUMNS` order, angles wrapped into their canonical ranges."""
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["viewpoint"] = frame["viewpoint"].fillna("fine")
     frame["azimuth"] = np.mod(frame["azimuth"].to_numpy(dtype=float), 2 * np.pi)
     for column in ("elevation", "theta"):
         frame[column] = wrap_to_pi(frame[column].to_numpy(dtype=float))
@@ -106,20 +113,66 @@ def _field(struct, name: str, default=None):
     return getattr(struct, name) if name in getattr(struct, "_fieldnames", ()) else default
 
 
+def _number(struct, name: str) -> float | None:
+    """A numeric field of a MATLAB struct as a float; None when it is absent or empty (``[]``, as the annotation
+    tools leave unset fields)."""
+    value = _field(struct, name)
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=float).ravel()
+    return float(array[0]) if array.size else None
+
+
+def _viewpoint_angles(viewpoint, mode: str) -> dict | None:
+    """azimuth, elevation, theta (radians), distance and which annotation they come from, or None when the object
+    has no usable viewpoint under ``mode`` (see :data:`VIEWPOINT_MODES`)."""
+    if not hasattr(viewpoint, "_fieldnames"):
+        return None
+    azimuth, elevation = _number(viewpoint, "azimuth"), _number(viewpoint, "elevation")
+    distance = _number(viewpoint, "distance")
+    if azimuth is not None and elevation is not None and distance is not None and distance > 0:
+        theta = _number(viewpoint, "theta") or 0.0
+        return {
+            "azimuth": np.radians(azimuth),
+            "elevation": np.radians(elevation),
+            "theta": np.radians(theta),
+            "distance": distance,
+            "viewpoint": "fine",
+        }
+    if mode == "fine":
+        return None
+    azimuth, elevation = _number(viewpoint, "azimuth_coarse"), _number(viewpoint, "elevation_coarse")
+    if azimuth is None or elevation is None:
+        return None
+    return {
+        "azimuth": np.radians(azimuth),
+        "elevation": np.radians(elevation),
+        "theta": 0.0,
+        "distance": float("nan"),
+        "viewpoint": "coarse",
+    }
+
+
 def read_record_objects(
-    mat_path: Path, image_dir: Path, id_prefix: str, subset: str, only_category: str | None = None
+    mat_path: Path,
+    image_dir: Path,
+    id_prefix: str,
+    subset: str,
+    only_category: str | None = None,
+    viewpoint_mode: str = "fine_or_coarse",
 ) -> list[dict]:
-    """Rows of the objects with a fine viewpoint in one PASCAL3D+/ObjectNet3D ``record`` annotation file."""
+    """Rows of the objects with a viewpoint in one PASCAL3D+/ObjectNet3D ``record`` annotation file (a fine one,
+    or with ``fine_or_coarse`` the coarse one where the fine one is missing: :data:`VIEWPOINT_MODES`)."""
+    if viewpoint_mode not in VIEWPOINT_MODES:
+        raise ValueError(f"benchmark viewpoint must be one of {VIEWPOINT_MODES}, got {viewpoint_mode!r}")
     record = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["record"]
     rows = []
     for index, obj in enumerate(np.atleast_1d(record.objects)):
         category = str(_field(obj, "class", ""))
-        viewpoint = _field(obj, "viewpoint")
         if only_category is not None and category != only_category:
             continue
-        if not hasattr(viewpoint, "_fieldnames") or "azimuth" not in viewpoint._fieldnames:
-            continue  # no viewpoint, or the coarse one only
-        if float(_field(viewpoint, "distance", 0.0)) <= 0:
+        angles = _viewpoint_angles(_field(obj, "viewpoint"), viewpoint_mode)
+        if angles is None:
             continue
         rows.append(
             {
@@ -127,10 +180,7 @@ def read_record_objects(
                 "image_path": str(image_dir / str(record.filename)),
                 "category": category,
                 **_matlab_box(obj.bbox),
-                "azimuth": np.radians(float(viewpoint.azimuth)),
-                "elevation": np.radians(float(viewpoint.elevation)),
-                "theta": np.radians(float(_field(viewpoint, "theta", 0.0))),
-                "distance": float(viewpoint.distance),
+                **angles,
                 **{flag: bool(_field(obj, flag, 0)) for flag in FLAGS},
                 "subset": subset,
             }
@@ -139,7 +189,11 @@ def read_record_objects(
 
 
 def read_pascal3d(
-    root: str | Path, split: str, categories: list[str] | None = None, sources: tuple[str, ...] = PASCAL3D_SOURCES
+    root: str | Path,
+    split: str,
+    categories: list[str] | None = None,
+    sources: tuple[str, ...] = PASCAL3D_SOURCES,
+    viewpoint_mode: str = "fine_or_coarse",
 ) -> pd.DataFrame:
     """PASCAL3D+ objects of ``split`` (``train`` or ``val``) from the ImageNet and/or PASCAL VOC sources."""
     root = Path(root)
@@ -161,16 +215,22 @@ def read_pascal3d(
                 mat_path = annotations / folder / f"{name}.mat"
                 if source == "pascal" and not mat_path.is_file():
                     continue  # the VOC list names every VOC image; only those with the category are annotated
-                rows += read_record_objects(mat_path, root / "Images" / folder, f"{folder}/{name}", source, category)
+                rows += read_record_objects(
+                    mat_path, root / "Images" / folder, f"{folder}/{name}", source, category, viewpoint_mode
+                )
     return _finish(rows)
 
 
-def read_objectnet3d(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
+def read_objectnet3d(
+    root: str | Path, split: str, categories: list[str] | None = None, viewpoint_mode: str = "fine_or_coarse"
+) -> pd.DataFrame:
     """ObjectNet3D objects of ``split`` (``train``, ``val`` or ``test``), optionally of some categories only."""
     root = Path(root)
     rows = []
     for name in _read_list(root / "Image_sets" / f"{split}.txt"):
-        rows += read_record_objects(root / "Annotations" / f"{name}.mat", root / "Images", name, split)
+        rows += read_record_objects(
+            root / "Annotations" / f"{name}.mat", root / "Images", name, split, viewpoint_mode=viewpoint_mode
+        )
     frame = _finish(rows)
     return frame if categories is None else frame[frame["category"].isin(categories)].reset_index(drop=True)
 
@@ -327,15 +387,17 @@ def read_benchmark(
     sources: tuple[str, ...] = PASCAL3D_SOURCES,
     occlusion_level: int = 0,
     nuisance: str | None = None,
+    viewpoint_mode: str = "fine_or_coarse",
 ) -> pd.DataFrame:
     """Objects of one benchmark split in its published format (see the module docstring); ``categories`` are
-    the benchmark's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only."""
+    the benchmark's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only,
+    ``viewpoint_mode`` (:data:`VIEWPOINT_MODES`) to ``pascal3d`` and ``objectnet3d``."""
     if not Path(root).is_dir():
         raise FileNotFoundError(f"benchmark root {root} is not a folder: set evaluate.benchmarks[].root")
     if format_name == "pascal3d":
-        return read_pascal3d(root, split, categories, tuple(sources))
+        return read_pascal3d(root, split, categories, tuple(sources), viewpoint_mode)
     if format_name == "objectnet3d":
-        return read_objectnet3d(root, split, categories)
+        return read_objectnet3d(root, split, categories, viewpoint_mode)
     if format_name == "oodcv":
         return read_oodcv(root, split, categories)
     if format_name == "imagenet3d":
@@ -359,6 +421,11 @@ def check_entries(entries: list[dict]) -> None:
     if repeated:
         raise ValueError(f"config: evaluate.benchmarks has entries with the same name {repeated}; names must be unique")
     for entry in entries:
+        if entry["format"] not in ("pascal3d", "objectnet3d") and "viewpoint" in entry:
+            raise ValueError(
+                f"config: evaluate.benchmarks entry {entry['name']!r}: viewpoint (fine or fine_or_coarse) applies "
+                "to formats pascal3d and objectnet3d only (the others have no coarse viewpoints)"
+            )
         if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
             raise ValueError(
                 f"config: evaluate.benchmarks entry {entry['name']!r}: occlusion_level and nuisance apply to format "
@@ -387,6 +454,7 @@ def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
         tuple(entry.get("sources", PASCAL3D_SOURCES)),
         occlusion_level,
         entry.get("nuisance"),
+        entry.get("viewpoint", "fine_or_coarse"),
     )
     found = sorted(frame["category"].unique()) if available is None else available
     frame = frame[frame["category"].isin(wanted)].copy()
