@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dst3d.generate import DIFFUSION_BACKENDS
 from dst3d.identity import shard_names
-
-DIFFUSION_BACKENDS = ("controlnet", "controlnet-sdxl")
 
 
 def _shard_paths(config: Mapping[str, Any], pattern: str) -> list[Path]:
@@ -40,10 +39,14 @@ def _all_exist(paths: list[Path]) -> bool:
     return all(path.exists() for path in paths)
 
 
+def variant_backend(variant: str) -> str:
+    """The generate backend of a training variant ``<backend>-<all|kcf>``."""
+    return variant.rsplit("-", 1)[0]
+
+
 def variant_backends(config: Mapping[str, Any]) -> list[str]:
     """The generate backends that the configured training variants use, in order."""
-    backends = [variant.rsplit("-", 1)[0] for variant in config["train"]["variants"]]
-    return list(dict.fromkeys(backends))
+    return list(dict.fromkeys(map(variant_backend, config["train"]["variants"])))
 
 
 def problems(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -153,7 +156,7 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     if not _all_exist(train_outputs):
         needed.append(("train", estimator_settings(config)))
     kcf_variants = [variant for variant in config["train"]["variants"] if variant.endswith("-kcf")]
-    kcf_outputs = [Path(f"{results}/kcf/{variant.rsplit('-', 1)[0]}/kept.csv") for variant in kcf_variants]
+    kcf_outputs = [Path(f"{results}/kcf/{variant_backend(variant)}/kept.csv") for variant in kcf_variants]
     if not _all_exist(kcf_outputs):
         needed.append(("kcf.train", kcf_settings(config)))
     found = []

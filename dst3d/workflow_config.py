@@ -21,7 +21,6 @@ RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "edges": ("threads",),
     "train": ("threads", "device"),
     "generate": ("device", "cpu_offload", "local_files_only"),
-    "prompts": (),
 }
 #: Keys of ``prompts.openai`` that say how requests are sent, not what is asked (the answer cache ignores them).
 PROMPT_RUNTIME_KEYS = ("timeout_s", "max_retries", "backoff_s")

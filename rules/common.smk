@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import preflight
+from dst3d import generate, preflight
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
@@ -26,7 +26,7 @@ CATEGORIES = config["categories"]
 ESTIMATOR_SETTINGS = estimator_settings(config)
 KCF_SETTINGS = kcf_settings(config)
 SPLITS = ["train", "test"]
-DIFFUSION_BACKENDS = list(preflight.DIFFUSION_BACKENDS)
+DIFFUSION_BACKENDS = list(generate.DIFFUSION_BACKENDS)
 
 
 def check_config():
@@ -48,8 +48,9 @@ def check_config():
 check_config()
 
 # What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
-# them; an error before the first job of a real run (onstart).
-PREREQUISITE_PROBLEMS = preflight.problems(config)
+# them; an error before the first job of a real run (onstart). Only the main process checks: a cluster job re-reads
+# this file on its node, where the run was already checked.
+PREREQUISITE_PROBLEMS = preflight.problems(config) if workflow.is_main_process else []
 for problem in PREREQUISITE_PROBLEMS:
     logger.warning(f"dst3d prerequisite missing: {problem}")
 
@@ -91,7 +92,7 @@ def kcf_groups():
 
 
 def variant_backend(variant):
-    return variant.rsplit("-", 1)[0]
+    return preflight.variant_backend(variant)
 
 
 def job_settings(block):

@@ -104,6 +104,20 @@ def _randomise_zero_convolutions(controlnet) -> None:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator))
 
 
+def _sd15_scheduler():
+    """The DDIM scheduler configuration of the SD 1.5 release (scaled-linear betas, ``steps_offset`` 1)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
 class TinyModels(NamedTuple):
     """Folders written by ``build_tiny_pipeline``, in the roles of the settings keys of the same names."""
 
@@ -122,7 +136,7 @@ def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
     models. Weights are drawn from fixed seeds: the same call writes the same models.
     """
     import_diffusers()
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(0)
@@ -165,14 +179,7 @@ def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
         latent_channels=4,
         sample_size=32,
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = _sd15_scheduler()
     models = TinyModels(root / "base", root / "controlnet", root / "vae")
     # The base folder is a plain text-to-image pipeline without a ControlNet, as the published base models are:
     # the backend loads the ControlNet from its own folder.
@@ -220,7 +227,7 @@ def build_sd15_shaped_pipeline(root: Path) -> TinyModels:
     left empty (``vae_model`` stays null).
     """
     import_diffusers()
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
@@ -251,14 +258,7 @@ def build_sd15_shaped_pipeline(root: Path) -> TinyModels:
             hidden_act="quick_gelu",
         )
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = _sd15_scheduler()
     models = TinyModels(root / "base", root / "controlnet", root / "vae")
     StableDiffusionPipeline(
         vae=vae,

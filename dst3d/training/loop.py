@@ -195,8 +195,9 @@ def train(
 
 
 def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
-    """The optimiser named by ``train.optimizer`` (default ``sgd``) with the block's lr and weight decay."""
-    name = training_settings(settings)["optimizer"]
+    """The optimiser named by ``train.optimizer`` with the block's lr and weight decay (``settings`` complete, as
+    :func:`training_settings` returns them)."""
+    name = settings["optimizer"]
     if name == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"]
@@ -207,8 +208,8 @@ def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimi
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-epoch learning-rate schedule named by ``train.lr_schedule`` (default ``step``)."""
-    name = training_settings(settings)["lr_schedule"]
+    """The per-epoch learning-rate schedule named by ``train.lr_schedule`` (``settings`` complete)."""
+    name = settings["lr_schedule"]
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=settings["lr_step_epochs"], gamma=settings["lr_gamma"]
