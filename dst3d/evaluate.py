@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from dst3d.training import cropping, loop, pose
+if TYPE_CHECKING:
+    import torch
 
 POOLED = "mean (pooled)"
 PER_CATEGORY = "mean (per-category)"
@@ -66,6 +67,8 @@ def predict_poses(
     """Predicted poses and geodesic errors of every object of an image table (columns image_id, category,
     azimuth, elevation, theta, the box, image_path), with the model's training ``settings`` (crop size and
     context)."""
+    from dst3d.training import cropping, loop, pose  # torch only where a model runs: the Snakefile imports this module
+
     logits = loop.predict_logits(
         model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip
     )

@@ -39,14 +39,18 @@ def _all_exist(paths: list[Path]) -> bool:
     return all(path.exists() for path in paths)
 
 
-def variant_backend(variant: str) -> str:
-    """The generate backend of a training variant ``<backend>-<all|kcf>``."""
-    return variant.rsplit("-", 1)[0]
+def _variants(config: Mapping[str, Any]) -> list:
+    """The parsed variants the run trains (train.variants and the tables' ones)."""
+    from dst3d.protocols import training_variants
+    from dst3d.training.variants import parse_variant
+
+    sources = [entry["name"] for entry in config["train"]["real"]]
+    return [parse_variant(name, sources) for name in training_variants(config)]
 
 
 def variant_backends(config: Mapping[str, Any]) -> list[str]:
-    """The generate backends that the configured training variants use, in order."""
-    return list(dict.fromkeys(map(variant_backend, config["train"]["variants"])))
+    """The generate backends that the trained variants with generated images use, in order."""
+    return list(dict.fromkeys(variant.backend for variant in _variants(config) if variant.backend))
 
 
 def problems(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -152,11 +156,12 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
 
     results = config["results"]
     needed = []
-    train_outputs = [Path(f"{results}/train/{variant}/model.pt") for variant in config["train"]["variants"]]
+    variants = _variants(config)
+    train_outputs = [Path(f"{results}/train/{variant.name}/model.pt") for variant in variants]
     if not _all_exist(train_outputs):
         needed.append(("train", estimator_settings(config)))
-    kcf_variants = [variant for variant in config["train"]["variants"] if variant.endswith("-kcf")]
-    kcf_outputs = [Path(f"{results}/kcf/{variant_backend(variant)}/kept.csv") for variant in kcf_variants]
+    kcf_backends = {variant.backend for variant in variants if variant.selection == "kcf"}
+    kcf_outputs = [Path(f"{results}/kcf/{backend}/kept.csv") for backend in sorted(kcf_backends)]
     if not _all_exist(kcf_outputs):
         needed.append(("kcf.train", kcf_settings(config)))
     found = []
@@ -175,13 +180,26 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def pseudo_real_root(config: Mapping[str, Any]) -> Path | None:
+    """Where the workflow writes the pseudo-real benchmark (None when pseudo_real.enabled is false)."""
+    return Path(f"{config['results']}/pseudo_real/PASCAL3D") if config["pseudo_real"]["enabled"] else None
+
+
 def _benchmark_problems(config: Mapping[str, Any]) -> list[str]:
     found = []
-    for position, entry in enumerate(config["evaluate"]["benchmarks"]):
-        root = Path(entry["root"])
-        if not root.is_dir():
-            found.append(
-                f"evaluate.benchmarks[{position}] ({entry['name']!r}).root = {entry['root']!r}: {root.resolve()} is "
-                "not a folder; point it at the benchmark as published (config/README.md lists each layout)"
-            )
+    written = pseudo_real_root(config)
+    for key in ("evaluate.benchmarks", "train.real"):
+        block, name = key.split(".")
+        for position, entry in enumerate(config[block][name]):
+            root = Path(entry["root"])
+            if written is not None and root.resolve() == written.resolve():
+                continue  # the workflow writes it (pseudo_real.enabled)
+            if not root.is_dir():
+                hint = ""
+                if written is None and root.as_posix().endswith("pseudo_real/PASCAL3D"):
+                    hint = " or set pseudo_real.enabled: true to have the workflow write the pseudo-real benchmark"
+                found.append(
+                    f"{key}[{position}] ({entry['name']!r}).root = {entry['root']!r}: {root.resolve()} is not a "
+                    f"folder; point it at the benchmark as published (config/README.md lists each layout){hint}"
+                )
     return found

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: Keys of the ``train`` block that configure the workflow, not a network: which variants and tasks to train.
-WORKFLOW_TRAIN_KEYS = ("variants", "tasks")
+#: Keys of the ``train`` block that configure the workflow, not a network: which variants and tasks to train, the
+#: real training sources and the fine-tuning overrides.
+WORKFLOW_TRAIN_KEYS = ("variants", "tasks", "real", "finetune")
 
 #: Per config block, the keys that are resources, not settings.
 RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
@@ -35,6 +36,12 @@ def estimator_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def kcf_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The KCF fold models' training settings: the estimator settings with ``kcf.train`` laid over them."""
     return {**estimator_settings(config), **config["kcf"]["train"]}
+
+
+def finetune_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of the fine-tuning stage of ``<synthetic>_then_<real>`` variants: the estimator settings with
+    ``train.finetune`` laid over them."""
+    return {**estimator_settings(config), **config["train"]["finetune"]}
 
 
 def output_settings(settings: Mapping[str, Any], block: str) -> dict[str, Any]:

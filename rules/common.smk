@@ -1,4 +1,5 @@
 # Config validation, prerequisite checks, path helpers and input functions shared by the stage files.
+import re
 import sys
 
 from snakemake.logging import logger
@@ -6,12 +7,14 @@ from snakemake.exceptions import WorkflowError
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import generate, preflight
+from dst3d import generate, preflight, protocols
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
 from dst3d.generate.prompts import job_settings as prompt_job_settings
-from dst3d.workflow_config import estimator_settings, kcf_settings, output_settings
+from dst3d.evaluate import SYNTHETIC_TEST
+from dst3d.training.variants import parse_variant
+from dst3d.workflow_config import estimator_settings, finetune_settings, kcf_settings, output_settings
 
 # config/schema.yaml's defaults filled in; a wrong key or value stops here in one line that names it.
 try:
@@ -26,6 +29,9 @@ CATEGORIES = config["categories"]
 ESTIMATOR_SETTINGS = estimator_settings(config)
 KCF_SETTINGS = kcf_settings(config)
 SPLITS = ["train", "test"]
+# The pseudo-real benchmark's render splits (pseudo_real.enabled) and the folder its PASCAL3D+ release is written to.
+PSEUDO_SPLITS = {"pseudo_train": "train", "pseudo_val": "val"}
+PSEUDO_REAL_ROOT = str(preflight.pseudo_real_root(config) or f"{RESULTS}/pseudo_real/PASCAL3D")
 DIFFUSION_BACKENDS = list(generate.DIFFUSION_BACKENDS)
 
 
@@ -40,12 +46,18 @@ def check_config():
                     "give the path, or use assets.source: embedded"
                 )
     datasets.check_entries(config["evaluate"]["benchmarks"])
+    datasets.check_entries(config["train"]["real"])
+    protocols.check_protocols(config)
     policy = config["kcf"]["policy"]
     if policy["mode"] == "threshold" and "max_loss" not in policy:
         raise ValueError("config: kcf.policy.mode is 'threshold' but kcf.policy.max_loss is not set")
 
 
 check_config()
+
+REAL_SOURCES = {entry["name"]: entry for entry in config["train"]["real"]}
+# Every variant the run trains (train.variants, then those the configured tables read), parsed once.
+VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in protocols.training_variants(config)}
 
 # What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
 # them; an error before the first job of a real run (onstart). Only the main process checks: a cluster job re-reads
@@ -64,18 +76,28 @@ onstart:
 
 
 wildcard_constraints:
-    split="|".join(SPLITS),
+    split="|".join(SPLITS + list(PSEUDO_SPLITS)),
     category="|".join(CATEGORIES),
     shard=r"\d{3}",
     backend="composite|controlnet|controlnet-sdxl",
     selection="all|kcf",
     group="all|" + "|".join(CATEGORIES),
     fold=r"\d+",
+    variant="|".join(map(re.escape, VARIANTS)),
+    source="|".join(map(re.escape, REAL_SOURCES)) or "^$",
+    subset=r"all|\d+shot",
+
+
+def split_settings(split):
+    """images_per_category and shard_size of a render split (a synthetic or a pseudo-real one)."""
+    if split in PSEUDO_SPLITS:
+        return config["pseudo_real"][PSEUDO_SPLITS[split]]
+    return config["splits"][split]
 
 
 def shards(split):
     """Shard names ("000", "001", ...) of a split."""
-    return shard_names(config["splits"][split])
+    return shard_names(split_settings(split))
 
 
 def shard_files(pattern, split, categories=None, **wildcards):
@@ -91,8 +113,9 @@ def kcf_groups():
     return CATEGORIES if config["kcf"]["per_category"] else ["all"]
 
 
-def variant_backend(variant):
-    return preflight.variant_backend(variant)
+def synthetic_backends():
+    """The generate backends of the variants with generated images, in order."""
+    return list(dict.fromkeys(variant.backend for variant in VARIANTS.values() if variant.backend))
 
 
 def job_settings(block):
@@ -102,6 +125,7 @@ def job_settings(block):
 
 def all_targets():
     targets = [f"{RESULTS}/tables/{task}_metrics.csv" for task in config["train"]["tasks"]]
+    targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
@@ -138,8 +162,75 @@ def generated_shards(split):
     return shard_tables
 
 
-def training_inputs(wildcards):
-    inputs = {"shards": generated_shards("train")(wildcards)}
-    if wildcards.selection == "kcf":
-        inputs["kept"] = rules.kcf_select.output.kept.format(backend=wildcards.backend)
+def evaluation_backend(variant):
+    """Whose generated test split is a variant's synthetic-test set: its own backend's, and for a real-only
+    variant the first synthetic variant's (composite when there is none)."""
+    return VARIANTS[variant].backend or (synthetic_backends() or ["composite"])[0]
+
+
+def synthetic_test_shards(wildcards):
+    return shard_files(rules.generate_shard.output.annotations, "test", backend=evaluation_backend(wildcards.variant))
+
+
+def render_inputs(wildcards):
+    """The asset tables a render shard draws from: the indexed assets, or the pseudo-real domain's own."""
+    inputs = {"models": rules.index_assets.output.models, "environments": rules.index_assets.output.environments}
+    if wildcards.split in PSEUDO_SPLITS:
+        inputs["textures"] = rules.build_pseudo_real_assets.output.textures
+        inputs["backgrounds"] = rules.build_pseudo_real_assets.output.backgrounds
+    else:
+        inputs["textures"] = rules.index_assets.output.textures
+        inputs["backgrounds"] = rules.index_assets.output.backgrounds
     return inputs
+
+
+def render_settings(wildcards):
+    """The render block as a shard's params; pseudo-real shards are lit by pseudo_real.light."""
+    settings = job_settings("render")
+    if wildcards.split in PSEUDO_SPLITS:
+        settings = {**settings, "light": config["pseudo_real"]["light"]}
+    return settings
+
+
+def real_source_root(wildcards):
+    return REAL_SOURCES[wildcards.source]["root"]
+
+
+def training_inputs(task):
+    """Input function of a training rule: the generated shards (and KCF's kept list) of the synthetic part, the
+    selected real objects of the real part, and for a fine-tuned variant the synthetic variant's checkpoint."""
+    model_file = {"pose": "model.pt", "category": "category.pt"}[task]
+
+    def inputs(wildcards):
+        variant = VARIANTS[wildcards.variant]
+        found = {}
+        if variant.kind in ("synthetic", "mixed"):
+            found["shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=variant.backend)
+            if variant.selection == "kcf":
+                found["kept"] = rules.kcf_select.output.kept.format(backend=variant.backend)
+        if variant.source is not None:
+            found["real"] = rules.select_real.output[0].format(source=variant.source, subset=variant.subset)
+        if variant.kind == "finetune":
+            found["init"] = f"{RESULTS}/train/{variant.synthetic}/{model_file}"
+        return found
+
+    return inputs
+
+
+def training_settings(wildcards):
+    """A training job's settings: train.finetune laid over the train block for a fine-tuned variant."""
+    if VARIANTS[wildcards.variant].kind == "finetune":
+        return output_settings(finetune_settings(config), "train")
+    return output_settings(ESTIMATOR_SETTINGS, "train")
+
+
+def table_metrics(name):
+    """The metrics files a protocol table reads."""
+    files = []
+    for variant in protocols.table_variants(config, name):
+        for eval_set in protocols.table_eval_sets(config, name):
+            if eval_set == SYNTHETIC_TEST:
+                files.append(f"{RESULTS}/evaluate/{variant}/metrics.csv")
+            else:
+                files.append(f"{RESULTS}/evaluate/{variant}/benchmarks/{eval_set}/metrics.csv")
+    return list(dict.fromkeys(files))

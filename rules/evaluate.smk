@@ -1,5 +1,6 @@
 # evaluate: each trained network on the held-out synthetic split (and the pose estimators on the configured real
-# benchmarks), then one table per task with a row per variant, evaluation set and category.
+# benchmarks), then one table per task with a row per variant, evaluation set and category, and the protocol
+# tables (tables.pose_protocol, tables.few_shot) as CSV, Markdown and LaTeX.
 import re
 
 BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]}
@@ -8,12 +9,12 @@ BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]
 rule evaluate_pose:
     input:
         model=rules.train_pose_estimator.output.model,
-        shards=generated_shards("test"),
+        shards=synthetic_test_shards,
     output:
-        predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/predictions.csv",
-        metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/metrics.csv",
+        predictions=f"{RESULTS}/evaluate/{{variant}}/predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/metrics.csv",
     log:
-        "logs/evaluate_pose/{backend}-{selection}.log",
+        "logs/evaluate_pose/{variant}.log",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -31,10 +32,10 @@ rule evaluate_pose_benchmark:
         model=rules.train_pose_estimator.output.model,
         root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
     output:
-        predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/predictions.csv",
-        metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/benchmarks/{{benchmark}}/metrics.csv",
+        predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/metrics.csv",
     log:
-        "logs/evaluate_pose_benchmark/{backend}-{selection}/{benchmark}.log",
+        "logs/evaluate_pose_benchmark/{variant}/{benchmark}.log",
     wildcard_constraints:
         benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
     conda:
@@ -53,10 +54,10 @@ rule evaluate_pose_benchmark:
 
 rule pose_table:
     input:
-        expand(f"{RESULTS}/evaluate/{{variant}}/metrics.csv", variant=config["train"]["variants"]),
+        expand(f"{RESULTS}/evaluate/{{variant}}/metrics.csv", variant=list(VARIANTS)),
         expand(
             f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/metrics.csv",
-            variant=config["train"]["variants"],
+            variant=list(VARIANTS),
             benchmark=list(BENCHMARKS),
         ),
     output:
@@ -72,12 +73,12 @@ rule pose_table:
 rule evaluate_category_classifier:
     input:
         model=rules.train_category_classifier.output.model,
-        shards=generated_shards("test"),
+        shards=synthetic_test_shards,
     output:
-        predictions=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_predictions.csv",
-        metrics=f"{RESULTS}/evaluate/{{backend}}-{{selection}}/category_metrics.csv",
+        predictions=f"{RESULTS}/evaluate/{{variant}}/category_predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv",
     log:
-        "logs/evaluate_category_classifier/{backend}-{selection}.log",
+        "logs/evaluate_category_classifier/{variant}.log",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -92,7 +93,7 @@ rule evaluate_category_classifier:
 
 rule category_table:
     input:
-        expand(f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv", variant=config["train"]["variants"]),
+        expand(f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv", variant=list(VARIANTS)),
     output:
         f"{RESULTS}/tables/category_metrics.csv",
     log:
@@ -101,3 +102,23 @@ rule category_table:
         "../envs/vision.yaml"
     script:
         "../scripts/metrics_table.py"
+
+
+rule protocol_table:
+    input:
+        lambda wildcards: table_metrics(wildcards.table),
+    output:
+        csv=f"{RESULTS}/tables/{{table}}.csv",
+        markdown=f"{RESULTS}/tables/{{table}}.md",
+        latex=f"{RESULTS}/tables/{{table}}.tex",
+        provenance=f"{RESULTS}/tables/{{table}}.provenance.csv",
+    log:
+        "logs/protocol_table/{table}.log",
+    wildcard_constraints:
+        table="|".join(name for name in protocols.TABLES if config["tables"][name] is not None) or "^$",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        table=lambda wildcards: protocols.table_settings(config, wildcards.table),
+    script:
+        "../scripts/protocol_table.py"

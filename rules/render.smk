@@ -3,10 +3,7 @@
 
 rule render_shard:
     input:
-        models=rules.index_assets.output.models,
-        textures=rules.index_assets.output.textures,
-        backgrounds=rules.index_assets.output.backgrounds,
-        environments=rules.index_assets.output.environments,
+        unpack(render_inputs),
     output:
         annotations=f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}.parquet",
         images=directory(f"{RESULTS}/render/{{split}}/{{category}}/{{shard}}"),
@@ -22,8 +19,8 @@ rule render_shard:
         runtime=120,
         gpu=1 if config["render"]["device"] == "gpu" else 0,
     params:
-        settings=job_settings("render"),
-        split_settings=lambda wildcards: config["splits"][wildcards.split],
+        settings=render_settings,
+        split_settings=lambda wildcards: split_settings(wildcards.split),
         seed=config["seed"],
     script:
         "../scripts/render_shard.py"

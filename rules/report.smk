@@ -1,6 +1,7 @@
 # figures: named targets that can be rebuilt alone, e.g. `snakemake results/figures/samples.png`.
 
-SAMPLE_BACKEND = variant_backend(config["train"]["variants"][0])
+# The first synthetic variant's backend; composite (offline) when every variant trains on real data only.
+SAMPLE_BACKEND = (synthetic_backends() or ["composite"])[0]
 
 
 rule plot_samples:

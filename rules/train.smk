@@ -1,16 +1,17 @@
-# train: per training variant (<backend>-<all|kcf>), a pose estimator and (train.tasks: category) a classifier.
+# train: per training variant (dst3d/training/variants.py: synthetic, real, few-shot, fine-tuned, mixed), a pose
+# estimator and (train.tasks: category) a category classifier.
 
 
 rule train_pose_estimator:
     input:
-        unpack(training_inputs),
+        unpack(training_inputs("pose")),
     output:
-        model=f"{RESULTS}/train/{{backend}}-{{selection}}/model.pt",
-        history=f"{RESULTS}/train/{{backend}}-{{selection}}/history.csv",
+        model=f"{RESULTS}/train/{{variant}}/model.pt",
+        history=f"{RESULTS}/train/{{variant}}/history.csv",
     log:
-        "logs/train_pose_estimator/{backend}-{selection}.log",
+        "logs/train_pose_estimator/{variant}.log",
     benchmark:
-        "benchmarks/train_pose_estimator/{backend}-{selection}.tsv"
+        "benchmarks/train_pose_estimator/{variant}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -20,24 +21,24 @@ rule train_pose_estimator:
         gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     params:
         task="pose",
-        settings=output_settings(ESTIMATOR_SETTINGS, "train"),
+        settings=training_settings,
         categories=CATEGORIES,
         seed=config["seed"],
-        resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/resume.pt",
+        resume=lambda wildcards: f"{RESULTS}/train/{wildcards.variant}/resume.pt",
     script:
         "../scripts/train_estimator.py"
 
 
 rule train_category_classifier:
     input:
-        unpack(training_inputs),
+        unpack(training_inputs("category")),
     output:
-        model=f"{RESULTS}/train/{{backend}}-{{selection}}/category.pt",
-        history=f"{RESULTS}/train/{{backend}}-{{selection}}/category_history.csv",
+        model=f"{RESULTS}/train/{{variant}}/category.pt",
+        history=f"{RESULTS}/train/{{variant}}/category_history.csv",
     log:
-        "logs/train_category_classifier/{backend}-{selection}.log",
+        "logs/train_category_classifier/{variant}.log",
     benchmark:
-        "benchmarks/train_category_classifier/{backend}-{selection}.tsv"
+        "benchmarks/train_category_classifier/{variant}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -47,9 +48,9 @@ rule train_category_classifier:
         gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     params:
         task="category",
-        settings=output_settings(ESTIMATOR_SETTINGS, "train"),
+        settings=training_settings,
         categories=CATEGORIES,
         seed=config["seed"],
-        resume=lambda wildcards: f"{RESULTS}/train/{wildcards.backend}-{wildcards.selection}/category_resume.pt",
+        resume=lambda wildcards: f"{RESULTS}/train/{wildcards.variant}/category_resume.pt",
     script:
         "../scripts/train_estimator.py"

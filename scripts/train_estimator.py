@@ -6,28 +6,47 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from dst3d.evaluate import file_sha256
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
 from dst3d.training import classify, cropping, loop, pose
 
 settings = {**snakemake.params.settings, "device": snakemake.config["train"]["device"]}
 task_name = snakemake.params.task
-variant = f"{snakemake.wildcards.backend}-{snakemake.wildcards.selection}"
-frame = read_tables(snakemake.input.shards)
-if "kept" in snakemake.input.keys():
-    frame = frame[frame["image_id"].isin(pd.read_csv(snakemake.input.kept)["image_id"])]
-frame = frame.sort_values("image_id").reset_index(drop=True)
+variant = snakemake.wildcards.variant
+inputs = snakemake.input.keys()
+# The training set: the generated images of the synthetic part, then the selected real objects (the two tables
+# keep their own box conventions, so their crops are cut apart and joined).
+parts = []
+if "shards" in inputs:
+    generated = read_tables(snakemake.input.shards)
+    if "kept" in inputs:
+        generated = generated[generated["image_id"].isin(pd.read_csv(snakemake.input.kept)["image_id"])]
+    parts.append(generated.sort_values("image_id").reset_index(drop=True))
+if "real" in inputs:
+    parts.append(pd.read_parquet(snakemake.input.real).sort_values("image_id").reset_index(drop=True))
+columns = ["image_id", "image_path", "category", "azimuth", "elevation", "theta"]
+frame = pd.concat([part[columns] for part in parts], ignore_index=True)
+images = torch.cat([cropping.crops(part, settings, snakemake.threads) for part in parts])
 if task_name == "pose":
     task, labels, seed = pose.POSE, pose.pose_labels(frame), derive_seed(snakemake.params.seed, "train", variant)
 else:
     categories = snakemake.params.categories
     task, labels = classify.task(categories), classify.category_labels(frame, categories)
     seed = derive_seed(snakemake.params.seed, "train", task_name, variant)
-log.info("training the %s network of %s on %d images", task_name, variant, len(frame))
+init, provenance = None, {}
+if "init" in inputs:  # fine-tuning: start from the synthetic variant's checkpoint
+    init_checkpoint = torch.load(snakemake.input.init, map_location="cpu", weights_only=False)
+    init_sha256 = file_sha256(snakemake.input.init)
+    init = (init_checkpoint["model"], init_sha256)
+    provenance = {"init_checkpoint": str(snakemake.input.init), "init_checkpoint_sha256": init_sha256}
+    log.info("fine-tuning from %s (sha256 %s)", snakemake.input.init, init_sha256)
+log.info("training the %s network of %s on %d images (%s)", task_name, variant, len(frame), [len(p) for p in parts])
 resume_path = Path(snakemake.params.resume)
 result = loop.train(
-    cropping.crops(frame, settings, snakemake.threads),
+    images,
     labels,
     frame["image_id"].tolist(),
     settings,
@@ -36,6 +55,7 @@ result = loop.train(
     resume_path=resume_path,
     log=log,
     task=task,
+    init=init,
 )
 loop.save_checkpoint(
     snakemake.output.model,
@@ -50,6 +70,7 @@ loop.save_checkpoint(
         "history": result.history,
         "seed": snakemake.params.seed,
         "config": json.loads(json.dumps(snakemake.config)),
+        **provenance,
     },
 )
 write_table(pd.DataFrame(result.history), snakemake.output.history)

@@ -2,9 +2,10 @@
 NeMo-prepared layout.
 
 Each writer lays out a few annotation files the way the real release does (MATLAB ``record`` structs written
-with scipy.io.savemat, OOD-CV's CSV, ImageNet3D's npz of object dicts, NeMo's per-sample npz and subtype
-lists) with small JPEG images, and returns the objects a reader must find, with their angles in degrees as
-annotated (``occluded`` None where the format does not say).
+with scipy.io.savemat, OOD-CV's CSV, ROBIN's labels.csv of object crops, the OOD-CV pose challenge's lists and
+records, ImageNet3D's npz of object dicts, NeMo's per-sample npz and subtype lists) with small JPEG images, and
+returns the objects a reader must find, with their angles in degrees as annotated (``occluded`` None where the
+format does not say, ``box`` None where the image is the object's crop).
 """
 
 from pathlib import Path
@@ -362,6 +363,131 @@ def write_oodcv(root: Path) -> list[dict]:
     ]
 
 
+ROBIN_LABELS_COLUMNS = ["imgs", "labels", "azimuth", "elevation", "theta", "distance"]
+
+
+def write_oodcv_labels(root: Path) -> list[dict]:
+    """ROBIN's pose reference ``ref/<split>/labels.csv`` (``root`` is ``ref``), split ``context``: object crops
+    named by file (one beside the CSV, the others in ``images/``, one image listed twice), angles in degrees
+    with azimuth above 180 and 360 and a negative theta, no box (the crop is the object), no flags."""
+    rows = [
+        ["n02690373_1_00.JPEG", "aeroplane", 200.0, 10.0, -20.0, 4.0],
+        ["car_wood_03.JPEG", "car", 370.0, -5.0, 185.0, 6.5],
+        ["car_twice.JPEG", "car", 90.0, 0.0, 0.0, 5.0],
+        ["car_twice.JPEG", "car", 100.0, 3.0, 1.0, 5.0],
+    ]
+    folder = root / "context"
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows, columns=ROBIN_LABELS_COLUMNS).to_csv(folder / "labels.csv", index=False)
+    write_image(folder / rows[0][0], width=64, height=48)
+    for name in ("car_wood_03.JPEG", "car_twice.JPEG"):
+        write_image(folder / "images" / name, width=64, height=48)
+    return [
+        {
+            "image_id": "context/n02690373_1_00.JPEG",
+            "category": "aeroplane",
+            "box": None,
+            "angles_deg": (200, 10, -20),
+            "occluded": None,
+        },
+        {
+            "image_id": "context/car_wood_03.JPEG",
+            "category": "car",
+            "box": None,
+            "angles_deg": (370, -5, -175),
+            "occluded": None,
+        },
+        {
+            "image_id": "context/car_twice.JPEG/2",
+            "category": "car",
+            "box": None,
+            "angles_deg": (90, 0, 0),
+            "occluded": None,
+        },
+        {
+            "image_id": "context/car_twice.JPEG/3",
+            "category": "car",
+            "box": None,
+            "angles_deg": (100, 3, 1),
+            "occluded": None,
+        },
+    ]
+
+
+def write_oodcv_pose_challenge(root: Path) -> list[dict]:
+    """The OOD-CV pose challenge: ``lists/<cat>_<nuisance>.txt``, ``images/<cat>/`` (JPEG and jpg) and
+    ``annotations/<cat>/<name>.mat`` records, nuisances iid (aeroplane, car) and weather (car). The iid car image
+    holds three objects (a 1 x 3 struct array), one with an empty theta (``[]``, read as 0) and one with all its
+    fine viewpoint fields empty (left out: fine viewpoints only); the aeroplane image holds a car too, which only
+    a car list would read."""
+    lists = root / "lists"
+    lists.mkdir(parents=True)
+    (lists / "car_iid.txt").write_text("n02958343_5\n")
+    (lists / "aeroplane_iid.txt").write_text("n02690373_3\n")
+    (lists / "car_weather.txt").write_text("fog_car_7\n")
+    empty_theta = {**viewpoint(45, 20, 0), "theta": np.zeros((0, 0))}
+    write_record(
+        root / "annotations" / "car" / "n02958343_5.mat",
+        "n02958343_5.JPEG",
+        [
+            ("car", [11, 21, 60, 80], viewpoint(250, 5, -15), 0, 1, 0),
+            ("car", [61, 11, 120, 50], empty_theta, 1, 0, 0),
+            ("car", [1, 1, 10, 10], viewpoint(0, 0, 0, empty_fine=True), 0, 0, 0),
+        ],
+    )
+    write_record(
+        root / "annotations" / "aeroplane" / "n02690373_3.mat",
+        "n02690373_3.JPEG",
+        [
+            ("aeroplane", [5, 5, 100, 60], viewpoint(300, -10, 190), 0, 0, 1),
+            ("car", [1, 61, 30, 90], viewpoint(10, 0, 0), 0, 0, 0),
+        ],
+    )
+    write_record(
+        root / "annotations" / "car" / "fog_car_7.mat",
+        "fog_car_7.jpg",
+        [("car", [1, 1, 120, 90], viewpoint(30, 0, 0), 0, 0, 0)],
+    )
+    write_image(root / "images" / "car" / "n02958343_5.JPEG")
+    write_image(root / "images" / "aeroplane" / "n02690373_3.JPEG")
+    write_image(root / "images" / "car" / "fog_car_7.jpg")
+    return [
+        {
+            "image_id": "car/n02958343_5/0",
+            "category": "car",
+            "box": (10, 20, 60, 80),
+            "angles_deg": (250, 5, -15),
+            "occluded": True,
+        },
+        {
+            "image_id": "car/n02958343_5/1",
+            "category": "car",
+            "box": (60, 10, 120, 50),
+            "angles_deg": (45, 20, 0),
+            "occluded": False,
+        },
+        {
+            "image_id": "aeroplane/n02690373_3/0",
+            "category": "aeroplane",
+            "box": (4, 4, 100, 60),
+            "angles_deg": (300, -10, -170),
+            "occluded": False,
+        },
+    ]
+
+
+def write_oodcv_wrong_columns(root: Path) -> Path:
+    """A split folder ``iid`` whose CSV has neither OOD-CV column set (a labels.csv with ``label``, ``az``...);
+    returns the CSV's path."""
+    folder = root / "iid"
+    folder.mkdir(parents=True)
+    path = folder / "labels.csv"
+    pd.DataFrame(
+        [["a.JPEG", "car", 10.0, 0.0, 0.0, 5.0]], columns=["imgs", "label", "az", "el", "theta", "dist"]
+    ).to_csv(path, index=False)
+    return path
+
+
 def write_imagenet3d(root: Path) -> list[dict]:
     """car and chair, val split; angles in radians as ImageNet3D stores them (elevation as 2 pi - 0.1)."""
     (root / "lists").mkdir(parents=True)
@@ -503,3 +629,8 @@ WRITERS = {
     "nemo": write_nemo,
 }
 SPLITS = {"pascal3d": "val", "objectnet3d": "val", "oodcv": "weather", "imagenet3d": "val", "nemo": "val"}
+#: The other published layouts of OOD-CV (format ``oodcv``): writer and the split a reader is asked for.
+OODCV_VARIANTS = {
+    "labels": (write_oodcv_labels, "context"),
+    "pose_challenge": (write_oodcv_pose_challenge, "iid"),
+}

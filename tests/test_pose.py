@@ -100,7 +100,7 @@ def test_resuming_after_an_interruption_gives_the_same_model(tmp_path):
     state = torch.load(resume, weights_only=False)
     assert state["epoch"] == 2
     # Same data and settings except the epoch count: the fingerprint must match for resuming.
-    state["fingerprint"] = loop._fingerprint(SETTINGS, labels, ids, pose.POSE)
+    state["fingerprint"] = loop._fingerprint(SETTINGS, labels, ids, pose.POSE, None)
     torch.save(state, resume)
     resumed = loop.train(images, labels, ids, SETTINGS, seed=5, threads=1, resume_path=resume, task=pose.POSE)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]

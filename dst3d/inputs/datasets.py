@@ -22,10 +22,23 @@ Formats (``root`` is the benchmark's top folder as published):
   degrees), images in ``Images/<cat>_<source>/``; split lists ``Image_sets/<cat>_imagenet_<split>.txt`` (source
   ``imagenet``) and ``PASCAL/VOCdevkit/VOC2012/ImageSets/Main/<cat>_<split>.txt`` (source ``pascal``).
 * ``objectnet3d``: ``Image_sets/<split>.txt``, ``Annotations/<name>.mat`` (same record), ``Images/``.
-* ``oodcv`` (OOD-CV / ROBIN v1.1): one CSV per split folder, ``train/``, ``iid_test/`` and
-  ``nuisances/<shape|pose|texture|context|weather|occlusion>/``, with columns cls_name, im_name, object,
-  truncated, occluded, difficult, azimuth, elevation, inplane_rotation (degrees), left, upper, right, lower
-  (the PASCAL3D+ box), distance, im_path (relative to the split folder).
+* ``oodcv`` (OOD-CV / ROBIN), in three published layouts:
+
+  - v1.1 CSV: one CSV per split folder, ``train/``, ``iid_test/`` and
+    ``nuisances/<shape|pose|texture|context|weather|occlusion>/``, with columns cls_name, im_name, object,
+    truncated, occluded, difficult, azimuth, elevation, inplane_rotation (degrees), left, upper, right, lower
+    (the PASCAL3D+ box), distance, im_path (relative to the split folder).
+  - ROBIN's pose reference (``evaluation/pose_ref/ref/<split>/labels.csv`` of the ROBIN repository, ``root``
+    being ``ref``): columns imgs (the image file name), labels (the category name), azimuth, elevation, theta
+    (degrees), distance. The images are object crops, in the split folder or its ``images/``: the box is the
+    whole image, left NaN in ``bbox_*`` (the crop code takes the whole decoded image), and the flags are unknown.
+  - the pose challenge (taken when ``<root>/lists/`` exists): ``lists/<cat>_<nuisance>.txt`` naming the images
+    of a nuisance (``iid``, ``context``, ``pose``, ``shape``, ``texture``, ``weather``, ``occlusion``: the
+    split), ``images/<cat>/<name>.JPEG`` (or ``.jpg``, ``.png``) and ``annotations/<cat>/<name>.mat`` holding a
+    PASCAL3D+ ``record`` (several objects per image possible); objects without a fine viewpoint are left out.
+
+  The split folder of the two CSV layouts is ``<root>/<split>`` or else ``<root>/nuisances/<split>``, whatever
+  the split's name (the reference has its own); a CSV with neither column set is refused.
 * ``imagenet3d``: ``lists/<cat>_imagenet_<split>.txt``, ``images/<cat>/<name>.JPEG`` and
   ``annotations/<cat>/<name>.npz`` whose ``annotations`` array holds one dict per object (azimuth, elevation,
   theta in radians, distance, bbox ``(x1, y1, x2, y2)`` in pixels, object_status, optionally ignore).
@@ -79,6 +92,7 @@ COLUMNS = [
 VIEWPOINT_MODES = ("fine", "fine_or_coarse")
 FORMATS = ("pascal3d", "objectnet3d", "oodcv", "imagenet3d", "nemo")
 PASCAL3D_SOURCES = ("imagenet", "pascal")
+#: The split folders of OOD-CV's v1.1 CSV release (for reference: the readers take any split folder there is).
 OODCV_SPLITS = ("train", "iid_test", "shape", "pose", "texture", "context", "weather", "occlusion")
 NEMO_OCCLUSION_LEVELS = (0, 1, 2, 3)
 #: Benchmark category names that differ from ours; a benchmark entry's ``category_map`` adds to it.
@@ -235,19 +249,53 @@ def read_objectnet3d(
     return frame if categories is None else frame[frame["category"].isin(categories)].reset_index(drop=True)
 
 
-def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
-    """OOD-CV objects of ``split``: ``train``, ``iid_test`` or a nuisance (shape, pose, texture, context,
-    weather, occlusion), from the split folder's annotation CSV."""
-    if split not in OODCV_SPLITS:
-        raise ValueError(f"OOD-CV split must be one of {OODCV_SPLITS}, got {split!r}")
-    folder = Path(root) / (split if split in ("train", "iid_test") else f"nuisances/{split}")
-    tables = sorted(folder.glob("*.csv"))
-    if not tables:
-        raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the benchmark's root and split")
-    table = pd.concat([pd.read_csv(path) for path in tables], ignore_index=True)
-    if categories is not None:
-        table = table[table["cls_name"].isin(categories)]
-    rows = [
+#: Columns of OOD-CV's per-split annotation CSV (ROBIN v1.1's ``train/``, ``iid_test/``, ``nuisances/<n>/``).
+_OODCV_CSV_COLUMNS = (
+    "cls_name",
+    "im_name",
+    "object",
+    "truncated",
+    "occluded",
+    "difficult",
+    "azimuth",
+    "elevation",
+    "inplane_rotation",
+    "left",
+    "upper",
+    "right",
+    "lower",
+    "distance",
+    "im_path",
+)
+#: Columns of the ROBIN repository's pose reference ``evaluation/pose_ref/ref/<split>/labels.csv`` (object crops).
+_OODCV_LABELS_COLUMNS = ("imgs", "labels", "azimuth", "elevation", "theta", "distance")
+#: Image file endings of the OOD-CV pose-challenge layout, in the order they are tried.
+_OODCV_IMAGE_SUFFIXES = (".JPEG", ".jpg", ".png")
+
+
+def _oodcv_split_folder(root: Path, split: str) -> Path:
+    """The first existing of ``<root>/<split>`` and ``<root>/nuisances/<split>``; FileNotFoundError names both and
+    the split folders there are."""
+    tried = [root / split, root / "nuisances" / split]
+    for folder in tried:
+        if folder.is_dir():
+            return folder
+    found = sorted(
+        str(path.relative_to(root))
+        for base in (root, root / "nuisances")
+        if base.is_dir()
+        for path in base.iterdir()
+        if path.is_dir() and path.name != "nuisances" and any(path.glob("*.csv"))
+    )
+    raise FileNotFoundError(
+        f"OOD-CV split folder for split {split!r} not found: tried {tried[0]} and {tried[1]}; "
+        f"the split folders with a CSV under {root} are {found}: check the benchmark's root and split"
+    )
+
+
+def _oodcv_csv_rows(path: Path, table: pd.DataFrame, folder: Path, split: str) -> list[dict]:
+    """Rows of one OOD-CV annotation CSV (:data:`_OODCV_CSV_COLUMNS`): degrees, MATLAB boxes, flags."""
+    return [
         {
             "image_id": f"{split}/{row.im_name}/{row.object}",
             "image_path": str(folder / row.im_path),
@@ -262,6 +310,106 @@ def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None
         }
         for row in table.itertuples(index=False)
     ]
+
+
+def _oodcv_labels_rows(path: Path, table: pd.DataFrame, folder: Path, split: str) -> list[dict]:
+    """Rows of a ROBIN pose reference ``labels.csv`` (:data:`_OODCV_LABELS_COLUMNS`, degrees): each image is an
+    object crop, so the box is the whole image (NaN ``bbox_*``, see :func:`dst3d.training.cropping.load_crop`);
+    the flags are unknown. An image named twice gets the row index in its id."""
+    counts = table["imgs"].astype(str).value_counts()
+    rows = []
+    for index, row in zip(table.index, table.itertuples(index=False), strict=True):
+        name = str(row.imgs)
+        tried = [folder / name, folder / "images" / name]
+        image_path = next((candidate for candidate in tried if candidate.is_file()), None)
+        if image_path is None:
+            raise FileNotFoundError(
+                f"OOD-CV labels CSV {path} names image {name!r}, found neither at {tried[0]} nor at {tried[1]}"
+            )
+        rows.append(
+            {
+                "image_id": f"{split}/{name}" if counts[name] == 1 else f"{split}/{name}/{index}",
+                "image_path": str(image_path),
+                "category": str(row.labels),
+                "bbox_x0": np.nan,
+                "bbox_y0": np.nan,
+                "bbox_x1": np.nan,
+                "bbox_y1": np.nan,
+                "azimuth": np.radians(float(row.azimuth)),
+                "elevation": np.radians(float(row.elevation)),
+                "theta": np.radians(float(row.theta)),
+                "distance": float(row.distance),
+                **{flag: np.nan for flag in FLAGS},
+                "subset": split,
+            }
+        )
+    return rows
+
+
+def _read_oodcv_pose_challenge(root: Path, nuisance: str, categories: list[str] | None) -> pd.DataFrame:
+    """Objects of the OOD-CV pose-challenge layout (``lists/<cat>_<nuisance>.txt``, ``images/<cat>/``,
+    ``annotations/<cat>/<name>.mat`` records; see the module docstring), fine viewpoints only."""
+    suffix = f"_{nuisance}.txt"
+    if categories is None:
+        categories = sorted(path.name[: -len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
+        if not categories:
+            present = sorted(path.name for path in (root / "lists").glob("*.txt"))
+            raise FileNotFoundError(
+                f"no OOD-CV list {root / 'lists'}/<category>{suffix} for nuisance {nuisance!r} "
+                f"(the lists there are {present}): check the benchmark's root and split"
+            )
+    rows = []
+    for category in categories:
+        list_path = root / "lists" / f"{category}{suffix}"
+        for name in _read_list(list_path):
+            image_dir = root / "images" / category
+            tried = [image_dir / f"{name}{ending}" for ending in _OODCV_IMAGE_SUFFIXES]
+            image_path = next((candidate for candidate in tried if candidate.is_file()), None)
+            if image_path is None:
+                raise FileNotFoundError(
+                    f"OOD-CV list {list_path} names {name!r}, whose image is none of {[str(p) for p in tried]}"
+                )
+            mat_path = root / "annotations" / category / f"{name}.mat"
+            if not mat_path.is_file():
+                raise FileNotFoundError(
+                    f"OOD-CV list {list_path} names {name!r}, whose annotation {mat_path} does not exist"
+                )
+            objects = read_record_objects(mat_path, image_dir, f"{category}/{name}", nuisance, category, "fine")
+            rows += [{**obj, "image_path": str(image_path)} for obj in objects]
+    return _finish(rows)
+
+
+def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None) -> pd.DataFrame:
+    """OOD-CV objects of ``split`` in one of its published layouts (see the module docstring).
+
+    With a ``lists/`` folder under ``root``, the pose-challenge layout, ``split`` being the nuisance (``iid``,
+    ``context``, ``pose``, ...); otherwise the CSVs of the split folder (``<root>/<split>`` or
+    ``<root>/nuisances/<split>``), each either OOD-CV's annotation CSV (:data:`_OODCV_CSV_COLUMNS`) or ROBIN's
+    pose reference ``labels.csv`` (:data:`_OODCV_LABELS_COLUMNS`). A CSV with neither column set is a ValueError
+    naming it."""
+    root = Path(root)
+    if (root / "lists").is_dir():
+        return _read_oodcv_pose_challenge(root, split, categories)
+    folder = _oodcv_split_folder(root, split)
+    tables = sorted(folder.glob("*.csv"))
+    if not tables:
+        raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the benchmark's root and split")
+    rows = []
+    for path in tables:
+        table = pd.read_csv(path)
+        columns = set(table.columns)
+        if columns.issuperset(_OODCV_CSV_COLUMNS):
+            category_column, read_rows = "cls_name", _oodcv_csv_rows
+        elif columns.issuperset(_OODCV_LABELS_COLUMNS):
+            category_column, read_rows = "labels", _oodcv_labels_rows
+        else:
+            raise ValueError(
+                f"OOD-CV CSV {path} has columns {list(table.columns)}, neither OOD-CV's annotation columns "
+                f"{list(_OODCV_CSV_COLUMNS)} nor ROBIN's labels.csv columns {list(_OODCV_LABELS_COLUMNS)}"
+            )
+        if categories is not None:
+            table = table[table[category_column].astype(str).isin(categories)]
+        rows += read_rows(path, table, folder, split)
     return _finish(rows)
 
 

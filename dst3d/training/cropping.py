@@ -24,8 +24,9 @@ def object_boxes(frame: pd.DataFrame) -> np.ndarray:
 
     Generated images carry the render's mask box (``bbox_*`` in render pixels, render size ``width`` x
     ``height``), scaled here to the generated image's size; an empty mask (``bbox_x0 < 0``) gives the whole
-    image. Real benchmark tables (:mod:`dst3d.inputs.datasets`) have no render size: their ``bbox_*`` are already in
-    image pixels.
+    image. Real benchmark tables (:mod:`dst3d.inputs.datasets`) have no render size (no ``width`` column, or a
+    missing one in a mixed table): their ``bbox_*`` are already in image pixels and are kept, NaN included (an
+    object crop whose box is the whole image, which :func:`load_crop` takes from the decoded image).
     """
     boxes = frame[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy(dtype=float)
     if "width" not in frame:
@@ -35,7 +36,9 @@ def object_boxes(frame: pd.DataFrame) -> np.ndarray:
     scale_x = image_width / frame["width"].to_numpy(dtype=float)
     scale_y = image_height / frame["height"].to_numpy(dtype=float)
     whole = np.stack([np.zeros_like(image_width), np.zeros_like(image_height), image_width, image_height], axis=1)
-    return np.where(boxes[:, :1] < 0, whole, boxes * np.stack([scale_x, scale_y, scale_x, scale_y], axis=1))
+    scaled = np.where(boxes[:, :1] < 0, whole, boxes * np.stack([scale_x, scale_y, scale_x, scale_y], axis=1))
+    real = np.isnan(frame["width"].to_numpy(dtype=float))[:, None]  # no render size: image pixels already
+    return np.where(real, boxes, scaled)
 
 
 def crop_box(box: np.ndarray, context: float) -> tuple[float, float, float, float]:
@@ -50,12 +53,20 @@ def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float)
     """The RGB crop around one object (input_size x input_size x 3 uint8); outside the image is black.
 
     The crop window is cut at whole pixels and shrunk with area averaging, so large real photos are not aliased.
+    An all-NaN box is the whole image, (0, 0, width, height) of the decoded image (benchmarks of object crops);
+    a box with only some NaN values is a ValueError naming the image.
     """
     image = read_image(image_path)
+    height, width = image.shape[:2]
+    box = np.asarray(box, dtype=float)
+    missing = np.isnan(box)
+    if missing.all():
+        box = np.array([0.0, 0.0, width, height])
+    elif missing.any():
+        raise ValueError(f"object box {box.tolist()} of {image_path} is partly NaN: expected 4 numbers, or all NaN")
     x0, y0, x1, y1 = crop_box(box, context)
     left, top = int(np.floor(x0)), int(np.floor(y0))
     side = max(1, int(np.ceil(max(x1 - left, y1 - top))))
-    height, width = image.shape[:2]
     window = image[max(top, 0) : min(top + side, height), max(left, 0) : min(left + side, width)]
     window = cv2.copyMakeBorder(
         window,

@@ -35,7 +35,7 @@ BACKBONES = tuple(schema_enum("train", "backbone"))
 def training_settings(settings: dict) -> dict:
     """A ``train`` block (or the KCF fold models' version of it) checked against config/schema.yaml and completed
     with its defaults; the workflow's own keys (variants, tasks, threads) are not part of it."""
-    return block_settings("train", settings, ignore=("variants", "tasks", "threads"))
+    return block_settings("train", settings, ignore=("variants", "tasks", "threads", "real", "finetune"))
 
 
 def memory_layout(precision: str, device: torch.device) -> torch.memory_format:
@@ -93,9 +93,16 @@ class TrainResult:
     history: list[dict]
 
 
-def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task) -> str:
+def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task, init: str | None) -> str:
     payload = json.dumps(
-        {"settings": settings, "ids": ids, "labels": labels.tolist(), "task": task.name, "outputs": task.outputs},
+        {
+            "settings": settings,
+            "ids": ids,
+            "labels": labels.tolist(),
+            "task": task.name,
+            "outputs": task.outputs,
+            "init": init,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -112,6 +119,7 @@ def train(
     log: logging.Logger = _log,
     *,
     task: Task,
+    init: tuple[dict, str] | None = None,
 ) -> TrainResult:
     """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
@@ -122,6 +130,9 @@ def train(
     Deterministic on the CPU for a given seed and thread count (on CUDA up to cuDNN's non-deterministic kernels;
     the batches and augmentations are the same). With ``resume_path``, the state after every epoch is
     saved there (atomically) and a restarted job continues from it when data, settings and task are unchanged.
+
+    ``init`` = (state dict, its checkpoint's SHA-256) starts from those weights instead (fine-tuning; the head
+    must have ``task.outputs`` outputs); ``settings["pretrained"]`` is then not used.
     """
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
@@ -131,15 +142,18 @@ def train(
     layout = memory_layout(precision, device)
     model = build_model(
         settings["backbone"],
-        settings["pretrained"],
+        settings["pretrained"] and init is None,
         task.outputs,
         zero_init_residual=settings["zero_init_residual"],
-    ).to(device, memory_format=layout)
+    )
+    if init is not None:
+        model.load_state_dict(init[0])
+    model = model.to(device, memory_format=layout)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     label_tensor = torch.from_numpy(labels).to(device)
     generator = torch.Generator().manual_seed(seed)
-    fingerprint = _fingerprint(settings, labels, ids, task)
+    fingerprint = _fingerprint(settings, labels, ids, task, None if init is None else init[1])
     history, start_epoch = [], 0
     if resume_path is not None and Path(resume_path).is_file():
         state = torch.load(resume_path, map_location="cpu", weights_only=False)
