@@ -195,7 +195,7 @@ def read_record_objects(
                 "category": category,
                 **_matlab_box(obj.bbox),
                 **angles,
-                **{flag: bool(_field(obj, flag, 0)) for flag in FLAGS},
+                **{flag: bool(_number(obj, flag) or 0) for flag in FLAGS},  # an empty flag ([]) reads as 0
                 "subset": subset,
             }
         )
@@ -508,9 +508,9 @@ def read_nemo(
 
 
 def available_categories(format_name: str, root: str | Path, split: str, occlusion_level: int = 0) -> list[str] | None:
-    """The categories a PASCAL3D+ (annotation folders), ImageNet3D (split lists) or NeMo-prepared (list folders
-    of the occlusion level) release holds; None for the formats whose categories are only known from their
-    annotations (ObjectNet3D, OOD-CV)."""
+    """The categories a PASCAL3D+ (annotation folders), ImageNet3D (split lists), OOD-CV pose-challenge (lists of
+    the nuisance) or NeMo-prepared (list folders of the occlusion level) release holds; None for the formats whose
+    categories are only known from their annotations (ObjectNet3D, OOD-CV's CSVs)."""
     root = Path(root)
     if format_name == "nemo":
         suffix = nemo_folder_suffix(occlusion_level)
@@ -521,6 +521,9 @@ def available_categories(format_name: str, root: str | Path, split: str, occlusi
     if format_name == "pascal3d":
         folders = (root / "Annotations").glob("*_*")
         return sorted({folder.name.rsplit("_", 1)[0] for folder in folders if folder.is_dir()})
+    if format_name == "oodcv" and (root / "lists").is_dir():  # the pose-challenge layout: lists/<cat>_<split>.txt
+        suffix = f"_{split}.txt"
+        return sorted(path.name[: -len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
     if format_name == "imagenet3d":
         suffix = f"_imagenet_{split}.txt"
         return sorted(path.name[: -len(suffix)] for path in (root / "lists").glob(f"*{suffix}"))
