@@ -88,3 +88,27 @@ def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
         "pose_table": 1,
         "all": 1,
     }
+
+
+def test_adding_the_protocols_after_a_run_plans_only_their_own_jobs(finished, tmp_path):
+    """config/protocols.yaml over a finished run: the pseudo-real benchmark, the real variants and the tables are
+    added; nothing of the synthetic data or of composite-kcf is redone, only the pose table gains rows."""
+    overlay = yaml.safe_load((CONFIGS[0].parent / "protocols.yaml").read_text())
+    overlay["pseudo_real"].update(
+        {"train": {"images_per_category": 4, "shard_size": 4}, "val": {"images_per_category": 2, "shard_size": 2}}
+    )
+    overlay["tables"]["few_shot"]["shots"] = [2]
+    counts = planned(finished, tmp_path, overlay)
+    # real-pseudo, its fine-tuned version, real-pseudo-2shot, its fine-tuned version; 2 categories x 2 splits.
+    assert counts == {
+        "build_pseudo_real_assets": 1,
+        "render_shard": 4,
+        "write_pseudo_real": 1,
+        "select_real": 2,
+        "train_pose_estimator": 4,
+        "evaluate_pose": 4,
+        "evaluate_pose_benchmark": 5,  # the 4 new variants and composite-kcf on the new benchmark
+        "pose_table": 1,
+        "protocol_table": 2,
+        "all": 1,
+    }
