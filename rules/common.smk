@@ -51,6 +51,11 @@ def check_config():
     policy = config["kcf"]["policy"]
     if policy["mode"] == "threshold" and "max_loss" not in policy:
         raise ValueError("config: kcf.policy.mode is 'threshold' but kcf.policy.max_loss is not set")
+    if policy["scores"] != ["kcf"] and policy["mode"] != "fraction":
+        raise ValueError(
+            f"config: kcf.policy.scores {policy['scores']} combine by share, so kcf.policy.mode must be "
+            f"'fraction' (it is {policy['mode']!r}); or use scores: [kcf]"
+        )
 
 
 check_config()
@@ -130,7 +135,27 @@ def all_targets():
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
         targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
+    targets += [f"{RESULTS}/kcf/{backend}/consistency.csv" for backend in kcf_backends()]
     return targets
+
+
+def kcf_backends():
+    """The generate backends whose images KCF filters (those of a -kcf variant)."""
+    return list(dict.fromkeys(variant.backend for variant in VARIANTS.values() if variant.selection == "kcf"))
+
+
+def kcf_select_inputs(wildcards):
+    """The fold scores and/or the consistency scores, as kcf.policy.scores chooses."""
+    inputs = {}
+    if "kcf" in config["kcf"]["policy"]["scores"]:
+        inputs["folds"] = [
+            f"{RESULTS}/kcf/{wildcards.backend}/folds/{group}-{fold}.csv"
+            for group in kcf_groups()
+            for fold in range(config["kcf"]["folds"])
+        ]
+    if "consistency" in config["kcf"]["policy"]["scores"]:
+        inputs["consistency"] = rules.kcf_consistency.output[0].format(backend=wildcards.backend)
+    return inputs
 
 
 # Input functions of the stage files (Snakemake's linter asks for them here, apart from the rules).

@@ -1,4 +1,5 @@
-# kcf: K-fold consistency scores for every generated training image, then the kept list by policy.
+# kcf: K-fold consistency scores for every generated training image, the model-free consistency of each image with
+# its render, then the kept list by policy.
 
 
 rule kcf_fold:
@@ -25,13 +26,29 @@ rule kcf_fold:
         "../scripts/kcf_fold.py"
 
 
+rule kcf_consistency:
+    input:
+        shards=generated_shards("train"),
+        edges=shard_files(rules.detect_edges.output[0], "train"),
+    output:
+        f"{RESULTS}/kcf/{{backend}}/consistency.csv",
+    log:
+        "logs/kcf_consistency/{backend}.log",
+    conda:
+        "../envs/vision.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        edges=job_settings("edges"),
+        settings=config["kcf"]["consistency"],
+    script:
+        "../scripts/kcf_consistency.py"
+
+
 rule kcf_select:
     input:
-        expand(
-            f"{RESULTS}/kcf/{{{{backend}}}}/folds/{{group}}-{{fold}}.csv",
-            group=kcf_groups(),
-            fold=range(config["kcf"]["folds"]),
-        ),
+        unpack(kcf_select_inputs),
     output:
         scores=f"{RESULTS}/kcf/{{backend}}/scores.csv",
         kept=f"{RESULTS}/kcf/{{backend}}/kept.csv",

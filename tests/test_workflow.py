@@ -79,6 +79,12 @@ def test_kcf_train_accepts_exactly_the_estimator_keys_of_the_train_block():
         ({"renderer": {}}, "renderer"),
         ({"kcf": {"train": {"optimiser": "adamw"}}}, "optimiser"),
         ({"train": {"device": "tpu"}}, "tpu"),
+        ({"train": {"variants": ["real-pascal3d"]}}, "not a train.real entry"),
+        (
+            {"kcf": {"policy": {"mode": "threshold", "max_loss": 3.0, "scores": ["kcf", "consistency"]}}},
+            "kcf.policy.mode must be 'fraction'",
+        ),
+        ({"tables": {"pose_protocol": {"variants": ["composite-kcf"], "in_distribution": ["p3d"]}}}, "'p3d'"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, override, expected):
@@ -145,6 +151,13 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
     scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
     assert len(scores) == categories * images and len(kept) == categories * kept_per_category
+    # The model-free check beside KCF: every generated training image scored; composites match their renders.
+    consistency = pd.read_csv(results / "kcf" / "composite" / "consistency.csv")
+    assert sorted(consistency["image_id"]) == sorted(scores["image_id"])
+    assert (
+        consistency[["edge_f", "silhouette_iou", "consistency"]].apply(lambda column: column.between(0, 1)).all().all()
+    )
+    assert consistency["edge_f"].median() > 0.8
 
     # A complete run leaves nothing to do.
     result = run("-n")
