@@ -96,3 +96,56 @@ def viewpoint_figure(annotations: pd.DataFrame):
     axes[0][0].set_ylabel("elevation (deg)")
     figure.tight_layout()
     return figure
+
+
+def consistency_figure(scores: pd.DataFrame, generated: pd.DataFrame, worst: int = 8):
+    """Histograms of the consistency check's scores (edge F, silhouette IoU, combined; per category) and, below,
+    the ``worst`` images with the highest combined score, each with its render mask's outline (green) and its
+    scores: what the filter would look at first. ``scores``: consistency.csv; ``generated``: the generated-image
+    records of the same images (image_path, mask_path, width, height)."""
+    columns = [
+        ("edge_f", "edge F-score"),
+        ("silhouette_iou", "silhouette IoU"),
+        ("consistency", "combined (1 = worst)"),
+    ]
+    worst_rows = scores.sort_values(["consistency", "image_id"], ascending=[False, True]).head(worst)
+    records = generated.set_index("image_id")
+    figure = plt.figure(figsize=(12, 6.4))
+    grid = figure.add_gridspec(2, max(len(columns), len(worst_rows), 1), height_ratios=[1.3, 1])
+    span = max(len(worst_rows), len(columns), 1) // len(columns)
+    bins = np.linspace(0, 1, 26)
+    for position, (column, title) in enumerate(columns):
+        axis = figure.add_subplot(grid[0, position * span : (position + 1) * span])
+        for category, group in scores.groupby("category"):
+            axis.hist(group[column], bins=bins, histtype="step", label=category)
+        axis.set_title(f"{title}, median {scores[column].median():.2f}", fontsize=9)
+        axis.set_xlim(0, 1)
+    figure.axes[0].legend(fontsize=7)
+    figure.axes[0].set_ylabel("images")
+    for position, row in enumerate(worst_rows.itertuples(index=False)):
+        axis = figure.add_subplot(grid[1, position])
+        record = records.loc[row.image_id]
+        image = read_image(record["image_path"])
+        mask = read_image(record["mask_path"], cv2.IMREAD_UNCHANGED)
+        mask = cv2.resize(
+            (mask > 0).astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST
+        )
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(image, contours, -1, (0, 220, 0), 1)
+        ys, xs = np.nonzero(mask)
+        if len(xs):  # zoomed to the object: twice its box, square, inside the image
+            side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min(), 8)
+            cx, cy = (xs.max() + xs.min()) // 2, (ys.max() + ys.min()) // 2
+            x0, y0 = max(0, cx - side // 2), max(0, cy - side // 2)
+            image = image[y0 : y0 + side, x0 : x0 + side]
+        axis.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_title(f"{row.image_id}\nF {row.edge_f:.2f} IoU {row.silhouette_iou:.2f}", fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def consistency_plot(scores: pd.DataFrame, generated: pd.DataFrame, path: Path) -> None:
+    """:func:`consistency_figure` saved as PNG."""
+    _save(consistency_figure(scores, generated), path)

@@ -135,7 +135,7 @@ def all_targets():
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
         targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
-    targets += [f"{RESULTS}/kcf/{backend}/consistency.csv" for backend in kcf_backends()]
+    targets += [f"{RESULTS}/figures/consistency_{backend}.png" for backend in kcf_backends()]
     return targets
 
 

@@ -31,3 +31,21 @@ rule plot_viewpoints:
         "../envs/vision.yaml"
     script:
         "../scripts/plot_viewpoints.py"
+
+
+rule plot_consistency:
+    input:
+        scores=rules.kcf_consistency.output[0],
+        shards=generated_shards("train"),
+    output:
+        report(
+            f"{RESULTS}/figures/consistency_{{backend}}.png",
+            caption="../report/consistency.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/plot_consistency/{backend}.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/plot_consistency.py"

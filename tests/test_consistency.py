@@ -144,6 +144,18 @@ def test_consistency_scores_of_a_table(tmp_path, render):
     assert scores["consistency"].iloc[1] == 1.0
     assert scores[["edge_f", "silhouette_iou"]].iloc[1].tolist() == [0.0, 0.0]
 
+    # The report's figure: histograms, then the worst-scored images first (a shifted copy before the exact one).
+    from dst3d.figures import consistency_figure
+
+    write_image(_composite(_render(dx=12, dy=6)), tmp_path / "c.png")
+    shifted = records.iloc[[0]].assign(image_id="c", image_path=str(tmp_path / "c.png"))
+    generated = pd.concat([records.iloc[[0]], shifted], ignore_index=True)
+    figure_scores = consistency.consistency_scores(generated, [tmp_path / "a_edges.png"] * 2, SETTINGS)
+    figure = consistency_figure(figure_scores, generated, worst=2)
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles[0].startswith("edge F-score") and len(titles) == 3 + 2
+    assert titles[3].startswith("c\n") and titles[4].startswith("a\n")
+
 
 def _tables():
     ids = [f"car-{i}" for i in range(5)] + [f"chair-{i}" for i in range(4)]

@@ -17,13 +17,14 @@ NOTHING = {}
 # The tiny config (tests/data/tiny.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
 AFTER_KCF_SELECT = {"kcf_select": 1, "train_pose_estimator": 1, "evaluate_pose": 1, "pose_table": 1, "all": 1}
 # The figure shows the edge maps; the consistency check compares them with the generated images.
-AFTER_EDGES = {"detect_edges": 6, "plot_samples": 1, "kcf_consistency": 1, "all": 1}
+AFTER_EDGES = {"detect_edges": 6, "plot_samples": 1, "kcf_consistency": 1, "plot_consistency": 1, "all": 1}
 AFTER_RENDER = {
     "render_shard": 6,
     "detect_edges": 6,
     "generate_shard": 6,
     "kcf_fold": 2,
     "kcf_consistency": 1,
+    "plot_consistency": 1,
     "plot_samples": 1,
     "plot_viewpoints": 1,
     **AFTER_KCF_SELECT,
@@ -60,7 +61,10 @@ def planned(workdir, tmp_path, overlay: dict) -> dict[str, int]:
         ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
         ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),
         ({"evaluate": {"flip": True}}, {"evaluate_pose": 1, "pose_table": 1, "all": 1}),
-        ({"kcf": {"consistency": {"tolerance_px": 3}}}, {"kcf_consistency": 1, "all": 1}),  # the policy reads KCF only
+        (
+            {"kcf": {"consistency": {"tolerance_px": 3}}},
+            {"kcf_consistency": 1, "plot_consistency": 1, "all": 1},
+        ),  # the policy reads KCF only
         (
             {"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.9, "scores": ["kcf", "consistency"]}}},
             AFTER_KCF_SELECT,
