@@ -19,8 +19,24 @@ no workflow. Then, in this process:
 
 ``--images-per-category N`` scores each category's first N images by index (120 by default).
 
+``--kcf`` (off by default: it trains the fold models, minutes on a CPU) also compares with KCF, as issue #18 asks:
+
+4. a fifth failure type ``pose`` on its own disjoint ``--fraction`` of each category: the image is left as it is
+   and its azimuth label turned by a uniform 90..270 degrees (as :func:`dst3d.kcf.corrupt_azimuths` turns them),
+   the corruption KCF is built for; the consistency scores, which never read the pose label, cannot see it;
+5. trains the KCF fold models as the workflow's ``kcf_fold`` jobs do for the configuration (``kcf.folds``,
+   ``kcf.per_category``, :func:`dst3d.workflow_config.kcf_settings`, :func:`dst3d.kcf.assign_folds` and
+   :func:`dst3d.kcf.score_fold` with the workflow's seeds) on the injected image set with its (possibly turned)
+   labels, so that every image gets its ``kcf_loss``; ``--kcf-epochs E`` overrides ``kcf.train``'s epochs;
+6. prints per failure type the AUROC of kcf_loss, of consistency and of the combined rule, and what the policies
+   ``{"scores": S, "keep_fraction": K}`` catch of each failure type and drop of the clean images for S =
+   [kcf, consistency], [kcf] and [consistency] (:func:`dst3d.consistency.select_combined`), and what the
+   configured ``kcf.policy`` drops. The combined rule's AUROC ranks the images, per category, by the larger of
+   their two percentile ranks (rank by the score, ties by image_id, over the category's images), the order in
+   which the policy with both scores drops them.
+
 Usage: ``python bench/consistency.py --workdir DIR [--configfile config/config.yaml] [--images-per-category 120]
-[--fraction 0.1] [--seed S] [--tolerance-px 2] [--margin 0.1] [--keep-fraction 0.85]``.
+[--fraction 0.1] [--seed S] [--tolerance-px 2] [--margin 0.1] [--keep-fraction 0.85] [--kcf [--kcf-epochs E]]``.
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import torch
 from workflow_data import REPO, load_config
 
 from dst3d import consistency, kcf
@@ -40,8 +57,13 @@ from dst3d.generate.composite import fit_background
 from dst3d.generate.edges import EdgeSettings
 from dst3d.identity import derive_seed, shard_names
 from dst3d.io import read_image, read_tables, write_image
+from dst3d.workflow_config import kcf_settings
 
 FAILURES = ("translate", "scale", "mirror", "twice")
+#: The failure ``--kcf`` adds: the image untouched, its azimuth label turned (what KCF is built to find).
+POSE = "pose"
+#: Threads of the KCF fold models (torch) and their crop loading.
+KCF_THREADS = 2
 
 
 def train_records(workdir: Path, config: dict, images: int | None) -> pd.DataFrame:
@@ -71,17 +93,137 @@ def train_records(workdir: Path, config: dict, images: int | None) -> pd.DataFra
     return frame
 
 
-def assign_failures(frame: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
+def assign_failures(frame: pd.DataFrame, fraction: float, seed: int, failures: tuple[str, ...] = FAILURES) -> pd.Series:
     """The failure injected into each image ("" = clean): round(fraction * n) images of each category per
-    failure type, disjoint, drawn with ``seed``; depends on the image ids only."""
+    failure type, disjoint, drawn with ``seed``; depends on the image ids only. Each type takes the next slice
+    of one permutation, so adding a type at the end leaves the earlier types' images as they were."""
     failure = pd.Series("", index=frame.index, dtype=object)
     for category, group in frame.groupby("category"):
         rng = np.random.default_rng(derive_seed(seed, "consistency-failures", category))
         rows = group.sort_values("image_id").index[rng.permutation(len(group))]
         count = round(fraction * len(group))
-        for number, name in enumerate(FAILURES):
+        for number, name in enumerate(failures):
             failure[rows[number * count : (number + 1) * count]] = name
     return failure
+
+
+def turn_azimuths(frame: pd.DataFrame, rows: pd.Series, seed: int) -> pd.Series:
+    """The azimuth labels of ``frame`` with those of the ``rows`` (boolean) turned by a uniform 90..270 degrees,
+    drawn per category with ``seed`` in image-id order, as :func:`dst3d.kcf.corrupt_azimuths` turns them."""
+    azimuth = frame["azimuth"].astype(float).copy()
+    for category, group in frame[rows].groupby("category"):
+        rng = np.random.default_rng(derive_seed(seed, "consistency-pose", category))
+        chosen = group.sort_values("image_id").index
+        turn = rng.uniform(np.pi / 2, 3 * np.pi / 2, len(chosen))
+        azimuth[chosen] = np.mod(azimuth[chosen].to_numpy() + turn, 2 * np.pi)
+    return azimuth
+
+
+def kcf_scores(frame: pd.DataFrame, config: dict, seed: int, epochs: int | None) -> tuple[pd.DataFrame, dict]:
+    """``kcf_loss`` of every image of ``frame`` (its image paths and labels as they are), scored as the
+    workflow's ``kcf_fold`` jobs score them (scripts/kcf_fold.py): folds by :func:`dst3d.kcf.assign_folds`, one
+    :func:`dst3d.kcf.score_fold` per group (each category with ``kcf.per_category``, else ``all``) and fold, the
+    fold models' settings :func:`dst3d.workflow_config.kcf_settings` (``epochs`` over them unless None) and
+    seeds those of the composite backend. Returns (scores in the order of ``frame``, the settings)."""
+    settings = kcf_settings(config)
+    if epochs is not None:
+        settings["epochs"] = epochs
+    folds = config["kcf"]["folds"]
+    groups = sorted(config["categories"]) if config["kcf"]["per_category"] else ["all"]
+    frame = frame.copy()
+    frame["kcf_fold"] = kcf.assign_folds(frame, folds, seed)
+    scores = pd.concat(
+        [
+            kcf.score_fold(
+                frame,
+                fold,
+                group,
+                settings,
+                seed=derive_seed(seed, "kcf-train", "composite", group, fold),
+                threads=KCF_THREADS,
+            )
+            for group in groups
+            for fold in range(folds)
+        ]
+    )
+    scores = frame[["image_id"]].merge(scores, on="image_id", how="left", validate="one_to_one")
+    if scores["kcf_loss"].isna().any():
+        raise RuntimeError("KCF left images unscored")
+    return scores, {**settings, "folds": folds, "groups": groups}
+
+
+def policy_rank(scores: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per category, the largest of the images' percentile ranks by ``columns`` (rank by the column, ties by
+    image_id, 1..n, over n): ``select_combined`` with these scores drops exactly the images above ceil(f * n) / n,
+    so ranking by it puts first the images the policy drops first, whatever f."""
+    result = np.zeros(len(scores))
+    for _, group in scores.groupby("category"):
+        best = np.zeros(len(group))
+        for column in columns:
+            order = np.lexsort((group["image_id"].to_numpy(), group[column].to_numpy()))
+            rank = np.empty(len(group))
+            rank[order] = np.arange(1, len(group) + 1) / len(group)
+            best = np.maximum(best, rank)
+        result[scores.index.get_indexer(group.index)] = best
+    return result
+
+
+def dropped_by(scores: pd.DataFrame, policy: dict) -> pd.Series:
+    """Which images of ``scores`` (kcf_loss and consistency columns) ``policy`` drops: as scripts/kcf_select.py
+    chooses for a policy with a ``mode`` (the configured ``kcf.policy``: :func:`dst3d.kcf.select` for the KCF
+    loss alone, any of its modes), else (and for both scores) :func:`dst3d.consistency.select_combined`."""
+    if "mode" in policy and list(policy.get("scores", ["kcf"])) == ["kcf"]:
+        kept, _ = kcf.select(scores[["image_id", "category", "kcf_loss"]], policy)
+    else:
+        kept, _ = consistency.select_combined(scores, scores, policy)
+    return ~scores["image_id"].isin(kept["image_id"])
+
+
+def report_kcf(scores: pd.DataFrame, failures: tuple[str, ...], keep_fraction: float, configured: dict) -> None:
+    """The AUROC of kcf_loss, consistency and the combined rule per failure type, and what the policies drop."""
+    scores = scores.reset_index(drop=True)
+    scores["combined"] = policy_rank(scores, ["kcf_loss", "consistency"])
+    choices = {"kcf+cons.": ["kcf", "consistency"], "kcf": ["kcf"], "cons.": ["consistency"]}
+    policies = {name: {"scores": chosen, "keep_fraction": keep_fraction} for name, chosen in choices.items()}
+    dropped = {name: dropped_by(scores, policy) for name, policy in policies.items()}
+    clean = (scores["failure"] == "").to_numpy()
+    print(
+        "combined rule: dropped when kcf_loss or consistency is in its category's worst share; its AUROC ranks "
+        "the images, per category, by the larger of their two percentile ranks (rank by the score, ties by "
+        "image_id, over n), the order in which the policy with both scores drops them"
+    )
+    label = f"caught at keep_fraction {keep_fraction:g}:"
+    width = max(len(label), len("dropped of the clean images:"))
+    print(
+        f"{'failure':<10} {'images':>6} {'AUROC kcf':>9} {'AUROC cons.':>11} {'AUROC comb.':>11}   {label:<{width}}"
+        + "".join(f" {name:>9}" for name in policies)
+    )
+    for failure in (*failures, "all"):
+        bad = (scores["failure"] != "").to_numpy() if failure == "all" else (scores["failure"] == failure).to_numpy()
+        pair = clean | bad
+        aurocs = [kcf.auroc(scores.loc[pair, column], bad[pair]) for column in ("kcf_loss", "consistency", "combined")]
+        print(
+            f"{failure:<10} {int(bad.sum()):>6} {aurocs[0]:>9.3f} {aurocs[1]:>11.3f} {aurocs[2]:>11.3f}   "
+            f"{'':<{width}}" + "".join(f" {dropped[name][bad].mean():>9.0%}" for name in policies)
+        )
+    print(
+        f"{'clean':<10} {int(clean.sum()):>6} {'':>9} {'':>11} {'':>11}   {'dropped of the clean images:':<{width}}"
+        + "".join(f" {dropped[name][clean].mean():>9.0%}" for name in policies)
+    )
+    for name, policy in policies.items():
+        print(
+            f"policy {policy}: drops {int(dropped[name].sum())} of {len(scores)} images, "
+            f"{int(dropped[name][~clean].sum())} of the {int((~clean).sum())} with a failure, "
+            f"{dropped[name][clean].mean():.0%} of the {int(clean.sum())} clean"
+        )
+    drops = dropped_by(scores, configured)
+    print(
+        f"configured kcf.policy {configured}: drops {int(drops.sum())} of {len(scores)} images, "
+        f"{drops[clean].mean():.0%} of the clean; caught "
+        + ", ".join(f"{failure} {drops[(scores['failure'] == failure).to_numpy()].mean():.0%}" for failure in failures)
+    )
+    medians = scores.groupby(scores["failure"].replace("", "clean"))["kcf_loss"].median()
+    print("median kcf_loss:", ", ".join(f"{name} {value:.2f}" for name, value in medians.items()))
 
 
 def _over(rgba: np.ndarray, canvas: np.ndarray) -> np.ndarray:
@@ -159,18 +301,27 @@ def main() -> None:
     parser.add_argument("--tolerance-px", type=float, default=2)
     parser.add_argument("--margin", type=float, default=0.1)
     parser.add_argument("--keep-fraction", type=float, default=0.85)
+    parser.add_argument(
+        "--kcf", action="store_true", help="also inject turned azimuth labels (pose), train KCF and compare with it"
+    )
+    parser.add_argument("--kcf-epochs", type=int, help="KCF fold-model epochs (default: the configuration's)")
     args = parser.parse_args()
+    if args.kcf_epochs is not None and not args.kcf:
+        parser.error("--kcf-epochs needs --kcf")
+    failures = (*FAILURES, POSE) if args.kcf else FAILURES
 
     config = load_config([path.resolve() for path in args.configfile])
     edge_settings = EdgeSettings.from_config(config.get("edges"))
     seed = config["seed"] if args.seed is None else args.seed
     workdir = args.workdir.resolve()
     frame = train_records(workdir, config, args.images_per_category)
-    frame["failure"] = assign_failures(frame, args.fraction, seed)
+    frame["failure"] = assign_failures(frame, args.fraction, seed, failures)
+    if args.kcf:
+        frame["azimuth"] = turn_azimuths(frame, frame["failure"] == POSE, seed)
 
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-consistency-") as temporary:
         started = time.perf_counter()
-        for index, row in frame[frame["failure"] != ""].iterrows():
+        for index, row in frame[frame["failure"].isin(FAILURES)].iterrows():
             rng = np.random.default_rng(derive_seed(seed, "consistency-inject", row.image_id))
             path = Path(temporary) / f"{row.image_id}.png"
             write_image(inject(row, row.failure, rng), path)
@@ -182,7 +333,14 @@ def main() -> None:
             frame, frame["edge_map"], edge_settings, tolerance_px=args.tolerance_px, margin=args.margin
         )
         score_seconds = time.perf_counter() - started
+        if args.kcf:
+            torch.set_num_threads(KCF_THREADS)
+            started = time.perf_counter()
+            losses, settings = kcf_scores(frame, config, seed, args.kcf_epochs)
+            kcf_seconds = time.perf_counter() - started
     scores["failure"] = frame["failure"].to_numpy()
+    if args.kcf:
+        scores["kcf_loss"] = losses["kcf_loss"].to_numpy()
 
     policy = {"scores": ["consistency"], "keep_fraction": args.keep_fraction}
     kept, _ = consistency.select_combined(None, scores, policy)
@@ -205,7 +363,7 @@ def main() -> None:
         f"{'failure':<10} {'images':>6} {'AUROC edge_f':>12} {'AUROC iou':>9} {'AUROC comb.':>11} {'caught':>7} "
         f"{'caught@thr':>10}"
     )
-    for failure in FAILURES:
+    for failure in failures:
         bad = scores[scores["failure"] == failure]
         pair = pd.concat([clean, bad])
         positives = (pair["failure"] == failure).to_numpy()
@@ -231,6 +389,18 @@ def main() -> None:
     print(
         "median scores:", ", ".join(f"{name} {r.edge_f:.2f}/{r.silhouette_iou:.2f}" for name, r in medians.iterrows())
     )
+    if args.kcf:
+        epochs = f"{settings['epochs']} epochs" + (
+            f" (--kcf-epochs; kcf.train says {kcf_settings(config)['epochs']})" if args.kcf_epochs is not None else ""
+        )
+        print(
+            f"KCF: {len(settings['groups']) * settings['folds']} fold models ({settings['folds']} folds, groups "
+            f"{settings['groups']}), {settings['backbone']} at {settings['input_size']} px, {epochs}, "
+            f"{settings['optimizer']} lr {settings['lr']:g} {settings['lr_schedule']}, {KCF_THREADS} threads, on the "
+            f"injected images with their labels ({POSE}: azimuth turned by 90..270 degrees); trained and scored "
+            f"in {kcf_seconds:.0f} s"
+        )
+        report_kcf(scores, failures, args.keep_fraction, config["kcf"]["policy"])
 
 
 if __name__ == "__main__":
