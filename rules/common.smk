@@ -136,7 +136,26 @@ def all_targets():
     for split in SPLITS:
         targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
     targets += [f"{RESULTS}/figures/consistency_{backend}.png" for backend in kcf_backends()]
+    if "coco" in config["export"]["formats"]:
+        for variant in exported_variants():
+            targets += [f"{RESULTS}/export/{variant}/coco/instances_{split}.json" for split in SPLITS]
     return targets
+
+
+def exported_variants():
+    """The synthetic variants of train.variants: the datasets the export rules write."""
+    return [name for name in config["train"]["variants"] if VARIANTS[name].kind == "synthetic"]
+
+
+def export_inputs(wildcards):
+    """A synthetic variant's generated shards of both splits and, for a -kcf variant, KCF's kept list."""
+    variant = VARIANTS[wildcards.variant]
+    inputs = {
+        split: shard_files(rules.generate_shard.output.annotations, split, backend=variant.backend) for split in SPLITS
+    }
+    if variant.selection == "kcf":
+        inputs["kept"] = rules.kcf_select.output.kept.format(backend=variant.backend)
+    return inputs
 
 
 def kcf_backends():

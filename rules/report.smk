@@ -1,4 +1,4 @@
-# figures: named targets that can be rebuilt alone, e.g. `snakemake results/figures/samples.png`.
+# figures and exports: named targets that can be rebuilt alone, e.g. `snakemake results/figures/samples.png`.
 
 # The first synthetic variant's backend; composite (offline) when every variant trains on real data only.
 SAMPLE_BACKEND = (synthetic_backends() or ["composite"])[0]
@@ -49,3 +49,21 @@ rule plot_consistency:
         "../envs/vision.yaml"
     script:
         "../scripts/plot_consistency.py"
+
+
+rule export_coco:
+    input:
+        unpack(export_inputs),
+    output:
+        train=f"{RESULTS}/export/{{variant}}/coco/instances_train.json",
+        test=f"{RESULTS}/export/{{variant}}/coco/instances_test.json",
+    log:
+        "logs/export_coco/{variant}.log",
+    wildcard_constraints:
+        variant="|".join(map(re.escape, exported_variants())) or "^$",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        categories=CATEGORIES,
+    script:
+        "../scripts/export_coco.py"

@@ -121,6 +121,17 @@ def test_generated_tables_follow_the_contract(controlnet_run):
                 assert image.size == (SIZE, SIZE)
     sdxl = pd.read_parquet(results / "generate" / "controlnet-sdxl" / "train" / "car" / "000.parquet")
     assert sdxl["vae_model_revision"].str.startswith("sha256:").all()
+    # The COCO export of a ControlNet variant: its images have another size than their renders, so its masks and
+    # cameras are scaled to the image (pycocotools reads it back).
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(results / "export" / "controlnet-kcf" / "coco" / "instances_train.json"))
+    kept = pd.read_csv(results / "kcf" / "controlnet" / "kept.csv")
+    assert sorted(image["image_key"] for image in coco.dataset["images"]) == sorted(kept["image_id"])
+    annotation = coco.dataset["annotations"][0]
+    image = coco.loadImgs(annotation["image_id"])[0]
+    assert coco.annToMask(annotation).shape == (SIZE, SIZE) and image["width"] == SIZE
+    assert annotation["K"][0] == pytest.approx(render["K"].iloc[0][0] * SIZE / render["width"].iloc[0])
     # Paste mode: outside the object mask every pixel is the background photo's, fitted to the image.
     record = sdxl.iloc[0]
     mask = np.asarray(Image.open(workdir / record["mask_path"]).convert("L").resize((SIZE, SIZE), Image.NEAREST)) >= 128
@@ -145,7 +156,7 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
     counts = job_counts(run(workdir, "-n", configfiles=configfiles, env=env).stdout)
     # 2 categories x (2 train + 1 test) shards of controlnet; its KCF (2 folds, the consistency check) and both its
     # variants; the table
-    # and the sample and consistency figures. Nothing of controlnet-sdxl, no render, edge or prompt job.
+    # and the sample and consistency figures, the COCO exports of both variants. Nothing of controlnet-sdxl, no render, edge or prompt job.
     assert counts == {
         "generate_shard": 6,
         "kcf_fold": 2,
@@ -156,8 +167,9 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
         "evaluate_pose": 2,
         "pose_table": 1,
         "plot_samples": 1,
+        "export_coco": 2,
         "all": 1,
-        "total": 18,
+        "total": 20,
     }, counts
 
     result = run(workdir, "--cores", "2", configfiles=configfiles, env=env, timeout_s=1500)

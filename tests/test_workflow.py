@@ -158,6 +158,14 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
         consistency[["edge_f", "silhouette_iou", "consistency"]].apply(lambda column: column.between(0, 1)).all().all()
     )
     assert consistency["edge_f"].median() > 0.8
+    # The COCO export of the variant: its kept training images, all test images, read back by pycocotools.
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(results / "export" / "composite-kcf" / "coco" / "instances_train.json"))
+    assert sorted(image["image_key"] for image in coco.dataset["images"]) == sorted(kept["image_id"])
+    test_coco = COCO(str(results / "export" / "composite-kcf" / "coco" / "instances_test.json"))
+    splits = {**default["splits"], **(E2E_OVERLAY["splits"] if overlay else {})}
+    assert len(test_coco.getImgIds()) == categories * splits["test"]["images_per_category"]
 
     # A complete run leaves nothing to do.
     result = run("-n")
