@@ -46,7 +46,7 @@ def check_config():
                     "give the path, or use assets.source: embedded"
                 )
     datasets.check_entries(config["evaluate"]["benchmarks"])
-    datasets.check_entries(config["train"]["real"])
+    datasets.check_entries(config["train"]["real"], "train.real")
     protocols.check_protocols(config)
     policy = config["kcf"]["policy"]
     if policy["mode"] == "threshold" and "max_loss" not in policy:

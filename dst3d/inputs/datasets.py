@@ -563,23 +563,23 @@ def category_map(overrides: dict[str, str] | None = None) -> dict[str, str]:
     return {**DEFAULT_CATEGORY_MAP, **(overrides or {})}
 
 
-def check_entries(entries: list[dict]) -> None:
-    """The checks of ``evaluate.benchmarks`` that the schema cannot express (unique names, nemo-only keys);
-    ValueError names the entry. The workflow runs them when it reads its config, :func:`load_benchmark` for
-    every entry it loads."""
+def check_entries(entries: list[dict], key: str = "evaluate.benchmarks") -> None:
+    """The checks of ``evaluate.benchmarks`` (or ``train.real``: ``key``) that the schema cannot express (unique
+    names, nemo-only keys); ValueError names the key and the entry. The workflow runs them when it reads its
+    config, :func:`load_benchmark` for every entry it loads."""
     names = [entry["name"] for entry in entries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"config: evaluate.benchmarks has entries with the same name {repeated}; names must be unique")
+        raise ValueError(f"config: {key} has entries with the same name {repeated}; names must be unique")
     for entry in entries:
         if entry["format"] not in ("pascal3d", "objectnet3d") and "viewpoint" in entry:
             raise ValueError(
-                f"config: evaluate.benchmarks entry {entry['name']!r}: viewpoint (fine or fine_or_coarse) applies "
+                f"config: {key} entry {entry['name']!r}: viewpoint (fine or fine_or_coarse) applies "
                 "to formats pascal3d and objectnet3d only (the others have no coarse viewpoints)"
             )
         if entry["format"] != "nemo" and ("occlusion_level" in entry or "nuisance" in entry):
             raise ValueError(
-                f"config: evaluate.benchmarks entry {entry['name']!r}: occlusion_level and nuisance apply to format "
+                f"config: {key} entry {entry['name']!r}: occlusion_level and nuisance apply to format "
                 "nemo only (OOD-CV's CSV release takes the nuisance as its split)"
             )
 
