@@ -252,6 +252,19 @@ def test_cached_answer_is_reused_without_a_request_or_a_key(llm_server, tmp_path
     assert len(llm_server.requests) == 1
 
 
+def test_two_jobs_asking_at_once_send_one_request(llm_server, tmp_path):
+    """A category's train and test prompt sets ask the same question; run at the same moment, the second waits
+    for the first's answer (the cache lock) instead of asking too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llm_server import Reply
+
+    llm_server.script = [Reply(content=json.dumps(DESCRIPTIONS), delay_s=0.5)] * 2
+    with ThreadPoolExecutor(2) as pool:
+        sets = list(pool.map(lambda _: openai_set(llm_server, tmp_path / "cache"), range(2)))
+    assert sets[0] == sets[1] and len(llm_server.requests) == 1
+
+
 def test_any_change_to_the_request_misses_the_cache(llm_server, tmp_path):
     llm_server.script = [answer(json.dumps(DESCRIPTIONS)), answer(json.dumps(DESCRIPTIONS[::-1]))]
     first = openai_set(llm_server, tmp_path / "cache")

@@ -28,7 +28,8 @@ subset of the images passed in.
 Caching: an answer is stored as ``<cache_dir>/<request_hash>.json``, where ``request_hash`` is the SHA-256 of
 the canonical JSON of the full request (endpoint URL, model, temperature, messages). A request whose answer is
 cached is not sent again and needs no API key, so reruns, resumed runs and other users of the same cache make
-no calls. Only answers that pass validation are cached.
+no calls; two jobs asking the same question at once take turns on a lock file (``<cache_dir>.locks/``), so only
+the first asks. Only answers that pass validation are cached.
 
 Failures raise ``PromptError``. Timeouts, connection errors, HTTP 429 and 5xx are retried ``max_retries``
 times, waiting ``backoff_s * 2**(retry - 1)`` seconds before each retry; other HTTP errors fail at once; the
@@ -342,8 +343,25 @@ def fetch_descriptions(
     request: Mapping, openai_settings: Mapping, cache_dir: Path, env: Mapping[str, str], label: str
 ) -> list[str]:
     """The validated descriptions answering ``request``: from ``cache_dir`` if cached, else from the endpoint
-    (with retries, see the module docstring), then cached. ``label`` names the prompt set in messages."""
-    cache_path = Path(cache_dir) / f"{request_hash(request)}.json"
+    (with retries, see the module docstring), then cached. ``label`` names the prompt set in messages.
+
+    Jobs asking the same question at once (a category's train and test prompt sets run in parallel) take turns on
+    an exclusive lock of ``<cache_dir>.locks/<request_hash>.lock`` (beside the cache folder, which holds answers
+    only), so the second waits for the first's answer and reads it from the cache instead of asking again."""
+    cache_dir = Path(cache_dir)
+    cache_path = cache_dir / f"{request_hash(request)}.json"
+    locks = cache_dir.with_name(cache_dir.name + ".locks")
+    locks.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(locks / f"{cache_path.stem}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _cached_or_fetched(request, openai_settings, cache_path, env, label)
+
+
+def _cached_or_fetched(
+    request: Mapping, openai_settings: Mapping, cache_path: Path, env: Mapping[str, str], label: str
+) -> list[str]:
     count, max_chars = openai_settings["prompts_per_category"], openai_settings["max_prompt_chars"]
     if cache_path.exists():
         try:
