@@ -27,7 +27,9 @@ ROW_LABELS = {
     "finetune": "synthetic, then fine-tuned on real",
     "mixed": "synthetic + real",
 }
-METRICS = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18", "median_error_deg": "MedErr"}
+#: The pose metrics of a few-shot cell, in column order.
+POSE_METRICS = ("acc_pi_6", "acc_pi_18", "median_error_deg")
+
 TABLES = ("pose_protocol", "few_shot")
 #: The defaults of a configured table's keys (the schema cannot hold them: a table is null when not configured).
 TABLE_DEFAULTS = {
@@ -172,7 +174,7 @@ def few_shot_table(metrics: pd.DataFrame, table: Mapping[str, Any]) -> tuple[pd.
     rows, provenance = [], []
     for kind in table["rows"]:
         row = {"training_data": ROW_LABELS[kind]}
-        for key in METRICS:
+        for key in POSE_METRICS:
             values = []
             for shots in table["shots"]:
                 cell = _cell(metrics, names[(kind, shots)], table["eval_set"])
@@ -182,60 +184,10 @@ def few_shot_table(metrics: pd.DataFrame, table: Mapping[str, Any]) -> tuple[pd.
                     provenance.append(_provenance(cell, table_row=ROW_LABELS[kind], shots=str(shots)))
             row[f"mean/{key}"] = sum(values) / len(values)
         ordered = ["training_data"] + [
-            f"{column}/{key}" for column in [*(f"{n}shot" for n in table["shots"]), "mean"] for key in METRICS
+            f"{column}/{key}" for column in [*(f"{n}shot" for n in table["shots"]), "mean"] for key in POSE_METRICS
         ]
         rows.append({column: row[column] for column in ordered})
     return pd.DataFrame(rows), pd.DataFrame(provenance)
-
-
-def _formatted(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and body of a table for reading: accuracies in percent with one decimal, errors in degrees."""
-    header = list(table.columns)
-    body = []
-    for row in table.itertuples(index=False):
-        cells = []
-        for column, value in zip(header, row, strict=True):
-            if isinstance(value, float):
-                cells.append(f"{value:.1f}" if column.endswith("median_error_deg") else f"{100 * value:.1f}")
-            else:
-                cells.append(str(value))
-        body.append(cells)
-    pretty = [
-        column.replace("acc_pi_6", METRICS["acc_pi_6"]).replace("acc_pi_18", METRICS["acc_pi_18"]) for column in header
-    ]
-    pretty = [column.replace("median_error_deg", METRICS["median_error_deg"]) for column in pretty]
-    return pretty, body
-
-
-def markdown(table: pd.DataFrame, caption: str) -> str:
-    """A GitHub-flavoured Markdown table (accuracies in %, median errors in degrees) under ``caption``."""
-    header, body = _formatted(table)
-    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines) + "\n"
-
-
-def latex(table: pd.DataFrame, caption: str) -> str:
-    """A booktabs ``tabular`` of the same cells, with the caption as a comment above it."""
-
-    def escape(text: str) -> str:
-        for character, replacement in (
-            ("\\", r"\textbackslash{}"),
-            ("_", r"\_"),
-            ("%", r"\%"),
-            ("&", r"\&"),
-            ("#", r"\#"),
-        ):
-            text = text.replace(character, replacement)
-        return text.replace("pi/", r"$\pi$/")
-
-    header, body = _formatted(table)
-    lines = [f"% {caption}", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule"]
-    lines.append(" & ".join(map(escape, header)) + r" \\")
-    lines.append(r"\midrule")
-    lines += [" & ".join(map(escape, cells)) + r" \\" for cells in body]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
 
 
 CAPTIONS = {

@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import generate, preflight, protocols
+from dst3d import generate, preflight, protocols, tables
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
@@ -130,6 +130,7 @@ def job_settings(block):
 
 def all_targets():
     targets = [f"{RESULTS}/tables/{task}_metrics.csv" for task in config["train"]["tasks"]]
+    targets += [f"{RESULTS}/tables/dataset.csv"] if synthetic_backends() else []
     targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
@@ -140,6 +141,25 @@ def all_targets():
         for variant in exported_variants():
             targets += [f"{RESULTS}/export/{variant}/coco/instances_{split}.json" for split in SPLITS]
     return targets
+
+
+def dataset_settings_hash(backend):
+    """A short hash of what a backend's generated dataset depends on: seed, categories, assets, splits, render
+    and, for a diffusion backend, edges, prompts and its generate block (runtime keys left out)."""
+    settings = {
+        "seed": config["seed"],
+        "categories": CATEGORIES,
+        "assets": config["assets"],
+        "splits": config["splits"],
+        "render": job_settings("render"),
+    }
+    if backend in DIFFUSION_BACKENDS:
+        settings.update(
+            edges=job_settings("edges"),
+            prompts=prompt_job_settings(config["prompts"]),
+            generate=output_settings(config["generate"].get(backend) or {}, "generate"),
+        )
+    return tables.settings_hash(settings)
 
 
 def exported_variants():

@@ -61,7 +61,9 @@ rule pose_table:
             benchmark=list(BENCHMARKS),
         ),
     output:
-        f"{RESULTS}/tables/pose_metrics.csv",
+        csv=f"{RESULTS}/tables/pose_metrics.csv",
+        markdown=f"{RESULTS}/tables/pose_metrics.md",
+        latex=f"{RESULTS}/tables/pose_metrics.tex",
     log:
         "logs/pose_table/pose_metrics.log",
     conda:
@@ -95,7 +97,9 @@ rule category_table:
     input:
         expand(f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv", variant=list(VARIANTS)),
     output:
-        f"{RESULTS}/tables/category_metrics.csv",
+        csv=f"{RESULTS}/tables/category_metrics.csv",
+        markdown=f"{RESULTS}/tables/category_metrics.md",
+        latex=f"{RESULTS}/tables/category_metrics.tex",
     log:
         "logs/category_table/category_metrics.log",
     conda:
@@ -122,3 +126,27 @@ rule protocol_table:
         table=lambda wildcards: protocols.table_settings(config, wildcards.table),
     script:
         "../scripts/protocol_table.py"
+
+
+rule dataset_table:
+    input:
+        generated=[
+            table
+            for backend in synthetic_backends()
+            for split in SPLITS
+            for table in shard_files(rules.generate_shard.output.annotations, split, backend=backend)
+        ],
+        kept=[rules.kcf_select.output.kept.format(backend=backend) for backend in kcf_backends()],
+    output:
+        csv=f"{RESULTS}/tables/dataset.csv",
+        markdown=f"{RESULTS}/tables/dataset.md",
+        latex=f"{RESULTS}/tables/dataset.tex",
+    log:
+        "logs/dataset_table/dataset.log",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        kept_backends=kcf_backends(),
+        hashes={backend: dataset_settings_hash(backend) for backend in synthetic_backends()},
+    script:
+        "../scripts/dataset_table.py"

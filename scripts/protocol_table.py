@@ -4,7 +4,7 @@ log = start(snakemake, "protocol_table")
 
 import pandas as pd
 
-from dst3d import protocols
+from dst3d import protocols, tables
 from dst3d.io import atomic_write, write_table
 
 name, table_config = snakemake.wildcards.table, snakemake.params.table
@@ -14,9 +14,9 @@ table, provenance = build(metrics, table_config)
 write_table(table, snakemake.output.csv)
 write_table(provenance, snakemake.output.provenance)
 for path, text in (
-    (snakemake.output.markdown, protocols.markdown(table, protocols.CAPTIONS[name])),
-    (snakemake.output.latex, protocols.latex(table, protocols.CAPTIONS[name])),
+    (snakemake.output.markdown, tables.markdown(table, protocols.CAPTIONS[name])),
+    (snakemake.output.latex, tables.latex(table, protocols.CAPTIONS[name])),
 ):
     with atomic_write(path) as temporary:
         temporary.write_text(text)
-log.info("\n%s", protocols.markdown(table, protocols.CAPTIONS[name]))
+log.info("\n%s", tables.markdown(table, protocols.CAPTIONS[name]))

@@ -156,7 +156,7 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
     counts = job_counts(run(workdir, "-n", configfiles=configfiles, env=env).stdout)
     # 2 categories x (2 train + 1 test) shards of controlnet; its KCF (2 folds, the consistency check) and both its
     # variants; the table
-    # and the sample and consistency figures, the COCO exports of both variants. Nothing of controlnet-sdxl, no render, edge or prompt job.
+    # and the sample and consistency figures, the COCO exports of both variants, the dataset statistics. Nothing of controlnet-sdxl, no render, edge or prompt job.
     assert counts == {
         "generate_shard": 6,
         "kcf_fold": 2,
@@ -168,8 +168,9 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
         "pose_table": 1,
         "plot_samples": 1,
         "export_coco": 2,
+        "dataset_table": 1,
         "all": 1,
-        "total": 20,
+        "total": 21,
     }, counts
 
     result = run(workdir, "--cores", "2", configfiles=configfiles, env=env, timeout_s=1500)

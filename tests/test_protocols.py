@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_pose import SETTINGS, _data
 
-from dst3d import protocols
+from dst3d import protocols, tables
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets, pseudo_real
 from dst3d.training import loop, pose
@@ -233,9 +233,9 @@ def test_few_shot_table_puts_each_variant_in_its_cell_and_averages_the_shots():
     assert (real["7shot/acc_pi_6"], real["20shot/acc_pi_6"], real["mean/acc_pi_6"]) == (0.1, 0.3, pytest.approx(0.2))
     assert result.iloc[1]["mean/median_error_deg"] == pytest.approx(15.0)
     assert set(provenance["checkpoint_sha256"]) == {f"c-{name}" for name in metrics["variant"].unique()} - {"c-x"}
-    markdown = protocols.markdown(result, "caption")
+    markdown = tables.markdown(result, "caption")
     assert "| real only | 10.0 | 1.0 | 90.0 | 30.0 | 3.0 | 50.0 | 20.0 | 2.0 | 70.0 |" in markdown
-    latex = protocols.latex(result, "caption")
+    latex = tables.latex(result, "caption")
     assert r"\toprule" in latex and r"7shot/Acc@$\pi$/6" in latex and "real only & 10.0" in latex
 
 

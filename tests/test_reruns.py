@@ -21,6 +21,7 @@ AFTER_KCF_SELECT = {
     "evaluate_pose": 1,
     "pose_table": 1,
     "export_coco": 1,  # the COCO export of composite-kcf holds the kept images
+    "dataset_table": 1,  # and the dataset statistics count them
     "all": 1,
 }
 # The figure shows the edge maps; the consistency check compares them with the generated images.

@@ -166,6 +166,14 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     test_coco = COCO(str(results / "export" / "composite-kcf" / "coco" / "instances_test.json"))
     splits = {**default["splits"], **(E2E_OVERLAY["splits"] if overlay else {})}
     assert len(test_coco.getImgIds()) == categories * splits["test"]["images_per_category"]
+    # The dataset statistics count what was generated and what KCF kept, and render as Markdown.
+    statistics = pd.read_csv(results / "tables" / "dataset.csv")
+    train_rows = statistics[statistics["split"] == "train"]
+    assert (train_rows["generated"] == images).all() and (train_rows["kcf_kept"] == kept_per_category).all()
+    assert statistics["settings_hash"].nunique() == 1
+    pose_markdown = (results / "tables" / "pose_metrics.md").read_text()
+    assert "| composite-kcf | synthetic-test | mean (pooled) |" in pose_markdown and "sha256" not in pose_markdown
+    assert "| composite | train |" in (results / "tables" / "dataset.md").read_text()
 
     # A complete run leaves nothing to do.
     result = run("-n")

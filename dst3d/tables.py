@@ -1,0 +1,111 @@
+"""Tables for reading: a DataFrame as GitHub Markdown or a LaTeX ``tabular`` (booktabs), accuracies in percent
+with one decimal, median errors in degrees, counts as they are, missing cells empty; and the workflow's dataset
+statistics (:func:`dataset_statistics`). The CSV beside each keeps every digit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+#: The metric columns and their printed names.
+METRICS = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18", "median_error_deg": "MedErr", "accuracy": "Acc"}
+#: Long columns of the CSVs left out of the Markdown and LaTeX versions (the CSV keeps them).
+HASH_COLUMNS = ("manifest_hash", "checkpoint_sha256")
+
+
+def _cell(column: str, value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if column.endswith("median_error_deg"):
+            return f"{value:.1f}"
+        if any(column.endswith(metric) for metric in ("acc_pi_6", "acc_pi_18", "accuracy", "share")):
+            return f"{100 * value:.1f}"
+        return f"{value:g}"
+    return str(value)
+
+
+def _formatted(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    table = table.drop(columns=[column for column in HASH_COLUMNS if column in table])
+    header = list(table.columns)
+    body = [
+        [_cell(column, value) for column, value in zip(header, row, strict=True)]
+        for row in table.itertuples(index=False)
+    ]
+    pretty = []
+    for column in header:
+        for key, name in METRICS.items():
+            column = column.replace(key, name)
+        pretty.append(column)
+    return pretty, body
+
+
+def markdown(table: pd.DataFrame, caption: str) -> str:
+    """A GitHub-flavoured Markdown table under ``caption``."""
+    header, body = _formatted(table)
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n"
+
+
+def latex(table: pd.DataFrame, caption: str) -> str:
+    """A booktabs ``tabular`` of the same cells, with the caption as a comment above it."""
+
+    def escape(text: str) -> str:
+        for character, replacement in (
+            ("\\", r"\textbackslash{}"),
+            ("_", r"\_"),
+            ("%", r"\%"),
+            ("&", r"\&"),
+            ("#", r"\#"),
+        ):
+            text = text.replace(character, replacement)
+        return text.replace("pi/", r"$\pi$/")
+
+    header, body = _formatted(table)
+    lines = [f"% {caption}", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule"]
+    lines.append(" & ".join(map(escape, header)) + r" \\")
+    lines.append(r"\midrule")
+    lines += [" & ".join(map(escape, cells)) + r" \\" for cells in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """The first 12 hex digits of the SHA-256 of ``settings`` as canonical JSON (what made a dataset)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def dataset_statistics(
+    generated: Mapping[tuple[str, str], pd.DataFrame], kept: Mapping[str, pd.DataFrame], hashes: Mapping[str, str]
+) -> pd.DataFrame:
+    """One row per backend, split and category: images generated, images whose object left the frame (empty
+    render mask: their pose label is not in the image), and for the training split of a backend KCF filters the
+    images it kept and dropped; ``settings_hash`` names the render and generation settings (``hashes[backend]``).
+    ``generated[(backend, split)]``: the generated-image records; ``kept[backend]``: KCF's kept list."""
+    rows = []
+    for (backend, split), records in generated.items():
+        for category, group in records.groupby("category", sort=True):
+            row = {
+                "backend": backend,
+                "split": split,
+                "category": category,
+                "generated": len(group),
+                "empty_mask": int((group["bbox_x0"] < 0).sum()),
+                "kcf_kept": float("nan"),
+                "kcf_dropped": float("nan"),
+            }
+            if split == "train" and backend in kept:
+                kept_here = int(group["image_id"].isin(kept[backend]["image_id"]).sum())
+                row.update({"kcf_kept": kept_here, "kcf_dropped": len(group) - kept_here})
+            rows.append({**row, "settings_hash": hashes[backend]})
+    table = pd.DataFrame(rows)
+    for column in ("kcf_kept", "kcf_dropped"):
+        table[column] = table[column].astype("Int64")
+    return table

@@ -1,0 +1,42 @@
+"""The tables for reading (Markdown, LaTeX) and the dataset statistics, by hand."""
+
+import numpy as np
+import pandas as pd
+
+from dst3d import tables
+
+
+def test_markdown_and_latex_format_accuracies_errors_counts_and_missing_cells():
+    table = pd.DataFrame(
+        [
+            {"variant": "a_b", "images": 40, "acc_pi_6": 0.53125, "median_error_deg": 27.44, "kcf_kept": np.nan},
+            {"variant": "c", "images": 8, "acc_pi_6": 1.0, "median_error_deg": 0.0, "kcf_kept": 7.0},
+        ]
+    ).assign(manifest_hash="f" * 64, checkpoint_sha256="e" * 64)
+    markdown = tables.markdown(table, "caption")
+    assert markdown.splitlines()[2] == "| variant | images | Acc@pi/6 | MedErr | kcf_kept |"
+    assert "| a_b | 40 | 53.1 | 27.4 |  |" in markdown and "| c | 8 | 100.0 | 0.0 | 7 |" in markdown
+    assert "f" * 64 not in markdown  # the hashes stay in the CSV
+    latex = tables.latex(table, "caption")
+    assert r"a\_b & 40 & 53.1 & 27.4 &  \\" in latex and r"Acc@$\pi$/6" in latex
+
+
+def test_dataset_statistics_count_generated_empty_and_kept_images():
+    records = pd.DataFrame(
+        {
+            "image_id": ["train-car-0", "train-car-1", "train-car-2", "train-boat-0"],
+            "category": ["car", "car", "car", "boat"],
+            "bbox_x0": [3.0, -1.0, 5.0, 2.0],
+        }
+    )
+    test = pd.DataFrame({"image_id": ["test-car-0"], "category": ["car"], "bbox_x0": [1.0]})
+    kept = {"composite": pd.DataFrame({"image_id": ["train-car-0", "train-car-2", "train-boat-0"]})}
+    table = tables.dataset_statistics(
+        {("composite", "train"): records, ("composite", "test"): test}, kept, {"composite": "abc"}
+    ).set_index(["split", "category"])
+    assert table.loc[("train", "car"), ["generated", "empty_mask", "kcf_kept", "kcf_dropped"]].tolist() == [3, 1, 2, 1]
+    assert table.loc[("train", "boat"), "kcf_kept"] == 1
+    assert pd.isna(table.loc[("test", "car"), "kcf_kept"])  # KCF filters the training split only
+    assert set(table["settings_hash"]) == {"abc"}
+    assert tables.settings_hash({"a": 1, "b": [2]}) == tables.settings_hash({"b": [2], "a": 1})
+    assert tables.settings_hash({"a": 1}) != tables.settings_hash({"a": 2})
