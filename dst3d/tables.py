@@ -25,7 +25,7 @@ def _cell(column: str, value) -> str:
             return ""
         if column.endswith("median_error_deg"):
             return f"{value:.1f}"
-        if any(column.endswith(metric) for metric in ("acc_pi_6", "acc_pi_18", "accuracy", "share")):
+        if any(column.endswith(metric) for metric in ("acc_pi_6", "acc_pi_18", "accuracy")):
             return f"{100 * value:.1f}"
         return f"{value:g}"
     return str(value)

@@ -74,9 +74,10 @@ def procedural_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
 
 
-def _write_image(path: Path, rgb: np.ndarray) -> None:
+def write_rgb_jpeg(path: Path, rgb: np.ndarray, quality: int = 92) -> None:
+    """Write an RGB image as JPEG (creating its folder); an error names the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
         raise OSError(f"could not write {path}")
 
 
@@ -123,7 +124,7 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
         for number in range(settings["textures_per_class"]):
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-texture", texture_class, number))
             relative = f"{texture_class}/{texture_class}_{number:04d}.jpg"
-            _write_image(
+            write_rgb_jpeg(
                 out_dir / "textures" / "images" / relative,
                 procedural_texture(texture_class, rng, settings["texture_size"]),
             )
@@ -140,7 +141,7 @@ def build_embedded_assets(out_dir: Path, settings: dict, global_seed: int) -> No
     for split in ("train", "test"):
         for number in range(settings[f"backgrounds_{split}"]):
             rng = np.random.default_rng(derive_seed(global_seed, "embedded-background", split, number))
-            _write_image(
+            write_rgb_jpeg(
                 out_dir / "backgrounds" / split / f"background_{number:04d}.jpg",
                 procedural_background(rng, settings["background_size"]),
             )

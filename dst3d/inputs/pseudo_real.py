@@ -27,6 +27,7 @@ import scipy.io
 from dst3d.generate.composite import composite
 from dst3d.identity import derive_seed
 from dst3d.inputs.datasets import DEFAULT_CATEGORY_MAP
+from dst3d.inputs.embedded import write_rgb_jpeg
 from dst3d.io import read_image
 
 #: The render splits of the pseudo-real benchmark and the PASCAL3D+ split each becomes.
@@ -79,24 +80,18 @@ def build_assets(
     for number in range(settings["textures"]):
         rng = np.random.default_rng(derive_seed(global_seed, "pseudo-real-texture", number))
         path = out_dir / "textures" / f"material_{number:04d}.jpg"
-        _write_rgb(path, pseudo_texture(rng, texture_size))
+        write_rgb_jpeg(path, pseudo_texture(rng, texture_size), quality=90)
         relative = path.relative_to(out_dir).as_posix()
         textures += [{"path": relative, "texture_class": "material", "split": split} for split in SPLITS]
     for number in range(settings["backgrounds"]):
         rng = np.random.default_rng(derive_seed(global_seed, "pseudo-real-background", number))
         path = out_dir / "backgrounds" / f"scene_{number:04d}.jpg"
-        _write_rgb(path, pseudo_background(rng, background_size))
+        write_rgb_jpeg(path, pseudo_background(rng, background_size), quality=90)
         backgrounds.append({"path": path.relative_to(out_dir).as_posix(), "split": list(SPLITS)[number % 2]})
     return (
         pd.DataFrame(textures, columns=["path", "texture_class", "split"]),
         pd.DataFrame(backgrounds, columns=["path", "split"]),
     )
-
-
-def _write_rgb(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        raise OSError(f"could not write {path}")
 
 
 def benchmark_name(category: str) -> str:
