@@ -1,10 +1,11 @@
 # Quickstart targets: `make run` (set up, then run the workflow on the embedded default) and `make test`;
-# `make protocols` adds the real-data protocols (config/protocols.yaml).
+# `make protocols` adds the real-data protocols (config/protocols.yaml), `make tasks` ImageNet3D's tasks
+# (config/tasks.yaml).
 PYTHON ?= python3.11
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run protocols test lint format clean
+.PHONY: setup run protocols tasks test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,11 @@ run: setup
 # the protocols' own jobs run): results/tables/pose_protocol.* and few_shot.*.
 protocols: setup
 	$(VENV)/bin/snakemake --configfile config/config.yaml config/protocols.yaml
+
+# ImageNet3D's tasks on the embedded default (config/tasks.yaml): results/tables/joint.*, probing.* and
+# open_vocabulary.* (after `make run`, only the tasks' own jobs run).
+tasks: setup
+	$(VENV)/bin/snakemake --configfile config/config.yaml config/tasks.yaml
 
 test: setup
 	$(VENV)/bin/python -m pytest

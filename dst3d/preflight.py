@@ -7,7 +7,7 @@ jobs that are bound to fail on their node. Checked, each only when a job that ne
 - the diffusion models of every ``controlnet*`` variant (local folders, or the Hugging Face cache when offline);
 - the API key variable of ``prompts.backend: openai``;
 - the asset folders and the model table of ``assets.source: folders``, and ``assets.environments_dir``;
-- the ImageNet weights of ``train.pretrained`` in the torch cache;
+- the ImageNet weights of ``train.pretrained`` (and of ``imagenet-<backbone>`` probing sources) in the torch cache;
 - the root folder of every ``evaluate.benchmarks`` entry.
 
 Only files and environment variables are looked at: no network and no GPU (the login node that plans a cluster
@@ -176,6 +176,31 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
                 f"{key}.pretrained is true but the ImageNet weights of {settings['backbone']} are not at {path}: "
                 f"download {url} to that path (or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}), "
                 f"or set {key}.pretrained: false"
+            )
+    found += _probing_weights_problems(config)
+    return found
+
+
+def _probing_weights_problems(config: Mapping[str, Any]) -> list[str]:
+    """The ImageNet weights of every ``imagenet-<backbone>`` source of tables.probing whose probe is not done."""
+    table = config["tables"].get("probing")
+    if not table:
+        return []
+    found = []
+    for name in table["sources"]:
+        if not name.startswith("imagenet-") or Path(f"{config['results']}/probing/{name}/metrics.csv").is_file():
+            continue
+        from dst3d.training.loop import pretrained_weights_path
+
+        try:
+            path, url = pretrained_weights_path(name.removeprefix("imagenet-"))
+        except ValueError:
+            continue  # an unknown backbone: check_tasks names it
+        if not path.is_file():
+            found.append(
+                f"tables.probing.sources has {name!r} but the ImageNet weights are not at {path}: download {url} "
+                f"to that path (or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}), or remove "
+                "the source"
             )
     return found
 

@@ -78,11 +78,14 @@ def table_eval_sets(config: Mapping[str, Any], name: str) -> list[str]:
 
 
 def training_variants(config: Mapping[str, Any]) -> list[str]:
-    """Every variant the run trains: ``train.variants``, then those the configured tables add, in order."""
+    """Every variant the run trains: ``train.variants``, then those the configured tables (and task tables) add,
+    in order."""
+    from dst3d.imagenet3d import task_variants
+
     names = list(config["train"]["variants"])
     for name in TABLES:
         names += table_variants(config, name)
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(names + task_variants(config)))
 
 
 def check_protocols(config: Mapping[str, Any]) -> None:

@@ -15,8 +15,8 @@ import pandas as pd
 
 #: The metric columns and their printed names.
 METRICS = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18", "median_error_deg": "MedErr", "accuracy": "Acc"}
-#: Long columns of the CSVs left out of the Markdown and LaTeX versions (the CSV keeps them).
-HASH_COLUMNS = ("manifest_hash", "checkpoint_sha256")
+#: Long columns (hashes, weight paths) of the CSVs left out of the Markdown and LaTeX versions (the CSV keeps them).
+HASH_COLUMNS = ("manifest_hash", "checkpoint_sha256", "weights")
 
 
 def _cell(column: str, value) -> str:

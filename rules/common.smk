@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import generate, preflight, protocols, tables
+from dst3d import generate, imagenet3d, preflight, protocols, tables
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
@@ -33,6 +33,8 @@ SPLITS = ["train", "test"]
 PSEUDO_SPLITS = {"pseudo_train": "train", "pseudo_val": "val"}
 PSEUDO_REAL_ROOT = str(preflight.pseudo_real_root(config) or f"{RESULTS}/pseudo_real/PASCAL3D")
 DIFFUSION_BACKENDS = list(generate.DIFFUSION_BACKENDS)
+# The results table of each train.tasks network.
+TASK_TABLES = {"pose": "pose_metrics", "category": "category_metrics", "joint": "joint"}
 
 
 def check_config():
@@ -62,7 +64,11 @@ check_config()
 
 REAL_SOURCES = {entry["name"]: entry for entry in config["train"]["real"]}
 # Every variant the run trains (train.variants, then those the configured tables read), parsed once.
-VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in protocols.training_variants(config)}
+try:
+    VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in protocols.training_variants(config)}
+    imagenet3d.check_tasks(config, list(VARIANTS), ["composite", *DIFFUSION_BACKENDS])
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 # What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
 # them; an error before the first job of a real run (onstart). Only the main process checks: a cluster job re-reads
@@ -129,9 +135,10 @@ def job_settings(block):
 
 
 def all_targets():
-    targets = [f"{RESULTS}/tables/{task}_metrics.csv" for task in config["train"]["tasks"]]
+    targets = [f"{RESULTS}/tables/{TASK_TABLES[task]}.csv" for task in config["train"]["tasks"]]
     targets += [f"{RESULTS}/tables/dataset.csv"] if synthetic_backends() else []
     targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
+    targets += [f"{RESULTS}/tables/{name}.csv" for name in imagenet3d.TASK_TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
@@ -263,7 +270,7 @@ def real_source_root(wildcards):
 def training_inputs(task):
     """Input function of a training rule: the generated shards (and KCF's kept list) of the synthetic part, the
     selected real objects of the real part, and for a fine-tuned variant the synthetic variant's checkpoint."""
-    model_file = {"pose": "model.pt", "category": "category.pt"}[task]
+    model_file = {"pose": "model.pt", "category": "category.pt", "joint": "joint.pt"}[task]
 
     def inputs(wildcards):
         variant = VARIANTS[wildcards.variant]

@@ -108,6 +108,72 @@ rule category_table:
         "../scripts/metrics_table.py"
 
 
+rule evaluate_joint:
+    input:
+        model=rules.train_joint_model.output.model,
+        shards=synthetic_test_shards,
+    output:
+        predictions=f"{RESULTS}/evaluate/{{variant}}/joint_predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/joint_metrics.csv",
+    log:
+        "logs/evaluate_joint/{variant}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
+    script:
+        "../scripts/evaluate_joint.py"
+
+
+rule evaluate_joint_benchmark:
+    input:
+        model=rules.train_joint_model.output.model,
+        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+    output:
+        predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_metrics.csv",
+    log:
+        "logs/evaluate_joint_benchmark/{variant}/{benchmark}.log",
+    wildcard_constraints:
+        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
+        categories=CATEGORIES,
+    script:
+        "../scripts/evaluate_joint.py"
+
+
+rule joint_table:
+    input:
+        expand(f"{RESULTS}/evaluate/{{variant}}/joint_metrics.csv", variant=list(VARIANTS)),
+        expand(
+            f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_metrics.csv",
+            variant=list(VARIANTS),
+            benchmark=list(BENCHMARKS),
+        ),
+    output:
+        csv=f"{RESULTS}/tables/joint.csv",
+        markdown=f"{RESULTS}/tables/joint.md",
+        latex=f"{RESULTS}/tables/joint.tex",
+    log:
+        "logs/joint_table/joint.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/metrics_table.py"
+
+
 rule protocol_table:
     input:
         lambda wildcards: table_metrics(wildcards.table),

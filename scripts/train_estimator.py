@@ -11,7 +11,7 @@ import torch
 from dst3d.evaluate import file_sha256
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
-from dst3d.training import classify, cropping, loop, pose
+from dst3d.training import classify, cropping, joint, loop, pose
 
 settings = {**snakemake.params.settings, "device": snakemake.config["train"]["device"]}
 task_name = snakemake.params.task
@@ -27,16 +27,27 @@ if "shards" in inputs:
     parts.append(generated.sort_values("image_id").reset_index(drop=True))
 if "real" in inputs:
     parts.append(pd.read_parquet(snakemake.input.real).sort_values("image_id").reset_index(drop=True))
+seen = snakemake.params.seen_categories if "seen_categories" in snakemake.params.keys() else None
+if seen:  # an open-vocabulary estimator: trained on the seen categories only
+    parts = [part[part["category"].isin(seen)].reset_index(drop=True) for part in parts]
+    provenance_seen = {"seen_categories": list(seen)}
+else:
+    provenance_seen = {}
 columns = ["image_id", "image_path", "category", "azimuth", "elevation", "theta"]
 frame = pd.concat([part[columns] for part in parts], ignore_index=True)
 images = torch.cat([cropping.crops(part, settings, snakemake.threads) for part in parts])
 if task_name == "pose":
-    task, labels, seed = pose.POSE, pose.pose_labels(frame), derive_seed(snakemake.params.seed, "train", variant)
+    task, labels = pose.POSE, pose.pose_labels(frame)
+    seed = derive_seed(snakemake.params.seed, "train", variant, *(["open_vocabulary"] if seen else []))
+elif task_name == "joint":
+    categories = snakemake.params.categories
+    task, labels = joint.task(categories), joint.joint_labels(frame, categories)
+    seed = derive_seed(snakemake.params.seed, "train", task_name, variant)
 else:
     categories = snakemake.params.categories
     task, labels = classify.task(categories), classify.category_labels(frame, categories)
     seed = derive_seed(snakemake.params.seed, "train", task_name, variant)
-init, provenance = None, {}
+init, provenance = None, dict(provenance_seen)
 if "init" in inputs:  # fine-tuning: start from the synthetic variant's checkpoint
     init_checkpoint = torch.load(snakemake.input.init, map_location="cpu", weights_only=False)
     init_sha256 = file_sha256(snakemake.input.init)

@@ -238,8 +238,8 @@ def predict_logits(
     model: torch.nn.Module, images: torch.Tensor, input_size: int, batch_size: int = 64, flip: bool = False
 ) -> torch.Tensor:
     """Logits (N x outputs, on the CPU) of the centre ``input_size`` crops, computed on the model's device. With
-    ``flip`` (pose head only), averaged with the mirrored image, whose azimuth and theta bins are reversed (valid
-    for left-right symmetric categories only)."""
+    ``flip`` (pose and joint heads), averaged with the mirrored image, whose azimuth and theta bins are reversed
+    (valid for left-right symmetric categories only; a joint head's category logits are averaged as they are)."""
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device  # the CPU for a model without weights
     outputs = []
@@ -249,8 +249,10 @@ def predict_logits(
         if flip:
             mirrored = model(torch.flip(batch, dims=[3]))
             bins = geometry.NUM_BINS
-            azimuth, elevation, theta = mirrored[:, :bins], mirrored[:, bins : 2 * bins], mirrored[:, 2 * bins :]
-            logits = (logits + torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1])], 1)) / 2
+            azimuth, elevation = mirrored[:, :bins], mirrored[:, bins : 2 * bins]
+            theta, rest = mirrored[:, 2 * bins : 3 * bins], mirrored[:, 3 * bins :]  # rest: a joint model's classes
+            mirrored = torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1]), rest], 1)
+            logits = (logits + mirrored) / 2
         outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
 

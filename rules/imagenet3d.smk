@@ -1,0 +1,180 @@
+# imagenet3d: ImageNet3D's tasks beyond pose estimation (dst3d/imagenet3d.py). tables.probing: linear probes of
+# frozen features per feature source; tables.open_vocabulary: pose estimators trained on the seen categories,
+# evaluated on the novel ones beside the oracle. (The third task, joint classification and pose, is the joint
+# network of train.tasks: rules/train.smk and rules/evaluate.smk.)
+import re
+
+PROBING = imagenet3d.task_settings(config, "probing")
+OPEN_VOCABULARY = imagenet3d.task_settings(config, "open_vocabulary")
+PROBE_SOURCES = list(PROBING["sources"]) if PROBING else []
+
+
+def probing_backend():
+    return PROBING["backend"] or (synthetic_backends() or ["composite"])[0]
+
+
+def probe_inputs(wildcards):
+    """The probe's training and evaluation objects and, for a variant's backbone, its checkpoint."""
+    backend = probing_backend()
+    inputs = {}
+    if PROBING["train_set"] == imagenet3d.SYNTHETIC_TRAIN:
+        inputs["train_shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=backend)
+    else:
+        inputs["train_real"] = rules.select_real.output[0].format(source=PROBING["train_set"], subset="all")
+    if PROBING["eval_set"] == SYNTHETIC_TEST:
+        inputs["eval_shards"] = shard_files(rules.generate_shard.output.annotations, "test", backend=backend)
+    else:
+        inputs["eval_root"] = BENCHMARKS[PROBING["eval_set"]]["root"]
+    if wildcards.probe in VARIANTS:
+        inputs["model"] = rules.train_pose_estimator.output.model.format(variant=wildcards.probe)
+    return inputs
+
+
+rule probe_features:
+    input:
+        unpack(probe_inputs),
+    output:
+        predictions=f"{RESULTS}/probing/{{probe}}/predictions.csv",
+        metrics=f"{RESULTS}/probing/{{probe}}/metrics.csv",
+    log:
+        "logs/probe_features/{probe}.log",
+    wildcard_constraints:
+        probe="|".join(map(re.escape, PROBE_SOURCES)) or "^$",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        probe_settings={key: PROBING[key] for key in ("epochs", "lr", "weight_decay")} if PROBING else {},
+        train_set=PROBING["train_set"] if PROBING else None,
+        eval_set=PROBING["eval_set"] if PROBING else None,
+        benchmark=BENCHMARKS.get(PROBING["eval_set"]) if PROBING else None,
+        crops={key: ESTIMATOR_SETTINGS[key] for key in ("input_size", "context", "crop_jitter")},
+        batch_size=config["evaluate"]["batch_size"],
+        categories=CATEGORIES,
+        seed=config["seed"],
+    script:
+        "../scripts/probe_features.py"
+
+
+rule probing_table:
+    input:
+        expand(rules.probe_features.output.metrics, probe=PROBE_SOURCES),
+    output:
+        csv=f"{RESULTS}/tables/probing.csv",
+        markdown=f"{RESULTS}/tables/probing.md",
+        latex=f"{RESULTS}/tables/probing.tex",
+    log:
+        "logs/probing_table/probing.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/metrics_table.py"
+
+
+rule train_open_vocabulary:
+    input:
+        unpack(training_inputs("pose")),
+    output:
+        model=f"{RESULTS}/open_vocabulary/{{variant}}/model.pt",
+        history=f"{RESULTS}/open_vocabulary/{{variant}}/history.csv",
+    log:
+        "logs/train_open_vocabulary/{variant}.log",
+    benchmark:
+        "benchmarks/train_open_vocabulary/{variant}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
+    params:
+        task="pose",
+        settings=training_settings,
+        categories=CATEGORIES,
+        seen_categories=OPEN_VOCABULARY["seen"] if OPEN_VOCABULARY else [],
+        seed=config["seed"],
+        resume=lambda wildcards: f"{RESULTS}/open_vocabulary/{wildcards.variant}/resume.pt",
+    script:
+        "../scripts/train_estimator.py"
+
+
+rule evaluate_open_vocabulary:
+    input:
+        model=rules.train_open_vocabulary.output.model,
+        shards=synthetic_test_shards,
+    output:
+        predictions=f"{RESULTS}/open_vocabulary/{{variant}}/{SYNTHETIC_TEST}/predictions.csv",
+        metrics=f"{RESULTS}/open_vocabulary/{{variant}}/{SYNTHETIC_TEST}/metrics.csv",
+    log:
+        "logs/evaluate_open_vocabulary/{variant}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
+    script:
+        "../scripts/evaluate_pose.py"
+
+
+rule evaluate_open_vocabulary_benchmark:
+    input:
+        model=rules.train_open_vocabulary.output.model,
+        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+    output:
+        predictions=f"{RESULTS}/open_vocabulary/{{variant}}/{{benchmark}}/predictions.csv",
+        metrics=f"{RESULTS}/open_vocabulary/{{variant}}/{{benchmark}}/metrics.csv",
+    log:
+        "logs/evaluate_open_vocabulary_benchmark/{variant}/{benchmark}.log",
+    wildcard_constraints:
+        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
+        categories=CATEGORIES,
+    script:
+        "../scripts/evaluate_pose.py"
+
+
+def open_vocabulary_inputs(wildcards):
+    """Per (variant, evaluation set): the seen-only estimator's predictions and the oracle's."""
+    inputs = {"seen_only": [], "oracle": []}
+    for variant in OPEN_VOCABULARY["variants"]:
+        for eval_set in OPEN_VOCABULARY["eval_sets"]:
+            inputs["seen_only"].append(f"{RESULTS}/open_vocabulary/{variant}/{eval_set}/predictions.csv")
+            if eval_set == SYNTHETIC_TEST:
+                inputs["oracle"].append(rules.evaluate_pose.output.predictions.format(variant=variant))
+            else:
+                inputs["oracle"].append(
+                    rules.evaluate_pose_benchmark.output.predictions.format(variant=variant, benchmark=eval_set)
+                )
+    return inputs
+
+
+rule open_vocabulary_table:
+    input:
+        unpack(open_vocabulary_inputs),
+    output:
+        csv=f"{RESULTS}/tables/open_vocabulary.csv",
+        markdown=f"{RESULTS}/tables/open_vocabulary.md",
+        latex=f"{RESULTS}/tables/open_vocabulary.tex",
+    log:
+        "logs/open_vocabulary_table/open_vocabulary.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        table=OPEN_VOCABULARY,
+    script:
+        "../scripts/open_vocabulary_table.py"

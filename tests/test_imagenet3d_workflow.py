@@ -1,0 +1,133 @@
+"""ImageNet3D's three tasks through the whole workflow on a seconds-scale config: joint classification and pose
+(synthetic and pseudo-real sets), linear probes of three feature kinds (random, ImageNet weights from the torch
+cache, a trained variant) on the pseudo-real release, and open-vocabulary pose estimation beside its oracle."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from test_workflow import REPO, job_counts
+from workflow_runs import run
+
+from dst3d import evaluate
+from dst3d.training import loop
+
+TASKS = REPO / "config" / "tasks.yaml"
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+PSEUDO_ROOT = "results/pseudo_real/PASCAL3D"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_config(workdir: Path) -> Path:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for layer in (yaml.safe_load(TINY.read_text()), yaml.safe_load(TASKS.read_text())):
+        for key, value in layer.items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    config["pseudo_real"] = {
+        "enabled": True,
+        "train": {"images_per_category": 8, "shard_size": 8},
+        "val": {"images_per_category": 4, "shard_size": 4},
+        "textures": 3,
+        "backgrounds": 4,
+    }
+    entry = {"format": "pascal3d", "root": PSEUDO_ROOT, "sources": ["imagenet"]}
+    config["evaluate"] = {"benchmarks": [{"name": "pseudo-real", "split": "val", **entry}]}
+    config["train"].update({"real": [{"name": "pseudo", "split": "train", **entry}], "tasks": ["pose", "joint"]})
+    config["tables"] = {
+        "probing": {
+            "sources": ["random-resnet18", "imagenet-resnet18", "composite-kcf"],
+            "train_set": "pseudo",
+            "eval_set": "pseudo-real",
+            "epochs": 50,
+        },
+        "open_vocabulary": {
+            "variants": ["composite-kcf"],
+            "seen": ["car"],
+            "novel": ["boat"],
+            "eval_sets": ["synthetic-test", "pseudo-real"],
+        },
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _snakemake(workdir: Path, config: Path, *arguments: str, env: dict):
+    configfiles = [config]
+    return run(workdir, "--cores", "2", *arguments, configfiles=configfiles, env=env)
+
+
+def test_tasks_config_plans_the_three_tables_on_the_embedded_default(tmp_path):
+    result = run(tmp_path, "--cores", "2", "-n", configfiles=[REPO / "config" / "config.yaml", TASKS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["probe_features"] == 2 and counts["probing_table"] == 1
+    assert counts["train_open_vocabulary"] == 1 and counts["open_vocabulary_table"] == 1
+    assert counts["train_joint_model"] == 1 and counts["joint_table"] == 1
+    assert counts["train_pose_estimator"] == 1  # the probed variant is the open-vocabulary oracle
+
+
+@pytest.mark.slow
+def test_imagenet3d_tasks_end_to_end(tmp_path):
+    # ImageNet weights as torchvision would cache them, made here: random weights, saved where the cache is.
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = env["TORCH_HOME"]
+    try:
+        weights, _ = loop.pretrained_weights_path("resnet18")
+    finally:
+        os.environ.pop("TORCH_HOME") if previous is None else os.environ.update(TORCH_HOME=previous)
+    weights.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(loop.build_model("resnet18", pretrained=False, outputs=1000).state_dict(), weights)
+    config = _write_config(tmp_path)
+    result = _snakemake(tmp_path, config, env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = tmp_path / "results"
+    tables = results / "tables"
+
+    # Joint: one network, 123 pose bins + 2 classes, scored on both sets.
+    checkpoint = torch.load(results / "train" / "composite-kcf" / "joint.pt", weights_only=False)
+    assert checkpoint["outputs"] == 123 + 2 and checkpoint["task"] == "joint"
+    joint = pd.read_csv(tables / "joint.csv")
+    assert set(joint["eval_set"]) == {"synthetic-test", "pseudo-real"}
+    assert {"class_accuracy", "acc_pi_6", "aware_acc_pi_6"} <= set(joint.columns)
+    assert (joint["aware_acc_pi_6"] <= joint[["class_accuracy", "acc_pi_6"]].min(axis=1) + 1e-12).all()
+    predictions = pd.read_csv(results / "evaluate" / "composite-kcf" / "joint_predictions.csv")
+    pooled = joint[(joint["eval_set"] == "synthetic-test") & (joint["category"] == evaluate.POOLED)].iloc[0]
+    right = (predictions["category"] == predictions["predicted_category"]) & (predictions["error"] < 3.14159265 / 6)
+    assert pooled["aware_acc_pi_6"] == pytest.approx(right.mean())
+
+    # Probing: one row set per source, each traced to the weights it read.
+    probing = pd.read_csv(tables / "probing.csv")
+    assert list(dict.fromkeys(probing["source"])) == ["random-resnet18", "imagenet-resnet18", "composite-kcf"]
+    assert set(probing["eval_set"]) == {"pseudo-real"} and set(probing["train_set"]) == {"pseudo"}
+    by_source = probing.groupby("source").first()
+    assert by_source.loc["imagenet-resnet18", "checkpoint_sha256"] == _sha256(weights)
+    assert by_source.loc["composite-kcf", "checkpoint_sha256"] == _sha256(
+        results / "train" / "composite-kcf" / "model.pt"
+    )
+    assert pd.isna(by_source.loc["random-resnet18", "checkpoint_sha256"])
+    assert "Acc@pi/6" in (tables / "probing.md").read_text()
+
+    # Open vocabulary: trained on cars only, scored on boats, the oracle's numbers from its own predictions.
+    seen_only = torch.load(results / "open_vocabulary" / "composite-kcf" / "model.pt", weights_only=False)
+    oracle = torch.load(results / "train" / "composite-kcf" / "model.pt", weights_only=False)
+    assert seen_only["seen_categories"] == ["car"] and 0 < seen_only["images"] < oracle["images"]
+    table = pd.read_csv(tables / "open_vocabulary.csv")
+    assert set(table["category"]) == {"boat", evaluate.POOLED, evaluate.PER_CATEGORY}
+    oracle_predictions = pd.read_csv(results / "evaluate" / "composite-kcf" / "predictions.csv")
+    boats = oracle_predictions[oracle_predictions["category"] == "boat"]
+    row = table[(table["eval_set"] == "synthetic-test") & (table["category"] == "boat")].iloc[0]
+    assert row["oracle_acc_pi_6"] == pytest.approx((boats["error"] < 3.14159265 / 6).mean())
+    assert row["images"] == len(boats)
+
+    again = _snakemake(tmp_path, config, "-n", env=env)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
