@@ -20,6 +20,7 @@ include: "rules/real.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/imagenet3d.smk"
+include: "rules/classification.smk"
 include: "rules/report.smk"
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from dst3d.classification import settings as settings_of_classification
 from dst3d.evaluate import PER_CATEGORY, POOLED, SYNTHETIC_TEST, metrics_table
 
 TASK_TABLES = ("probing", "open_vocabulary")
@@ -46,8 +47,8 @@ def task_settings(config: Mapping[str, Any], name: str) -> dict | None:
 
 
 def task_variants(config: Mapping[str, Any]) -> list[str]:
-    """The training variants the configured task tables need trained: the open-vocabulary oracles and the
-    variants whose backbones are probed."""
+    """The training variants the configured task tables need trained: the open-vocabulary oracles, the
+    variants whose backbones are probed and those whose generated images pre-train the classifiers."""
     names = []
     open_vocabulary = task_settings(config, "open_vocabulary")
     if open_vocabulary is not None:
@@ -55,6 +56,9 @@ def task_variants(config: Mapping[str, Any]) -> list[str]:
     probing = task_settings(config, "probing")
     if probing is not None:
         names += [name for name in probing["sources"] if not name.startswith(("random-", "imagenet-"))]
+    classification = settings_of_classification(config)
+    if classification is not None:
+        names += [name for name in classification["pretraining"] if name != "none"]
     return list(dict.fromkeys(names))
 
 

@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import generate, imagenet3d, preflight, protocols, tables
+from dst3d import classification, generate, imagenet3d, preflight, protocols, tables
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
@@ -67,8 +67,17 @@ REAL_SOURCES = {entry["name"]: entry for entry in config["train"]["real"]}
 try:
     VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in protocols.training_variants(config)}
     imagenet3d.check_tasks(config, list(VARIANTS), ["composite", *DIFFUSION_BACKENDS])
+    classification.check(config, VARIANTS)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
+
+# The task tables (dst3d/imagenet3d.py, dst3d/classification.py) with their defaults; None when not configured.
+PROBING = imagenet3d.task_settings(config, "probing")
+OPEN_VOCABULARY = imagenet3d.task_settings(config, "open_vocabulary")
+PROBE_SOURCES = list(PROBING["sources"]) if PROBING else []
+CLASSIFICATION = classification.settings(config)
+CLASSIFICATION_SETS = classification.eval_sets(CLASSIFICATION) if CLASSIFICATION else {}
+PSEUDO_IMAGEFOLDER = f"{RESULTS}/pseudo_real/ImageFolder"
 
 # What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
 # them; an error before the first job of a real run (onstart). Only the main process checks: a cluster job re-reads
@@ -139,6 +148,7 @@ def all_targets():
     targets += [f"{RESULTS}/tables/dataset.csv"] if synthetic_backends() else []
     targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/tables/{name}.csv" for name in imagenet3d.TASK_TABLES if config["tables"][name] is not None]
+    targets += [f"{RESULTS}/tables/classification.csv"] if config["tables"]["classification"] is not None else []
     targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
@@ -305,3 +315,50 @@ def table_metrics(name):
             else:
                 files.append(f"{RESULTS}/evaluate/{variant}/benchmarks/{eval_set}/metrics.csv")
     return list(dict.fromkeys(files))
+
+
+def probing_backend():
+    return PROBING["backend"] or (synthetic_backends() or ["composite"])[0]
+
+
+def probe_inputs(wildcards):
+    """The probe's training and evaluation objects and, for a variant's backbone, its checkpoint."""
+    backend = probing_backend()
+    inputs = {}
+    if PROBING["train_set"] == imagenet3d.SYNTHETIC_TRAIN:
+        inputs["train_shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=backend)
+    else:
+        inputs["train_real"] = rules.select_real.output[0].format(source=PROBING["train_set"], subset="all")
+    if PROBING["eval_set"] == SYNTHETIC_TEST:
+        inputs["eval_shards"] = shard_files(rules.generate_shard.output.annotations, "test", backend=backend)
+    else:
+        inputs["eval_root"] = BENCHMARKS[PROBING["eval_set"]]["root"]
+    if wildcards.probe in VARIANTS:
+        inputs["model"] = rules.train_pose_estimator.output.model.format(variant=wildcards.probe)
+    return inputs
+
+
+def open_vocabulary_inputs(wildcards):
+    """Per (variant, evaluation set): the seen-only estimator's predictions and the oracle's."""
+    inputs = {"seen_only": [], "oracle": []}
+    for variant in OPEN_VOCABULARY["variants"]:
+        for eval_set in OPEN_VOCABULARY["eval_sets"]:
+            inputs["seen_only"].append(f"{RESULTS}/open_vocabulary/{variant}/{eval_set}/predictions.csv")
+            if eval_set == SYNTHETIC_TEST:
+                inputs["oracle"].append(rules.evaluate_pose.output.predictions.format(variant=variant))
+            else:
+                inputs["oracle"].append(
+                    rules.evaluate_pose_benchmark.output.predictions.format(variant=variant, benchmark=eval_set)
+                )
+    return inputs
+
+
+def classification_inputs(wildcards):
+    inputs = {"train": CLASSIFICATION["train"]}
+    if CLASSIFICATION["classes"]:
+        inputs["classes"] = CLASSIFICATION["classes"]
+    if wildcards.pretraining != classification.NO_PRETRAINING:
+        inputs["init"] = rules.pretrain_classifier.output.model.format(
+            variant=wildcards.pretraining, backbone_name=wildcards.backbone_name
+        )
+    return inputs

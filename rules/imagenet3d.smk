@@ -4,31 +4,6 @@
 # network of train.tasks: rules/train.smk and rules/evaluate.smk.)
 import re
 
-PROBING = imagenet3d.task_settings(config, "probing")
-OPEN_VOCABULARY = imagenet3d.task_settings(config, "open_vocabulary")
-PROBE_SOURCES = list(PROBING["sources"]) if PROBING else []
-
-
-def probing_backend():
-    return PROBING["backend"] or (synthetic_backends() or ["composite"])[0]
-
-
-def probe_inputs(wildcards):
-    """The probe's training and evaluation objects and, for a variant's backbone, its checkpoint."""
-    backend = probing_backend()
-    inputs = {}
-    if PROBING["train_set"] == imagenet3d.SYNTHETIC_TRAIN:
-        inputs["train_shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=backend)
-    else:
-        inputs["train_real"] = rules.select_real.output[0].format(source=PROBING["train_set"], subset="all")
-    if PROBING["eval_set"] == SYNTHETIC_TEST:
-        inputs["eval_shards"] = shard_files(rules.generate_shard.output.annotations, "test", backend=backend)
-    else:
-        inputs["eval_root"] = BENCHMARKS[PROBING["eval_set"]]["root"]
-    if wildcards.probe in VARIANTS:
-        inputs["model"] = rules.train_pose_estimator.output.model.format(variant=wildcards.probe)
-    return inputs
-
 
 rule probe_features:
     input:
@@ -146,21 +121,6 @@ rule evaluate_open_vocabulary_benchmark:
         categories=CATEGORIES,
     script:
         "../scripts/evaluate_pose.py"
-
-
-def open_vocabulary_inputs(wildcards):
-    """Per (variant, evaluation set): the seen-only estimator's predictions and the oracle's."""
-    inputs = {"seen_only": [], "oracle": []}
-    for variant in OPEN_VOCABULARY["variants"]:
-        for eval_set in OPEN_VOCABULARY["eval_sets"]:
-            inputs["seen_only"].append(f"{RESULTS}/open_vocabulary/{variant}/{eval_set}/predictions.csv")
-            if eval_set == SYNTHETIC_TEST:
-                inputs["oracle"].append(rules.evaluate_pose.output.predictions.format(variant=variant))
-            else:
-                inputs["oracle"].append(
-                    rules.evaluate_pose_benchmark.output.predictions.format(variant=variant, benchmark=eval_set)
-                )
-    return inputs
 
 
 rule open_vocabulary_table:

@@ -1,6 +1,8 @@
-"""ImageNet3D's three tasks through the whole workflow on a seconds-scale config: joint classification and pose
-(synthetic and pseudo-real sets), linear probes of three feature kinds (random, ImageNet weights from the torch
-cache, a trained variant) on the pseudo-real release, and open-vocabulary pose estimation beside its oracle."""
+"""ImageNet3D's three tasks and 3D-DST's classification pre-training through the whole workflow on a seconds-scale
+config: joint classification and pose (synthetic and pseudo-real sets), linear probes of three feature kinds
+(random, ImageNet weights from the torch cache, a trained variant) on the pseudo-real release, open-vocabulary pose
+estimation beside its oracle, and classifiers (ResNet and Swin-T) trained on the workflow's stand-in ImageFolder
+from scratch or after pre-training on the generated images."""
 
 import hashlib
 import os
@@ -54,6 +56,18 @@ def _write_config(workdir: Path) -> Path:
             "eval_sets": ["synthetic-test", "pseudo-real"],
         },
     }
+    config["tables"]["classification"] = {
+        "train": "results/pseudo_real/ImageFolder/train",
+        "val": "results/pseudo_real/ImageFolder/val",
+        "ood": {"rendition": "results/pseudo_real/ImageFolder/rendition"},
+        "classes": "classes.csv",
+        "backbones": ["resnet18", "swin_t"],
+        "pretraining": ["none", "composite-kcf"],
+        "pretrain": {"optimizer": "adamw", "lr": 0.001},
+        "finetune": {"optimizer": "adamw", "lr": 0.001},
+    }
+    # A class list as real ones come: a class without generated data has an empty category.
+    (workdir / "classes.csv").write_text("folder,category\ncar,car\nboat,boat\nbackground,\n")
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -72,6 +86,9 @@ def test_tasks_config_plans_the_three_tables_on_the_embedded_default(tmp_path):
     assert counts["train_open_vocabulary"] == 1 and counts["open_vocabulary_table"] == 1
     assert counts["train_joint_model"] == 1 and counts["joint_table"] == 1
     assert counts["train_pose_estimator"] == 1  # the probed variant is the open-vocabulary oracle
+    # 2 backbones: pre-trained on composite-kcf, then 2 rows x 2 backbones trained, each on val and rendition.
+    assert counts["pretrain_classifier"] == 2 and counts["train_classification"] == 4
+    assert counts["evaluate_classification"] == 8 and counts["write_pseudo_imagefolder"] == 1
 
 
 @pytest.mark.slow
@@ -128,6 +145,29 @@ def test_imagenet3d_tasks_end_to_end(tmp_path):
     row = table[(table["eval_set"] == "synthetic-test") & (table["category"] == "boat")].iloc[0]
     assert row["oracle_acc_pi_6"] == pytest.approx((boats["error"] < 3.14159265 / 6).mean())
     assert row["images"] == len(boats)
+
+    # Classification: rows = pre-training, columns = backbone x set; fine-tuned from the pre-trained checkpoint,
+    # on every class of the ImageFolder (background has no generated images), head rows of mapped classes carried.
+    table = pd.read_csv(tables / "classification.csv")
+    assert list(table["pretraining"]) == ["none (real only)", "composite-kcf"]
+    assert list(table.columns[1:]) == [
+        f"{backbone}/{name}/accuracy" for backbone in ("resnet18", "swin_t") for name in ("val", "rendition")
+    ]
+    metrics = pd.read_csv(tables / "classification_metrics.csv")
+    assert set(metrics.loc[metrics["eval_set"] == "rendition", "classes"]) == {2}
+    for backbone, head in (("resnet18", "fc"), ("swin_t", "head")):
+        pretrained_path = results / "classification" / "pretrain" / "composite-kcf" / f"{backbone}.pt"
+        pretrained = torch.load(pretrained_path, weights_only=False)
+        assert pretrained["settings"]["backbone"] == backbone and pretrained["categories"] == ["car", "boat"]
+        tuned = torch.load(results / "classification" / "composite-kcf" / backbone / "model.pt", weights_only=False)
+        assert tuned["init_checkpoint_sha256"] == _sha256(pretrained_path)
+        assert tuned["categories"] == ["background", "boat", "car"] and tuned["outputs"] == 3
+        assert tuned["class_mapping"] == {"background": None, "boat": "boat", "car": "car"}
+        scratch = torch.load(results / "classification" / "none" / backbone / "model.pt", weights_only=False)
+        assert "init_checkpoint_sha256" not in scratch
+        # The backbone moved from its pre-trained start, and the start was the pre-trained one.
+        first = next(key for key in pretrained["model"] if not key.startswith(head))
+        assert not torch.equal(tuned["model"][first], scratch["model"][first])
 
     again = _snakemake(tmp_path, config, "-n", env=env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

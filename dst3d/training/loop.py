@@ -56,14 +56,41 @@ def pretrained_weights_path(backbone: str) -> tuple[Path, str]:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url), weights.url
 
 
+def _head_slot(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """Where a torchvision classifier keeps its last linear layer: ResNet ``fc``, Swin ``head``, ConvNeXt
+    ``classifier[2]``."""
+    if hasattr(model, "fc"):
+        return model, "fc"
+    if hasattr(model, "head"):
+        return model, "head"
+    return model.classifier, "2"
+
+
+def head_layer(model: torch.nn.Module) -> torch.nn.Module:
+    """The network's last layer (its task head)."""
+    parent, name = _head_slot(model)
+    return getattr(parent, name) if name != "2" else parent[2]
+
+
+def set_head(model: torch.nn.Module, layer: torch.nn.Module) -> None:
+    """Replace the network's last layer with ``layer`` (a new head, or an identity for features)."""
+    parent, name = _head_slot(model)
+    if name == "2":
+        parent[2] = layer
+    else:
+        setattr(parent, name, layer)
+
+
 def build_model(backbone: str, pretrained: bool, outputs: int, zero_init_residual: bool = False) -> torch.nn.Module:
-    """A torchvision ResNet with an ``outputs``-way linear head (3 x 41 pose bins by default). ImageNet weights
-    only from the local torch cache: a missing file stops with a message saying where to put it.
-    ``zero_init_residual`` starts every residual block as the identity (for training from scratch)."""
+    """A torchvision ResNet, Swin-T or ConvNeXt-T with an ``outputs``-way linear head (3 x 41 pose bins by
+    default). ImageNet weights only from the local torch cache: a missing file stops with a message saying where
+    to put it. ``zero_init_residual`` starts every residual block as the identity (ResNets, for training from
+    scratch; the other families have no such switch and ignore it)."""
     if backbone not in BACKBONES:
         raise ValueError(f"train.backbone: unknown backbone {backbone!r}; use one of {BACKBONES}")
     models = import_torchvision().models
-    model = getattr(models, backbone)(weights=None, zero_init_residual=zero_init_residual)
+    options = {"zero_init_residual": zero_init_residual} if backbone.startswith("resnet") else {}
+    model = getattr(models, backbone)(weights=None, **options)
     if pretrained:
         cached, url = pretrained_weights_path(backbone)
         if not cached.is_file():
@@ -73,7 +100,7 @@ def build_model(backbone: str, pretrained: bool, outputs: int, zero_init_residua
                 f"{cached.name}), or set train.pretrained: false"
             )
         model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
-    model.fc = torch.nn.Linear(model.fc.in_features, outputs)
+    set_head(model, torch.nn.Linear(head_layer(model).in_features, outputs))
     return model
 
 
@@ -254,7 +281,7 @@ def predict_logits(
             mirrored = torch.cat([torch.flip(azimuth, [1]), elevation, torch.flip(theta, [1]), rest], 1)
             logits = (logits + mirrored) / 2
         outputs.append(logits.cpu())
-    return torch.cat(outputs) if outputs else torch.empty((0, model.fc.out_features))
+    return torch.cat(outputs) if outputs else torch.empty((0, head_layer(model).out_features))
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: dict) -> None:
@@ -265,7 +292,9 @@ def save_checkpoint(path: Path, model: torch.nn.Module, settings: dict, extra: d
         # Through a file handle: given a path, torch.save names the archive's inner folder after the temporary
         # file, so identical weights would give different bytes (and checkpoint hashes) in every run.
         with open(temporary, "wb") as handle:
-            torch.save({"model": weights, "outputs": model.fc.out_features, "settings": settings, **extra}, handle)
+            torch.save(
+                {"model": weights, "outputs": head_layer(model).out_features, "settings": settings, **extra}, handle
+            )
 
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:

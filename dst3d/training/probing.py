@@ -67,7 +67,7 @@ def feature_extractor(source: FeatureSource, seed: int, checkpoint: str | None =
     else:
         torch.manual_seed(seed)
         model = loop.build_model(source.backbone, pretrained=source.kind == "imagenet", outputs=1)
-    model.fc = torch.nn.Identity()
+    loop.set_head(model, torch.nn.Identity())
     return model.eval().requires_grad_(False)
 
 

@@ -1,0 +1,36 @@
+from _bootstrap import start
+
+log = start(snakemake, "write_pseudo_imagefolder")
+
+from pathlib import Path
+
+import pandas as pd
+
+from dst3d.inputs import datasets, imagefolder
+from dst3d.io import staged_directory
+
+release = {"format": "pascal3d", "root": snakemake.input.release, "sources": ["imagenet"]}
+objects = {
+    split: datasets.load_benchmark({**release, "name": "pseudo-real", "split": split}, snakemake.params.categories)
+    for split in ("train", "val")
+}
+backgrounds = pd.read_csv(snakemake.input.backgrounds)
+assets = Path(snakemake.input.assets)
+photos = {
+    split: [assets / path for path in backgrounds.loc[backgrounds["split"] == f"pseudo_{split}", "path"]]
+    for split in ("train", "val")
+}
+with (
+    staged_directory(Path(snakemake.output.train)) as train,
+    staged_directory(Path(snakemake.output.val)) as val,
+    staged_directory(Path(snakemake.output.rendition)) as rendition,
+):
+    imagefolder.write_stand_in(
+        objects,
+        photos,
+        {"train": train, "val": val, "rendition": rendition},
+        snakemake.params.size,
+        snakemake.params.seed,
+    )
+for split, folder in (("train", snakemake.output.train), ("val", snakemake.output.val)):
+    log.info("%s: %d images in %s", split, len(imagefolder.read_imagefolder(folder)), imagefolder.class_folders(folder))
