@@ -178,6 +178,32 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
                 f"or set {key}.pretrained: false"
             )
     found += _probing_weights_problems(config)
+    found += _classification_weights_problems(config)
+    return found
+
+
+def _classification_weights_problems(config: Mapping[str, Any]) -> list[str]:
+    """With ``train.pretrained``, the ImageNet weights of every ``tables.classification.backbones`` entry whose
+    classifiers are not all trained yet."""
+    from dst3d.classification import settings as classification_settings
+
+    table = classification_settings(config)
+    if table is None or not config["train"].get("pretrained"):
+        return []
+    from dst3d.training.loop import pretrained_weights_path
+
+    found = []
+    for backbone in table["backbones"]:
+        outputs = [
+            Path(f"{config['results']}/classification/{row}/{backbone}/model.pt") for row in table["pretraining"]
+        ]
+        path, url = pretrained_weights_path(backbone)
+        if not _all_exist(outputs) and not path.is_file():
+            found.append(
+                f"train.pretrained is true, so tables.classification.backbones {backbone!r} starts from ImageNet "
+                f"weights, which are not at {path}: download {url} to that path (or set TORCH_HOME to a folder "
+                f"holding hub/checkpoints/{path.name}), or set train.pretrained: false"
+            )
     return found
 
 

@@ -120,3 +120,16 @@ def test_classification_defaults_and_checks():
     with pytest.raises(ValueError, match="in-distribution set's name"):
         classification.check(_config(ood={"val": "x"}), {})
     classification.check(_config(pretraining=["none", "composite-kcf"]), {})
+
+
+def test_missing_imagenet_weights_of_a_classification_backbone_are_a_prerequisite(tmp_path, monkeypatch):
+    from dst3d import preflight
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    config = _config(backbones=["swin_t"])
+    config["results"] = str(tmp_path / "results")
+    config["train"]["pretrained"] = True
+    problems = [text for text in preflight.problems(config, environ={}) if "tables.classification" in text]
+    assert len(problems) == 1 and "swin_t" in problems[0] and str(tmp_path / "torch") in problems[0]
+    config["train"]["pretrained"] = False
+    assert not [text for text in preflight.problems(config, environ={}) if "tables.classification" in text]
