@@ -15,6 +15,9 @@ torch.set_num_threads(snakemake.threads)
 name = snakemake.wildcards.probe
 inputs = snakemake.input.keys()
 crop_settings = snakemake.params.crops
+if "model" in inputs:  # a trained backbone sees the crops it was trained on (a fine-tuned variant may differ)
+    trained = torch.load(snakemake.input.model, map_location="cpu", weights_only=False)["settings"]
+    crop_settings = {key: trained[key] for key in crop_settings}
 if "train_shards" in inputs:
     train = read_tables(snakemake.input.train_shards)
 else:
