@@ -76,9 +76,11 @@ def test_each_mode_draws_its_published_distribution(mode):
     np.testing.assert_allclose(np.percentile(elevation, [25, 50, 75]), model.ppf([0.25, 0.5, 0.75]), atol=2.5)
     assert abs(elevation.std() - model.std()) < 1.5
     if mode in (2, 4):
-        # The front-view window [-195, 15] degrees, uniform over its 210 degrees.
-        assert azimuth.min() >= -195 and azimuth.max() <= 15
-        np.testing.assert_allclose(np.percentile(azimuth, [25, 50, 75]), [-142.5, -90, -37.5], atol=4)
+        # The official front-view window [-195, 15] of its azimuth is [-105, 105] in dst3d's (centred on the
+        # front, azimuth 0), uniform over its 210 degrees; a folded polar angle adds 180 (mode 4 only, rarely).
+        folded = azimuth > 105
+        assert azimuth.min() >= -105 and np.all(azimuth[folded] - 180 <= 105) and folded.mean() < 0.01
+        np.testing.assert_allclose(np.percentile(azimuth[~folded], [25, 50, 75]), [-52.5, 0, 52.5], atol=4)
     else:
         # Uniform over the circle.
         np.testing.assert_allclose(np.percentile(np.mod(azimuth, 360), [25, 50, 75]), [90, 180, 270], atol=6)
@@ -92,3 +94,53 @@ def test_polar_angle_beyond_180_is_folded():
 def test_unknown_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown viewpoint sampling mode 7"):
         viewpoints.sample_azimuth_elevation(np.random.default_rng(0), 7)
+
+
+def _official_camera(theta_deg, phi_deg, distance, azimuth_offset_deg, elevation_offset_deg):
+    """The camera centre of the official 3D-DST renderer (scripts/blender_render.py), written out from its
+    formula: offsets added to theta and subtracted from phi, phi folded past the pole, then
+    (d sin phi cos theta, d sin phi sin theta, d cos phi)."""
+    theta = np.radians(theta_deg + azimuth_offset_deg)
+    phi = np.radians(phi_deg - elevation_offset_deg) % (2 * np.pi)
+    if phi > np.pi:
+        theta, phi = theta + np.pi, 2 * np.pi - phi
+    return distance * np.array([np.sin(phi) * np.cos(theta), np.sin(phi) * np.sin(theta), np.cos(phi)])
+
+
+@pytest.mark.parametrize(
+    "theta, phi, azimuth_offset, elevation_offset",
+    [
+        (-90.0, 60.0, 0.0, 0.0),  # the official default pose: a front view from 30 degrees up
+        (-195.0, 90.0, 0.0, 0.0),  # the front window's ends
+        (15.0, 120.0, 0.0, 0.0),
+        (37.0, 75.0, 90.0, 0.0),  # a model table azimuth offset
+        (-10.0, 80.0, -30.0, 12.0),  # both offsets
+        (200.0, 40.0, 0.0, -60.0),  # an elevation offset that carries the camera over the pole (fold)
+    ],
+)
+def test_dst3d_camera_equals_the_official_one_for_the_mapped_draw(theta, phi, azimuth_offset, elevation_offset):
+    from dst3d import geometry
+    from dst3d.render.annotations import render_angles
+
+    distance = 2.5
+    azimuth = np.radians(theta + viewpoints.OFFICIAL_AZIMUTH_SHIFT_DEG)
+    elevation = np.radians(90.0 - phi)
+    render_azimuth, render_elevation = render_angles(
+        azimuth, elevation, np.radians(azimuth_offset), np.radians(elevation_offset)
+    )
+    R, t = geometry.extrinsics_cv(render_azimuth, render_elevation, 0.0, distance)
+    centre = -R.T @ t
+    np.testing.assert_allclose(
+        centre, _official_camera(theta, phi, distance, azimuth_offset, elevation_offset), atol=1e-9
+    )
+
+
+def test_the_front_window_faces_the_front():
+    from dst3d import geometry
+
+    low, high = viewpoints.FRONT_WINDOW
+    assert (low, high) == (-105.0, 105.0) and (low + high) / 2 == 0.0  # azimuth 0: the camera on -y, the front
+    R, t = geometry.extrinsics_cv(0.0, 0.0, 0.0, 1.0)
+    np.testing.assert_allclose(-R.T @ t, [0.0, -1.0, 0.0], atol=1e-12)
+    # The official window's centre, theta = -90, is the official renderer's camera on -y too.
+    np.testing.assert_allclose(_official_camera(-90.0, 90.0, 1.0, 0.0, 0.0), [0.0, -1.0, 0.0], atol=1e-12)

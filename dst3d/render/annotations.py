@@ -17,6 +17,17 @@ from dst3d.inputs.catalog import model_for_image
 from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
 
+def render_angles(
+    azimuth: float, elevation: float, azimuth_offset: float, elevation_offset: float
+) -> tuple[float, float]:
+    """The camera's (azimuth, elevation) in the model file's frame (radians): the canonical pose plus the model's
+    alignment offsets, a polar angle past the pole folded back (azimuth + pi), azimuth wrapped into [0, 2 pi)."""
+    azimuth_deg, polar_deg = fold_polar(
+        np.rad2deg(azimuth + azimuth_offset), 90.0 - np.rad2deg(elevation + elevation_offset)
+    )
+    return float(np.deg2rad(azimuth_deg) % (2 * np.pi)), float(np.deg2rad(90.0 - polar_deg))
+
+
 def plan_image(
     split: str,
     category: str,
@@ -55,9 +66,7 @@ def plan_image(
 
     azimuth_offset = np.deg2rad(float(model["azimuth_offset_deg"]))
     elevation_offset = np.deg2rad(float(model["elevation_offset_deg"]))
-    render_azimuth_deg, render_polar_deg = fold_polar(
-        np.rad2deg(view.azimuth + azimuth_offset), 90.0 - np.rad2deg(view.elevation + elevation_offset)
-    )
+    render_azimuth, render_elevation = render_angles(view.azimuth, view.elevation, azimuth_offset, elevation_offset)
     return {
         "image_id": image_id(split, category, index),
         "split": split,
@@ -73,8 +82,8 @@ def plan_image(
         "distance": view.distance,
         "azimuth_offset": float(azimuth_offset),
         "elevation_offset": float(elevation_offset),
-        "render_azimuth": float(np.deg2rad(render_azimuth_deg) % (2 * np.pi)),
-        "render_elevation": float(np.deg2rad(90.0 - render_polar_deg)),
+        "render_azimuth": render_azimuth,
+        "render_elevation": render_elevation,
         "texture_path": "" if keep_materials else texture["path"],
         "texture_class": "" if keep_materials else texture["texture_class"],
         "background_path": background["path"],

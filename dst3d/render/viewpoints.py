@@ -13,13 +13,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: 3D-DST sampling modes: (azimuth range, polar angle model) in degrees. A polar model is
-#: ("normal", mean, sd, low, high) or ("uniform", low, high).
+#: The official 3D-DST renderer places the camera at ``d (sin phi cos t, sin phi sin t, cos phi)`` with its azimuth
+#: ``t`` measured from +x; dst3d's azimuth ``a`` puts the camera at ``d (cos e sin a, -cos e cos a, sin e)`` (0 on -y,
+#: PASCAL3D+), in the same world (both import a y-up mesh file with Blender's forward -Z, up Y). The two cameras
+#: coincide for ``a = t + 90`` degrees and ``e = 90 - phi``; the model table's offsets add to either azimuth alike.
+OFFICIAL_AZIMUTH_SHIFT_DEG = 90.0
+#: The official front-view window of modes 2 and 4, in the official azimuth ``t`` (degrees).
+OFFICIAL_FRONT_WINDOW = (-195.0, 15.0)
+FRONT_WINDOW = tuple(bound + OFFICIAL_AZIMUTH_SHIFT_DEG for bound in OFFICIAL_FRONT_WINDOW)  # (-105, 105)
+
+#: 3D-DST sampling modes: (azimuth range in dst3d's azimuth, polar angle model) in degrees. A polar model is
+#: ("normal", mean, sd, low, high) or ("uniform", low, high). The front window of modes 2 and 4 is the official
+#: [-195, 15] mapped by :data:`OFFICIAL_AZIMUTH_SHIFT_DEG`, so it is centred on the front (azimuth 0); the full
+#: circles are left as [0, 360] (the same distribution, and the same draws as before the mapping was applied).
 SAMPLING_MODES: dict[int, tuple[tuple[float, float], tuple]] = {
     1: ((0.0, 360.0), ("normal", 90.0, 30.0, 0.0, 180.0)),
-    2: ((-195.0, 15.0), ("normal", 90.0, 30.0, 0.0, 180.0)),
+    2: (FRONT_WINDOW, ("normal", 90.0, 30.0, 0.0, 180.0)),
     3: ((0.0, 360.0), ("normal", 60.0, 20.0, 0.0, 195.0)),
-    4: ((-195.0, 15.0), ("normal", 60.0, 20.0, 0.0, 195.0)),
+    4: (FRONT_WINDOW, ("normal", 60.0, 20.0, 0.0, 195.0)),
     5: ((0.0, 360.0), ("uniform", 0.0, 180.0)),
 }
 
