@@ -15,6 +15,7 @@ from dst3d.generate.prompts import (
     COLORS,
     DEFAULT_NEGATIVE_PROMPT,
     DEFAULT_PROMPT_SETTINGS,
+    PROMPT_PRESETS,
     PromptError,
     build_prompt_set,
     parse_descriptions,
@@ -72,6 +73,30 @@ def test_plain_template_is_the_published_3d_dst_prompt():
     prompt_set = template_set(car_images(5), colors=False, use_keywords=False)
     assert set(prompt_set["prompts"].values()) == {"An image of car, best quality, extremely detailed"}
     assert prompt_set["candidates"] == ["An image of car, best quality, extremely detailed"]
+
+
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("3d-dst", "An image of car, best quality, extremely detailed"),  # 3D-DST paper and code
+        ("p3d-diffusion", "car, best quality, extremely detailed"),  # P3D-Diffusion's ControlNet/run_canny.py
+    ],
+)
+def test_presets_give_the_published_prompts(preset, expected):
+    prompt_set = template_set(car_images(5), preset=preset)
+    assert set(prompt_set["prompts"].values()) == {expected}
+    # The default template is 3D-DST's string.
+    assert resolve_prompt_settings({})["template"] == PROMPT_PRESETS["3d-dst"]["template"]
+
+
+def test_the_paper_preset_colours_the_category_and_given_keys_win():
+    prompts = template_set(car_images(20), preset="p3d-diffusion-paper")["prompts"].values()
+    assert {prompt.removesuffix(" car, best quality, extremely detailed") for prompt in prompts} <= set(COLORS)
+    assert len(set(prompts)) > 1
+    plain = template_set(car_images(5), preset="p3d-diffusion-paper", colors=False)["prompts"].values()
+    assert set(plain) == {"car, best quality, extremely detailed"}
+    with pytest.raises(PromptError, match="prompts.preset"):
+        resolve_prompt_settings({"preset": "sd-default"})
 
 
 def test_custom_template_keyword_limit_and_class_spelling():

@@ -98,10 +98,25 @@ COLORS = (
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
+#: The published prompt forms as ``prompts.preset`` values: each sets template, colours and keywords (keys given
+#: in the config still win). ``3d-dst``: the 3D-DST paper and code (``"An image of {class}, best quality, extremely
+#: detailed"``); ``p3d-diffusion``: P3D-Diffusion's code (``"{class}, best quality, extremely detailed"``,
+#: ``ControlNet/run_canny.py``); ``p3d-diffusion-paper``: its paper's "[color] [category]" form on that string.
+PROMPT_PRESETS: dict[str, dict] = {
+    "3d-dst": {"template": DEFAULT_TEMPLATE, "colors": False, "use_keywords": False},
+    "p3d-diffusion": {"template": "{class}, best quality, extremely detailed", "colors": False, "use_keywords": False},
+    "p3d-diffusion-paper": {
+        "template": "{class}, best quality, extremely detailed",
+        "colors": True,
+        "use_keywords": False,
+    },
+}
+
 #: The ``prompts:`` config block with its defaults. ``openai.base_url`` null means ``OPENAI_DEFAULT_BASE_URL``
 #: (the ``OPENAI_BASE_URL`` environment variable is deliberately not read: the config names the endpoint).
 DEFAULT_PROMPT_SETTINGS: dict = {
     "backend": "template",  # "template" or "openai"
+    "preset": None,  # a PROMPT_PRESETS name: the published prompt form
     "template": DEFAULT_TEMPLATE,  # format string with the single field {class}
     "use_keywords": True,  # CAD keywords of the image's model after the class name (template backend)
     "max_keywords": 8,  # keywords per prompt (template) or per request (openai)
@@ -149,6 +164,11 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
     openai_given = given.pop("openai", None) or {}
     if not isinstance(openai_given, Mapping):
         raise PromptError(f"prompts.openai must be a mapping of settings, got {openai_given!r}")
+    preset = given.get("preset")
+    if preset is not None:
+        if preset not in PROMPT_PRESETS:
+            raise PromptError(f"prompts.preset must be one of {sorted(PROMPT_PRESETS)} or null, got {preset!r}")
+        resolved.update(PROMPT_PRESETS[preset])
     scopes = (("prompts", resolved, given), ("prompts.openai", resolved["openai"], openai_given))
     for scope, defaults, values in scopes:
         unknown = sorted(set(values) - set(defaults))
@@ -209,6 +229,7 @@ def job_settings(settings: Mapping | None) -> dict:
     from dst3d.workflow_config import PROMPT_RUNTIME_KEYS
 
     resolved = resolve_prompt_settings(settings)
+    del resolved["preset"]  # what it sets is in template, colors and use_keywords
     if resolved["backend"] == "template":
         del resolved["openai"]
     else:
