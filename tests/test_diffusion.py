@@ -148,6 +148,28 @@ def test_every_image_of_a_shard_is_written_at_the_configured_size(backend_batch3
     assert record["base_model_revision"].startswith("sha256:") and record["vae_model_revision"] is None
 
 
+def test_size_null_generates_at_the_edge_maps_size_as_the_official_sdxl_code(tiny_sd, shard, tmp_path):
+    # The edge maps are SIZE px; a configured size overrides them, null follows them.
+    larger = generate_shard(
+        "controlnet", shard.iloc[:2], tmp_path / "fixed", _settings(tiny_sd, size=2 * SIZE), NEGATIVE_PROMPT
+    )
+    assert set(larger["image_width"]) == {2 * SIZE}
+    follow = generate_shard(
+        "controlnet", shard.iloc[:2], tmp_path / "edge", _settings(tiny_sd, size=None), NEGATIVE_PROMPT
+    )
+    assert set(follow["image_width"]) == set(follow["image_height"]) == {SIZE}
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (36, 36)).save(odd)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        generate_shard(
+            "controlnet",
+            shard.iloc[:1].assign(edge_path=str(odd)),
+            tmp_path / "odd",
+            _settings(tiny_sd, size=None),
+            NEGATIVE_PROMPT,
+        )
+
+
 def test_same_seed_gives_the_same_image_across_runs_and_loads(backend_batch3, tiny_sd, shard, tmp_path):
     first = backend_batch3.generate(shard, tmp_path / "first", NEGATIVE_PROMPT)
     again = backend_batch3.generate(shard, tmp_path / "again", NEGATIVE_PROMPT)

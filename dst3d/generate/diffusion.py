@@ -101,6 +101,19 @@ def _load_edge_map(path: str | Path) -> Image.Image:
     return edges
 
 
+def _edge_side(edges: list[Image.Image], path: str | Path) -> int:
+    """The output side for ``size: null`` (the official SDXL code passes no size: diffusers generates at the control
+    image's size): the edge maps' side, which must be one multiple of 8 for the whole batch."""
+    sides = {edge.width for edge in edges}
+    side = sides.pop()
+    if sides or side % 8:
+        raise ValueError(
+            f"size: null generates at the edge map's size, but {path} is {side} px (batch sides {sorted({side, *sides})}): "
+            "the side must be one multiple of 8 (set edges.short_side and edges.multiple), or set the backend's size"
+        )
+    return side
+
+
 def import_diffusers() -> ModuleType:
     """Import and return diffusers, first making torchvision importable where it is installed.
 
@@ -269,12 +282,13 @@ class ControlNetBackend:
             padded = batch + [batch[-1]] * (batch_size - len(batch))
             edges = [_load_edge_map(row.edge_path) for row in batch]
             edges += [edges[-1]] * (batch_size - len(batch))
+            side = size or _edge_side(edges, batch[0].edge_path)
             images = self.pipeline(
                 prompt=[str(row.prompt) for row in padded],
                 negative_prompt=[negative_prompt] * batch_size,
                 image=edges,
-                height=size,
-                width=size,
+                height=side,
+                width=side,
                 num_inference_steps=settings["steps"],
                 guidance_scale=float(settings["guidance_scale"]),
                 controlnet_conditioning_scale=float(settings["conditioning_scale"]),

@@ -81,9 +81,10 @@ def resolve_settings(backend: str, settings: Mapping[str, Any] | None = None) ->
     require(is_number(resolved["guidance_scale"]), "guidance_scale", "a number")
     require(is_number(resolved["conditioning_scale"]), "conditioning_scale", "a number")
     require(
-        is_integer(resolved["size"]) and resolved["size"] > 0 and resolved["size"] % 8 == 0,
+        resolved["size"] is None
+        or (is_integer(resolved["size"]) and resolved["size"] > 0 and resolved["size"] % 8 == 0),
         "size",
-        "a positive multiple of 8 (pixels)",
+        "a positive multiple of 8 (pixels), or null for the edge map's size",
     )
     require(is_integer(resolved["batch_size"]) and resolved["batch_size"] >= 1, "batch_size", "an integer >= 1")
     require(
