@@ -110,8 +110,15 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
     checks = []
     if config["assets"]["source"] == "folders":
         folders = config["assets"]["folders"]
+        from dst3d.inputs import official
+
+        models_key = "cad_dir" if folders.get("models_format") == "pascal3d-cad" else "models_csv"
         checks = [
-            ("assets.folders.models_csv", folders["models_csv"], lambda path: catalog.read_model_table(path)),
+            (
+                f"assets.folders.{models_key}",
+                folders[models_key],
+                lambda path: official.load_models(folders, list(config["categories"])),
+            ),
             (
                 "assets.folders.textures_dir",
                 folders["textures_dir"],
@@ -141,7 +148,7 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
         except (catalog.AssetError, OSError, ValueError) as error:
             found.append(f"{key} = {value!r}: {error}")
             continue
-        if key == "assets.folders.models_csv":
+        if key in ("assets.folders.models_csv", "assets.folders.cad_dir"):
             absent = [category for category in config["categories"] if category not in set(table["category"])]
             if absent:
                 found.append(

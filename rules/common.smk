@@ -41,7 +41,8 @@ def check_config():
     """Checks the schema cannot express; each error names the key and how to fix it."""
     if config["assets"]["source"] == "folders":
         folders = config["assets"]["folders"]
-        for key in ("models_csv", "textures_dir", "backgrounds_dir"):
+        models_key = "cad_dir" if folders["models_format"] == "pascal3d-cad" else "models_csv"
+        for key in (models_key, "textures_dir", "backgrounds_dir"):
             if not folders[key]:
                 raise ValueError(
                     f"config: assets.source is 'folders' but assets.folders.{key} is not set: "
@@ -220,7 +221,10 @@ def kcf_select_inputs(wildcards):
 def asset_inputs(wildcards):
     if config["assets"]["source"] == "embedded":
         return {"embedded": rules.build_embedded_assets.output[0]}
-    return {"models_csv": config["assets"]["folders"]["models_csv"]}
+    folders = config["assets"]["folders"]
+    if folders["models_format"] == "pascal3d-cad":
+        return {"cad_dir": folders["cad_dir"]}
+    return {"models_csv": folders["models_csv"]}
 
 
 def generate_inputs(wildcards):
@@ -361,4 +365,12 @@ def classification_inputs(wildcards):
         inputs["init"] = rules.pretrain_classifier.output.model.format(
             variant=wildcards.pretraining, backbone_name=wildcards.backbone_name
         )
+    return inputs
+
+
+def prompt_inputs(wildcards):
+    """The model table (its CAD keywords) and, when prompts.class_names is a file, that file."""
+    inputs = {"models": rules.index_assets.output.models}
+    if isinstance(config["prompts"].get("class_names"), str):
+        inputs["class_names"] = config["prompts"]["class_names"]
     return inputs

@@ -3,7 +3,7 @@
 
 rule write_prompts:
     input:
-        models=rules.index_assets.output.models,
+        unpack(prompt_inputs),
     output:
         f"{RESULTS}/prompts/{{split}}/{{category}}.json",
     log:

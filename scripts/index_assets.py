@@ -4,7 +4,7 @@ log = start(snakemake, "index_assets")
 
 from pathlib import Path
 
-from dst3d.inputs import catalog
+from dst3d.inputs import catalog, official
 from dst3d.io import write_table
 
 if snakemake.params.source == "embedded":
@@ -12,12 +12,11 @@ if snakemake.params.source == "embedded":
     models_csv, textures_dir, backgrounds_dir = root / "models.csv", root / "textures", root / "backgrounds"
 else:
     folders = snakemake.params.folders
-    models_csv, textures_dir, backgrounds_dir = (
-        Path(folders["models_csv"]),
-        Path(folders["textures_dir"]),
-        Path(folders["backgrounds_dir"]),
-    )
-models = catalog.read_model_table(models_csv)
+    textures_dir, backgrounds_dir = Path(folders["textures_dir"]), Path(folders["backgrounds_dir"])
+if snakemake.params.source == "embedded":
+    models = catalog.read_model_table(models_csv)
+else:
+    models = official.load_models(folders, snakemake.params.categories)
 for category in snakemake.params.categories:
     catalog.models_of(models, category)  # every configured category needs models
 textures = catalog.index_textures(textures_dir, snakemake.params.test_fraction, snakemake.params.dtd_split)

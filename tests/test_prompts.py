@@ -398,3 +398,22 @@ def test_the_key_never_appears_in_errors_logs_outputs_or_cache(llm_server, tmp_p
     assert KEY not in (tmp_path / "car.json").read_text("utf-8")
     [cached] = cache_files(tmp_path / "cache")
     assert KEY not in cached.read_text("utf-8")
+
+
+def test_class_names_come_from_a_synset_words_file_or_a_mapping(tmp_path):
+    words = tmp_path / "LOC_synset_mapping.txt"
+    words.write_text("n01440764 tench, Tinca tinca\nn02690373 airliner\n")
+    images = [(image_id("train", "n02690373", 0), 0, [])]
+    settings = {"preset": "3d-dst", "class_names": str(words)}
+    prompt_set = build_prompt_set("n02690373", "train", images, settings, SEED, cache_dir=None, env={})
+    assert list(prompt_set["prompts"].values()) == ["An image of airliner, best quality, extremely detailed"]
+    tench = [(image_id("train", "n01440764", 0), 0, [])]
+    prompt_set = build_prompt_set("n01440764", "train", tench, settings, SEED, cache_dir=None, env={})
+    # The whole words string, as 3D-DST's synset prompts use it.
+    assert list(prompt_set["prompts"].values()) == ["An image of tench, Tinca tinca, best quality, extremely detailed"]
+    mapped = {"preset": "3d-dst", "class_names": {"n01440764": "tench"}}
+    assert "of tench, best" in next(
+        iter(build_prompt_set("n01440764", "train", tench, mapped, SEED, None, {})["prompts"].values())
+    )
+    with pytest.raises(PromptError, match="no name for the category 'n01440764'"):
+        build_prompt_set("n01440764", "train", tench, {"class_names": {"x": "y"}}, SEED, cache_dir=None, env={})

@@ -117,6 +117,7 @@ PROMPT_PRESETS: dict[str, dict] = {
 DEFAULT_PROMPT_SETTINGS: dict = {
     "backend": "template",  # "template" or "openai"
     "preset": None,  # a PROMPT_PRESETS name: the published prompt form
+    "class_names": None,  # category -> name in the prompt: a mapping or a synset-words file (wnid words)
     "template": DEFAULT_TEMPLATE,  # format string with the single field {class}
     "use_keywords": True,  # CAD keywords of the image's model after the class name (template backend)
     "max_keywords": 8,  # keywords per prompt (template) or per request (openai)
@@ -181,6 +182,12 @@ def resolve_prompt_settings(settings: Mapping | None) -> dict:
             raise PromptError(f"prompts.{key} must be {expectation}, got {value!r}")
 
     require(resolved["backend"] in BACKENDS, "backend", f"one of {BACKENDS}", resolved["backend"])
+    require(
+        resolved["class_names"] is None or isinstance(resolved["class_names"], str | Mapping),
+        "class_names",
+        "a mapping of category to name, or the path of a synset-words file",
+        resolved["class_names"],
+    )
     _check_template(resolved["template"])
     for key in ("use_keywords", "colors"):
         require(isinstance(resolved[key], bool), key, "true or false", resolved[key])
@@ -478,6 +485,33 @@ def _checked_images(images: Sequence[tuple[str, int, Sequence[str]]]) -> list[tu
     return ordered
 
 
+def read_class_names(path: str | Path) -> dict[str, str]:
+    """A synset-words file as ImageNet ships it (``LOC_synset_mapping.txt``, ``words.txt``): one
+    ``<wnid> <words>`` line per class, e.g. ``n01440764 tench, Tinca tinca``."""
+    names = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, _, words = line.strip().partition(" ")
+        if not words.strip():
+            raise PromptError(f"{path}, line {number}: expected '<wnid> <class words>', got {line!r}")
+        names[key] = words.strip()
+    return names
+
+
+def prompt_class_name(category: str, class_names: Mapping[str, str] | str | None) -> str:
+    """The class as the prompt names it: ``prompts.class_names`` (a mapping, or a synset-words file: the whole
+    words string, as 3D-DST's prompts use it) or, without it, the category with underscores as spaces."""
+    if class_names is None:
+        return category.replace("_", " ")
+    names = read_class_names(class_names) if isinstance(class_names, str) else class_names
+    if category not in names:
+        raise PromptError(
+            f"prompts.class_names has no name for the category {category!r}: add it (or drop prompts.class_names)"
+        )
+    return str(names[category])
+
+
 def build_prompt_set(
     category: str,
     split: str,
@@ -499,7 +533,7 @@ def build_prompt_set(
     """
     resolved = resolve_prompt_settings(settings)
     ordered = _checked_images(images)
-    class_name = category.replace("_", " ")
+    class_name = prompt_class_name(category, resolved["class_names"])
     label = f"prompts {split}/{category}"
 
     def rng_of(image_index: int):

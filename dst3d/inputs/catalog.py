@@ -61,11 +61,19 @@ def read_model_table(path: Path) -> pd.DataFrame:
     missing = [column for column in MODEL_COLUMNS if column not in table.columns]
     if missing:
         raise AssetError(f"model table {path} lacks columns {missing}; expected {MODEL_COLUMNS}")
+    return validate_model_table(table, f"model table {path}", path.parent)
+
+
+def validate_model_table(table: pd.DataFrame, name: str, base: Path, lines: bool | None = True) -> pd.DataFrame:
+    """Check a model table (columns ``MODEL_COLUMNS``) row by row, resolve its paths against ``base`` (every mesh
+    file must exist) and add the optional columns and ``format``. ``name`` says where the table came from in the
+    errors; with ``lines``, each error gives the row's CSV line."""
+    table = table.copy()
     for column in ["keywords", *OPTIONAL_MODEL_COLUMNS]:
         table[column] = table[column].fillna("") if column in table.columns else ""
     resolved, formats = [], []
     for row_number, row in enumerate(table.itertuples(index=False), start=2):
-        where = f"model table {path}, line {row_number} (model {row.model_id!r})"
+        where = f"{name}, line {row_number} (model {row.model_id!r})" if lines else f"{name} (model {row.model_id!r})"
         if pd.isna(row.category) or pd.isna(row.model_id) or pd.isna(row.path):
             raise AssetError(f"{where}: category, model_id and path must not be empty")
         try:
@@ -89,14 +97,14 @@ def read_model_table(path: Path) -> pd.DataFrame:
                 meshes.axis_matrix(row.forward_axis, row.up_axis)
             except ValueError as error:
                 raise AssetError(f"{where}: {error}") from error
-        mesh_path = (path.parent / str(row.path)).resolve()
+        mesh_path = (base / str(row.path)).resolve()
         if not mesh_path.is_file():
             raise AssetError(f"{where}: mesh file {mesh_path} does not exist: fix the path (relative to the table)")
         resolved.append(str(mesh_path))
         formats.append(MESH_FORMATS[suffix])
     if table.duplicated(["category", "model_id"]).any():
         duplicates = table.loc[table.duplicated(["category", "model_id"]), ["category", "model_id"]].values.tolist()
-        raise AssetError(f"model table {path}: duplicate (category, model_id) rows {duplicates}")
+        raise AssetError(f"{name}: duplicate (category, model_id) rows {duplicates}")
     table["path"], table["format"] = resolved, formats
     return table
 
