@@ -81,6 +81,10 @@ def test_pascal3d_cad_folder_is_a_model_table(tmp_path):
         official.read_pascal3d_cad(tmp_path / "CAD", ["bus"], 5.0)
     with pytest.raises(AssetError, match="cad_distance"):
         official.read_pascal3d_cad(tmp_path / "CAD", ["car"], None)
+    per_category = official.read_pascal3d_cad(tmp_path / "CAD", ["car", "boat"], {"car": 6, "boat": 8})
+    assert per_category.groupby("category")["distance"].first().astype(float).to_dict() == {"boat": 8.0, "car": 6.0}
+    with pytest.raises(AssetError, match="no distance for the category 'boat'"):
+        official.read_pascal3d_cad(tmp_path / "CAD", ["car", "boat"], {"car": 6})
 
 
 @pytest.mark.slow

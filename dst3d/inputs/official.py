@@ -10,8 +10,8 @@
   uid to ``<objaverse_dir>/<uid>.glb`` or, as the ``objaverse`` package caches them, ``glbs/<group>/<uid>.glb``
   anywhere below. Rows of other categories are left out.
 * ``pascal3d-cad``: a PASCAL3D+ ``CAD`` folder (``<cad_dir>/<category>/<nn>.off``, P3D-Diffusion's models): one
-  model per file, no offsets (the files are in the canonical frame), distance ``cad_distance``, sampling mode
-  ``p3d``.
+  model per file, no offsets (the files are in the canonical frame), distance ``cad_distance`` (one number or one
+  per category), sampling mode ``p3d``.
 
 A model that cannot be found is an error naming it (and the count) unless ``skip_missing_models`` is true; then it
 is left out and named in the log.
@@ -128,7 +128,7 @@ def read_official_table(
     return validate_model_table(table, f"3D-DST model table {path}", Path("/"), lines=None)
 
 
-def read_pascal3d_cad(cad_dir: Path, categories: list[str], distance: float | None) -> pd.DataFrame:
+def read_pascal3d_cad(cad_dir: Path, categories: list[str], distance: float | Mapping | None) -> pd.DataFrame:
     """A PASCAL3D+ ``CAD`` folder as a workflow model table: every ``<category>/<nn>.off`` of the categories."""
     cad_dir = Path(cad_dir)
     if not cad_dir.is_dir():
@@ -137,6 +137,9 @@ def read_pascal3d_cad(cad_dir: Path, categories: list[str], distance: float | No
         raise AssetError("assets.folders.models_format is pascal3d-cad: set assets.folders.cad_distance")
     rows = []
     for category in categories:
+        if isinstance(distance, Mapping) and category not in distance:
+            raise AssetError(f"assets.folders.cad_distance has no distance for the category {category!r}")
+        category_distance = distance[category] if isinstance(distance, Mapping) else distance
         files = sorted((cad_dir / category).glob("*.off")) if (cad_dir / category).is_dir() else []
         if not files:
             raise AssetError(f"{cad_dir / category}: no .off files (PASCAL3D+ CAD/<category>/<nn>.off)")
@@ -147,7 +150,7 @@ def read_pascal3d_cad(cad_dir: Path, categories: list[str], distance: float | No
                 "path": str(file.resolve()),
                 "azimuth_offset_deg": 0.0,
                 "elevation_offset_deg": 0.0,
-                "distance": distance,
+                "distance": category_distance,
                 "sampling_mode": "p3d",
                 "strength": 1,
                 "keywords": "",

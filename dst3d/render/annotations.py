@@ -16,6 +16,13 @@ from dst3d.identity import image_id, image_rng, image_seed
 from dst3d.inputs.catalog import model_for_image
 from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
+#: ``render.preset`` of the official 3D-DST scene (scripts/blender_render.py): one fixed area light of 30 kW, 1 m
+#: scaled by 100, at z = 0.5 facing down; Blender's startup world (grey 0.0509, strength 1); Blender 3.2's default
+#: view transform (Filmic); filter width 0.01; 3 transparent and transmission bounces.
+OFFICIAL_3D_DST = "3d-dst-official"
+OFFICIAL_LIGHT_ENERGY_W = 30000.0
+OFFICIAL_WORLD_GREY = (0.05087608844041824,) * 3
+
 
 def render_angles(
     azimuth: float, elevation: float, azimuth_offset: float, elevation_offset: float
@@ -58,6 +65,8 @@ def plan_image(
     light = settings["light"]
     light_azimuth, light_elevation = rng.uniform(-1, 1, 2) * np.deg2rad(light["jitter_deg"])
     light_energy = light["energy_w"] * (1 + light["energy_jitter"] * rng.uniform(-1, 1))
+    if settings.get("preset") == OFFICIAL_3D_DST:  # drawn all the same (no other draw moves), then recorded as used
+        light_azimuth, light_elevation, light_energy = np.nan, np.nan, OFFICIAL_LIGHT_ENERGY_W
     environment_path, environment_rotation = None, None
     if environments is not None and len(environments):
         environment_path = environments.iloc[int(rng.integers(len(environments)))]["path"]

@@ -30,7 +30,14 @@ import pandas as pd
 from dst3d import geometry
 from dst3d.inputs import meshes
 from dst3d.io import staged_directory, without_png_text
-from dst3d.render.annotations import annotation_record, camera_of, plan_image
+from dst3d.render.annotations import (
+    OFFICIAL_3D_DST,
+    OFFICIAL_LIGHT_ENERGY_W,
+    OFFICIAL_WORLD_GREY,
+    annotation_record,
+    camera_of,
+    plan_image,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +86,14 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.color_depth = "8"
-    scene.view_settings.view_transform = "Standard"  # keep texture colours as they are (AgX would tone-map)
+    official = settings.get("preset") == OFFICIAL_3D_DST
+    # Standard keeps texture colours as they are (AgX would tone-map); the official scene has Blender 3.2's
+    # default, Filmic, and its filter width and transparent/transmission bounces.
+    scene.view_settings.view_transform = "Filmic" if official else "Standard"
+    if official:
+        scene.cycles.filter_width = 0.01
+        scene.cycles.transparent_max_bounces = 3
+        scene.cycles.transmission_bounces = 3
 
     world = bpy.data.worlds.new("dst3d_world")
     scene.world = world
@@ -99,6 +113,9 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
         # AUTOMATIC takes seconds for it, a fixed 512 table milliseconds (it only steers where samples go).
         world.cycles.sampling_method = "MANUAL"
         world.cycles.sample_map_resolution = 512
+    elif official:  # Blender's startup world: a dark grey of strength 1
+        background.inputs["Color"].default_value = (*OFFICIAL_WORLD_GREY, 1.0)
+        background.inputs["Strength"].default_value = 1.0
     else:
         background.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
         background.inputs["Strength"].default_value = settings["light"]["ambient"]
@@ -117,6 +134,9 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     light = bpy.data.objects.new("dst3d_light", light_data)
     light.visible_camera = False  # a large light near the camera can reach into the view; it must only light
     scene.collection.objects.link(light)
+    if official:  # one fixed area light: 30 kW, 1 m scaled by 100, 0.5 above the origin, facing down
+        light_data.size, light_data.energy = 1.0, OFFICIAL_LIGHT_ENERGY_W
+        light.location, light.scale = (0.0, 0.0, 0.5), (100.0, 100.0, 100.0)
     if settings["depth"] != "none":
         _add_depth_output(scene)
 
@@ -409,14 +429,15 @@ def _render_plans(
             environment_node.image = _load_image(plan["environment_path"], "environment map")
             environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
         _place(scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
-        _place(
-            light,
-            plan["render_azimuth"] + plan["light_azimuth"],
-            float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)),
-            0.0,
-            plan["distance"] * settings["light"]["distance_factor"],
-        )
-        light.data.energy = plan["light_energy_w"]
+        if settings.get("preset") != OFFICIAL_3D_DST:  # the official light stays where it is
+            _place(
+                light,
+                plan["render_azimuth"] + plan["light_azimuth"],
+                float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)),
+                0.0,
+                plan["distance"] * settings["light"]["distance_factor"],
+            )
+            light.data.energy = plan["light_energy_w"]
         scene.cycles.seed = plan["seed"] % 2**31  # per-image noise, the same whatever the shard
         render_path = staging / f"{plan['image_id']}.png"
         scene.render.filepath = str(render_path)
