@@ -374,3 +374,10 @@ def prompt_inputs(wildcards):
     if isinstance(config["prompts"].get("class_names"), str):
         inputs["class_names"] = config["prompts"]["class_names"]
     return inputs
+
+
+def kcf_fold_shards(wildcards):
+    """A fold job's generated training shards: its category's (kcf.per_category), or all. Folds are drawn per
+    category from the image ids alone, so a category's job reads only its own shards and scores the same."""
+    categories = None if wildcards.group == "all" else [wildcards.group]
+    return shard_files(rules.generate_shard.output.annotations, "train", categories, backend=wildcards.backend)

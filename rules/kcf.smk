@@ -4,7 +4,7 @@
 
 rule kcf_fold:
     input:
-        generated_shards("train"),
+        kcf_fold_shards,
     output:
         f"{RESULTS}/kcf/{{backend}}/folds/{{group}}-{{fold}}.csv",
     log:

@@ -7,7 +7,9 @@ first jobs run) without the downloads:
 * ``pascal3d-cad``: a PASCAL3D+ ``CAD/<category>/<nn>.off`` folder, plus the same DTD tree and backgrounds.
 
 ``python -m dst3d.testing.stand_in <layout> <root> <category> [<category> ...]`` writes one under ``root`` and
-prints the ``assets`` keys to point a config at it. The meshes are boxes of a few triangles; the images 32 px.
+prints the ``assets`` keys to point a config at it; ``python -m dst3d.testing.stand_in preset <preset.yaml> <root>``
+writes everything a preset reads at its own paths below ``root`` (:func:`write_preset_tree`). The meshes are boxes
+of a few triangles; the images 16-32 px.
 """
 
 from __future__ import annotations
@@ -120,9 +122,58 @@ def write_pascal3d_cad(root: Path, categories: list[str], models_per_category: i
 LAYOUTS = {"3d-dst": write_3d_dst, "pascal3d-cad": write_pascal3d_cad}
 
 
+def _imagefolder(root: Path, classes: list[str]) -> None:
+    for number, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        write_image(np.full((16, 16, 3), number % 255, np.uint8), root / name / f"{name}_0.JPEG")
+
+
+def write_preset_tree(preset: Path, root: Path) -> None:
+    """Everything a preset (config/p3d_diffusion.yaml, config/dst3d_imagenet.yaml) reads under ``data/``, written
+    at those paths below ``root`` in the published layouts (tiny files), so that ``snakemake -n`` with the preset
+    in ``root`` plans the whole run."""
+    import yaml
+
+    config = yaml.safe_load(Path(preset).read_text())
+    categories, folders = config["categories"], config["assets"]["folders"]
+    root = Path(root)
+    if folders["models_format"] == "pascal3d-cad":
+        written = write_pascal3d_cad(root / Path(folders["cad_dir"]).parent, categories)
+    else:
+        written = write_3d_dst(root / "stand-in", categories)
+        for key in ("models_csv", "shapenet_dir", "objaverse_dir"):
+            target = root / folders[key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Path(written[key]).rename(target)
+        table = root / folders["models_csv"]  # the table names no paths: model ids resolve in the moved folders
+        assert table.is_file()
+    for key in ("textures_dir", "backgrounds_dir"):
+        target = root / folders[key]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Path(written[key]).rename(target)
+    class_names = config.get("prompts", {}).get("class_names")
+    if isinstance(class_names, str):
+        (root / class_names).parent.mkdir(parents=True, exist_ok=True)
+        (root / class_names).write_text("".join(f"{name} stand-in class {name}\n" for name in categories))
+    for entry in config.get("evaluate", {}).get("benchmarks", []):
+        (root / entry["root"]).mkdir(parents=True, exist_ok=True)
+    table = config.get("tables", {}).get("classification")
+    if table:
+        for key in ("train", "val"):
+            _imagefolder(root / table[key], categories)
+        for ood in table.get("ood", {}).values():
+            _imagefolder(root / ood, categories[: max(1, len(categories) // 2)])
+
+
 def main(argv: list[str]) -> None:
+    if len(argv) == 3 and argv[0] == "preset":
+        write_preset_tree(Path(argv[1]), Path(argv[2]))
+        return
     if len(argv) < 3 or argv[0] not in LAYOUTS:
-        raise SystemExit(f"usage: python -m dst3d.testing.stand_in {{{','.join(LAYOUTS)}}} <root> <category> ...")
+        raise SystemExit(
+            f"usage: python -m dst3d.testing.stand_in {{{','.join(LAYOUTS)}}} <root> <category> ... | "
+            "preset <config/preset.yaml> <root>"
+        )
     folders = LAYOUTS[argv[0]](Path(argv[1]), argv[2:])
     print(json.dumps({"assets": {"source": "folders", "folders": folders}}, indent=2))
 
