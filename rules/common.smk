@@ -69,6 +69,7 @@ try:
     VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in protocols.training_variants(config)}
     imagenet3d.check_tasks(config, list(VARIANTS), ["composite", *DIFFUSION_BACKENDS])
     classification.check(config, VARIANTS)
+    generate.check_depth_conditioning(config, [variant.backend for variant in VARIANTS.values() if variant.backend])
 except ValueError as error:
     raise WorkflowError(str(error)) from None
 

@@ -4,8 +4,9 @@ One run of the seconds-scale tiny config with the variants a paper run trains (`
 `controlnet-kcf`, and `controlnet-sdxl-all`), on tiny random-weight SD 1.5 and SDXL pipelines saved to disk and
 loaded through `from_pretrained` (dst3d/testing/tiny_diffusion.py), with the prompts written by the openai backend
 against a scripted OpenAI-compatible server on 127.0.0.1. `controlnet` keeps the generated image
-(`background: generated`, 3D-DST), `controlnet-sdxl` pastes the object onto the background photo (`paste`,
-P3D-Diffusion); a second run switches `controlnet` to `paste` and reruns only what that changes. Images are 64 px
+(`background: generated`, 3D-DST), `controlnet-sdxl` is conditioned on the edge map and the rendered depth map
+(`canny+depth`, a multi-ControlNet) and pastes the object onto the background photo (`paste`, P3D-Diffusion); a
+second run switches `controlnet` to `paste` and reruns only what that changes. Images are 64 px
 from 48 px renders, so every box and cuboid goes through the render-to-image scaling.
 """
 
@@ -24,7 +25,7 @@ from workflow_runs import REPO, job_counts, run
 
 from dst3d.generate import GENERATED_COLUMNS
 from dst3d.generate.composite import fit_background
-from dst3d.testing.tiny_diffusion import build_tiny_pipeline
+from dst3d.testing.tiny_diffusion import build_tiny_controlnet, build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,7 @@ def controlnet_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("controlnet-run")
     sd15 = build_tiny_pipeline(root / "tiny-sd15")
     sdxl = build_tiny_pipeline(root / "tiny-sdxl", sdxl=True)
+    sdxl_depth = build_tiny_controlnet(root / "tiny-sdxl" / "depth-controlnet", sdxl=True, seed=3)
     server = FakeLLMServer(script=[answer(json.dumps(DESCRIPTIONS))] * 4).start()
     workdir = root / "work"
     workdir.mkdir()
@@ -61,10 +63,17 @@ def controlnet_run(tmp_path_factory):
             "backend": "openai",
             "openai": {"base_url": server.base_url, "prompts_per_category": 3, "max_retries": 0},
         },
+        # SDXL conditioned on the edge map and the rendered depth map (a multi-ControlNet), from 16-bit depth renders.
+        "render": {"depth": "png16"},
         "generate": {
             "controlnet": diffusion_block(sd15),
             "controlnet-sdxl": diffusion_block(
-                sdxl, vae_model=str(sdxl.vae_model), scheduler="euler", background="paste"
+                sdxl,
+                vae_model=str(sdxl.vae_model),
+                scheduler="euler",
+                background="paste",
+                conditioning="canny+depth",
+                depth_controlnet_model=str(sdxl_depth),
             ),
         },
     }
@@ -121,6 +130,10 @@ def test_generated_tables_follow_the_contract(controlnet_run):
                 assert image.size == (SIZE, SIZE)
     sdxl = pd.read_parquet(results / "generate" / "controlnet-sdxl" / "train" / "car" / "000.parquet")
     assert sdxl["vae_model_revision"].str.startswith("sha256:").all()
+    assert set(sdxl["conditioning"]) == {"canny+depth"} and sdxl["depth_path"].str.endswith("_depth.png").all()
+    assert sdxl["depth_controlnet_model_revision"].str.startswith("sha256:").all()
+    sd15 = pd.read_parquet(results / "generate" / "controlnet" / "train" / "car" / "000.parquet")
+    assert set(sd15["conditioning"]) == {"canny"} and sd15["depth_controlnet_model"].isna().all()
     # The COCO export of a ControlNet variant: its images have another size than their renders, so its masks and
     # cameras are scaled to the image (pycocotools reads it back).
     from pycocotools.coco import COCO

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dst3d.generate.diffusion import ControlNetBackend
+from dst3d.generate.diffusion import DEPTH_CONTROL_RANGE, ControlNetBackend, load_depth_control
 from dst3d.generate.diffusion import generate_images as generate_shard
 from dst3d.generate.hub import ModelNotAvailableError, check_models_available
 from dst3d.generate.settings import DEFAULT_DIFFUSION_SETTINGS, resolve_settings
-from dst3d.testing.tiny_diffusion import build_tiny_pipeline
+from dst3d.testing.tiny_diffusion import build_tiny_controlnet, build_tiny_pipeline
 
 SIZE = 32
 NEGATIVE_PROMPT = "longbody, lowres, bad anatomy, worst quality, low quality"
@@ -388,3 +388,72 @@ def test_records_are_checked_before_loading(shard, tmp_path):
         )
     with pytest.raises(ValueError, match="repeat the image ids"):
         generate_shard("controlnet", pd.concat([shard, shard.iloc[:1]]), tmp_path, settings, NEGATIVE_PROMPT)
+
+
+@pytest.fixture(scope="module")
+def depth_shard(shard, tmp_path_factory) -> pd.DataFrame:
+    """The shard with rendered-style depth maps (uint16 PNG, depth / 0.001, 0 = no object): a tilted plane."""
+    root = tmp_path_factory.mktemp("depth")
+    paths = []
+    for index in range(len(shard)):
+        depth = np.zeros((SIZE, SIZE), np.uint16)
+        depth[8:24, 10:26] = (1500 + 40 * np.arange(16)[:, None] + 100 * index).astype(np.uint16)
+        Image.fromarray(depth).save(root / f"depth-{index}.png")
+        paths.append(str(root / f"depth-{index}.png"))
+    return shard.assign(depth_path=paths, depth_scale=0.001)
+
+
+@pytest.fixture(scope="module")
+def tiny_depth(tmp_path_factory):
+    return build_tiny_controlnet(tmp_path_factory.mktemp("tiny-depth") / "controlnet", seed=5)
+
+
+def test_depth_control_is_near_bright_and_background_black(tmp_path):
+    depth = np.zeros((8, 8), np.uint16)
+    depth[2:4, 2:4], depth[5:7, 5:7] = 1000, 2000  # 1.0 and 2.0 model units
+    Image.fromarray(depth).save(tmp_path / "depth.png")
+    control = np.asarray(load_depth_control(tmp_path / "depth.png", 0.001))
+    assert control.shape == (8, 8, 3) and control[0, 0, 0] == 0
+    assert control[2, 2, 0] == 255 and control[5, 5, 0] == DEPTH_CONTROL_RANGE[0]
+    with pytest.raises(ValueError, match="render.depth: png16"):
+        load_depth_control(tmp_path / "depth.exr", 0.001)
+
+
+def test_depth_and_canny_plus_depth_conditioning_reach_the_pixels(tiny_sd, tiny_depth, depth_shard, tmp_path):
+    rows = depth_shard.iloc[:3]
+    canny = generate_shard("controlnet", rows, tmp_path / "canny", _settings(tiny_sd), NEGATIVE_PROMPT)
+    depth_settings = _settings(tiny_sd, conditioning="depth", depth_controlnet_model=str(tiny_depth))
+    depth = generate_shard("controlnet", rows, tmp_path / "depth", depth_settings, NEGATIVE_PROMPT)
+    both_settings = {**depth_settings, "conditioning": "canny+depth"}
+    both = generate_shard("controlnet", rows, tmp_path / "both", both_settings, NEGATIVE_PROMPT)
+    muted = generate_shard(
+        "controlnet", rows, tmp_path / "muted", {**both_settings, "depth_conditioning_scale": 0.0}, NEGATIVE_PROMPT
+    )
+
+    def difference(first, second):
+        return max(
+            float(np.abs(a - b).mean())
+            for a, b in zip(_pixels(first["image_path"]), _pixels(second["image_path"]), strict=True)
+        )
+
+    assert difference(canny, depth) > 2.0 and difference(canny, both) > 2.0
+    # A multi-ControlNet whose depth scale is 0 adds nothing: the canny image up to float rounding.
+    assert difference(canny, muted) < 0.5
+    record = depth.iloc[0]
+    assert record["conditioning"] == "depth" and record["controlnet_model"] is None
+    assert record["depth_controlnet_model"] == str(tiny_depth) and record["depth_controlnet_model_revision"].startswith(
+        "sha256:"
+    )
+    assert both.iloc[0]["conditioning_scale"] == 1.0 and both.iloc[0]["depth_conditioning_scale"] == 1.0
+    with pytest.raises(ValueError, match="has no depth map"):
+        generate_shard("controlnet", rows.assign(depth_path=None), tmp_path / "none", depth_settings, NEGATIVE_PROMPT)
+
+
+def test_depth_conditioning_needs_depth_renders_before_any_job():
+    from dst3d.generate import check_depth_conditioning
+
+    config = {"render": {"depth": "none"}, "generate": {"controlnet": {"conditioning": "canny+depth"}}}
+    with pytest.raises(ValueError, match="generate.controlnet.conditioning is 'canny\\+depth'.*render.depth: png16"):
+        check_depth_conditioning(config, ["controlnet"])
+    check_depth_conditioning({**config, "render": {"depth": "png16"}}, ["controlnet"])
+    check_depth_conditioning(config, ["composite", "controlnet-sdxl"])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dst3d import geometry
 from dst3d.geometry import project
 from dst3d.inputs import catalog, meshes
 from dst3d.render.annotations import matrix
@@ -260,3 +261,29 @@ def test_official_scene_lights_from_above_and_dst3d_follows_the_camera(embedded_
     above, _ = _object_brightness(embedded_assets, None, 45, tmp_path / "dst3d-above")
     below, _ = _object_brightness(embedded_assets, None, -45, tmp_path / "dst3d-below")
     assert 0.8 < above / below < 1.25
+
+
+def test_stretched_models_fill_their_masks_and_the_cuboid_follows(embedded_assets, tmp_path):
+    from tests.conftest import RENDER
+
+    settings = {**copy.deepcopy(RENDER), "stretch": 0.3}  # exaggerated (P3D-Diffusion: 0.05) to be visible
+    table, _ = _render(embedded_assets, settings, "car", range(0, 3), tmp_path / "stretched")
+    models = embedded_assets["models"].set_index("model_id")
+    for record in table.to_dict("records"):
+        scale = np.array([record["scale_x"], record["scale_y"], record["scale_z"]])
+        assert np.all(np.abs(scale - 1) <= 0.3) and np.abs(scale - 1).max() > 0.02
+        vertices, faces = embedded_mesh(models, record["model_id"])
+        mask = cv2.imread(record["mask_path"], cv2.IMREAD_GRAYSCALE) > 0
+        stretched = rasterise(vertices * scale, faces, record)
+        plain = rasterise(vertices, faces, record)
+        iou = (stretched & mask).sum() / (stretched | mask).sum()
+        assert iou >= 0.95, (record["image_id"], iou)
+        assert iou > (plain & mask).sum() / (plain | mask).sum()
+        corners = geometry.cuboid_corners(vertices.min(0) * scale, vertices.max(0) * scale)
+        uv, _ = project(corners, matrix(record, "K"), matrix(record, "R"), matrix(record, "t"))
+        np.testing.assert_allclose(matrix(record, "cuboid_uv"), uv, atol=1e-3)
+    # Without stretch every other draw is the same: the same viewpoints, textures and backgrounds.
+    plain_table, _ = _render(embedded_assets, RENDER, "car", range(0, 3), tmp_path / "plain")
+    columns = ["azimuth", "elevation", "theta", "distance", "texture_path", "background_path"]
+    pd.testing.assert_frame_equal(plain_table[columns], table[columns])
+    assert set(plain_table["scale_x"]) == {1.0}

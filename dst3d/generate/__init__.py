@@ -41,15 +41,19 @@ GENERATED_COLUMNS: dict[str, str] = {
     "generate_seed": "Int64",  # seed of the image's own noise generator (not the render's ``seed``)
     "base_model": "object",  # model ids or local folders, as configured
     "base_model_revision": "object",  # Hub snapshot commit, or sha256 of a local folder's files
-    "controlnet_model": "object",
+    "conditioning": "object",  # canny | depth | canny+depth (diffusion; depth: the record's depth_path); composite: null
+    "controlnet_model": "object",  # the canny ControlNet (null when it is not used)
     "controlnet_model_revision": "object",
+    "depth_controlnet_model": "object",  # the depth ControlNet (null when it is not used)
+    "depth_controlnet_model_revision": "object",
     "vae_model": "object",  # null: the base model's own VAE
     "vae_model_revision": "object",
     "scheduler": "object",
     "steps": "Int64",
     "eta": "float64",  # DDIM only (NaN otherwise)
     "guidance_scale": "float64",
-    "conditioning_scale": "float64",
+    "conditioning_scale": "float64",  # of the canny ControlNet
+    "depth_conditioning_scale": "float64",
     "size": "Int64",  # side of the square output before any paste
     "batch_size": "Int64",  # images per pipeline call (changes pixels only by float rounding)
     "dtype": "object",
@@ -179,3 +183,19 @@ def check_generated(table: pd.DataFrame, record_columns, backend: str) -> pd.Dat
     if absent:
         raise ContractError(f"the {backend} backend did not write the images {absent[:3]}")
     return table
+
+
+def check_depth_conditioning(config: Mapping[str, Any], backends: list[str]) -> None:
+    """A diffusion backend conditioned on depth needs the renders' 16-bit depth maps: a ValueError naming both keys
+    otherwise (before any job)."""
+    from dst3d.generate.settings import resolve_settings, uses_depth
+
+    for backend in dict.fromkeys(backends):
+        if backend not in DIFFUSION_BACKENDS:
+            continue
+        settings = resolve_settings(backend, config["generate"].get(backend) or {})
+        if uses_depth(settings) and config["render"]["depth"] != "png16":
+            raise ValueError(
+                f"config: generate.{backend}.conditioning is {settings['conditioning']!r}, which reads the rendered "
+                f"depth maps, but render.depth is {config['render']['depth']!r}: set render.depth: png16"
+            )

@@ -53,8 +53,15 @@ from PIL import Image
 
 from dst3d.devices import resolve_device
 from dst3d.generate.composite import fit_background
-from dst3d.generate.hub import ModelNotAvailableError, check_models_available, how_to_provide, model_revision, offline
-from dst3d.generate.settings import resolve_settings
+from dst3d.generate.hub import (
+    ModelNotAvailableError,
+    check_models_available,
+    how_to_provide,
+    model_revision,
+    model_slots,
+    offline,
+)
+from dst3d.generate.settings import resolve_settings, uses_canny, uses_depth
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +69,10 @@ if TYPE_CHECKING:
 #: Columns that ``generate_shard`` reads from its records; ``background: paste`` reads ``PASTE_COLUMNS`` too.
 RECORD_COLUMNS = ("image_id", "generate_seed", "prompt", "edge_path")
 PASTE_COLUMNS = ("mask_path", "background_path")
+DEPTH_COLUMNS = ("depth_path", "depth_scale")
+#: Depth conditioning: the object's inverse depth, min-max normalised over its pixels onto this grey range (near
+#: bright, as the depth ControlNets' MiDaS maps are), the background black.
+DEPTH_CONTROL_RANGE = (64, 255)
 
 _module_log = logging.getLogger(__name__)
 
@@ -99,6 +110,27 @@ def _load_edge_map(path: str | Path) -> Image.Image:
             "render square images (or crop the edge map square before this stage)"
         )
     return edges
+
+
+def load_depth_control(path: str | Path, depth_scale: float) -> Image.Image:
+    """The control image of a rendered depth map (``render.depth: png16``: uint16, depth / ``depth_scale``, 0 = no
+    object): inverse depth over the object normalised onto :data:`DEPTH_CONTROL_RANGE`, background 0, as RGB."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: depth conditioning reads 16-bit PNG depth maps; set render.depth: png16")
+    with Image.open(path) as opened:
+        stored = np.asarray(opened, dtype=np.float64)
+    if stored.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel 16-bit depth map")
+    control = np.zeros(stored.shape, np.uint8)
+    inside = stored > 0
+    if inside.any():
+        inverse = 1.0 / (stored[inside] * float(depth_scale))
+        low, high = inverse.min(), inverse.max()
+        unit = (inverse - low) / (high - low) if high > low else np.ones_like(inverse)
+        grey_low, grey_high = DEPTH_CONTROL_RANGE
+        control[inside] = np.round(grey_low + unit * (grey_high - grey_low)).astype(np.uint8)
+    return Image.fromarray(np.repeat(control[:, :, None], 3, axis=2))
 
 
 def _edge_side(edges: list[Image.Image], path: str | Path) -> int:
@@ -145,11 +177,7 @@ class ControlNetBackend:
         self.device = resolve_device(self.settings["device"], f"generate.{backend}.device")
         self.dtype = resolve_dtype(self.settings["dtype"], self.device)
         self.pipeline = self._load_pipeline()
-        self.revisions = {
-            key: model_revision(self.settings[key])
-            for key in ("base_model", "controlnet_model", "vae_model")
-            if self.settings[key] is not None
-        }
+        self.revisions = {key: model_revision(model) for key, model, _ in model_slots(self.settings)}
 
     def _load_pipeline(self):
         import_diffusers()
@@ -177,7 +205,13 @@ class ControlNetBackend:
                     + how_to_provide(self.backend, key, model)
                 ) from error
 
-        components: dict[str, Any] = {"controlnet": load("controlnet_model", ControlNetModel)}
+        # The ControlNets of the conditioning, in the order their control images are passed: canny, then depth.
+        controlnets = [
+            load(key, ControlNetModel)
+            for key, _, is_pipeline in model_slots(settings)
+            if key.endswith("controlnet_model")
+        ]
+        components: dict[str, Any] = {"controlnet": controlnets[0] if len(controlnets) == 1 else controlnets}
         if settings["vae_model"] is not None:
             components["vae"] = load("vae_model", AutoencoderKL)
         if self.backend == "controlnet":
@@ -195,7 +229,8 @@ class ControlNetBackend:
             "euler": EulerDiscreteScheduler,
         }[settings["scheduler"]]
         pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-        for model in (pipeline.unet, pipeline.controlnet, pipeline.vae):
+        nets = getattr(pipeline.controlnet, "nets", [pipeline.controlnet])  # a MultiControlNetModel holds several
+        for model in (pipeline.unet, *nets, pipeline.vae):
             if settings["attention"] == "sdpa":
                 model.set_attn_processor(AttnProcessor2_0())
             else:
@@ -213,7 +248,7 @@ class ControlNetBackend:
             "loaded %s (%s + %s%s) on %s as %s in %.1f s",
             self.backend,
             settings["base_model"],
-            settings["controlnet_model"],
+            " + ".join(model for key, model, _ in model_slots(settings) if key.endswith("controlnet_model")),
             f" + {settings['vae_model']}" if settings["vae_model"] else "",
             self.device,
             str(self.dtype).removeprefix("torch."),
@@ -236,14 +271,18 @@ class ControlNetBackend:
             "backend": self.backend,
             "base_model": settings["base_model"],
             "base_model_revision": self.revisions["base_model"],
-            "controlnet_model": settings["controlnet_model"],
-            "controlnet_model_revision": self.revisions["controlnet_model"],
+            "conditioning": settings["conditioning"],
+            "controlnet_model": settings["controlnet_model"] if uses_canny(settings) else None,
+            "controlnet_model_revision": self.revisions.get("controlnet_model"),
+            "depth_controlnet_model": settings["depth_controlnet_model"] if uses_depth(settings) else None,
+            "depth_controlnet_model_revision": self.revisions.get("depth_controlnet_model"),
+            "depth_conditioning_scale": float(settings["depth_conditioning_scale"]) if uses_depth(settings) else None,
             "vae_model": settings["vae_model"],
             "vae_model_revision": self.revisions.get("vae_model"),
             "scheduler": settings["scheduler"],
             "steps": settings["steps"],
             "guidance_scale": float(settings["guidance_scale"]),
-            "conditioning_scale": float(settings["conditioning_scale"]),
+            "conditioning_scale": float(settings["conditioning_scale"]) if uses_canny(settings) else None,
             "eta": float(settings["eta"]) if settings["scheduler"] == "ddim" else None,
             "size": settings["size"],
             "batch_size": settings["batch_size"],
@@ -268,7 +307,7 @@ class ControlNetBackend:
 
         settings, size, batch_size = self.settings, self.settings["size"], self.settings["batch_size"]
         paste = settings["background"] == "paste"
-        columns = _check_records(records, paste)
+        columns = _check_records(records, paste, uses_depth(settings))
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         record = self.generation_record(negative_prompt)
@@ -280,18 +319,24 @@ class ControlNetBackend:
             batch = rows[batch_start : batch_start + batch_size]
             # Pad to a full batch: every call has the same shapes, so an image never depends on the shard size.
             padded = batch + [batch[-1]] * (batch_size - len(batch))
-            edges = [_load_edge_map(row.edge_path) for row in batch]
-            edges += [edges[-1]] * (batch_size - len(batch))
-            side = size or _edge_side(edges, batch[0].edge_path)
+            controls, scales = [], []
+            if uses_canny(settings):
+                controls.append([_load_edge_map(row.edge_path) for row in padded])
+                scales.append(float(settings["conditioning_scale"]))
+            if uses_depth(settings):
+                controls.append([load_depth_control(row.depth_path, row.depth_scale) for row in padded])
+                scales.append(float(settings["depth_conditioning_scale"]))
+            side = size or _edge_side(controls[0], batch[0].edge_path if uses_canny(settings) else batch[0].depth_path)
             images = self.pipeline(
                 prompt=[str(row.prompt) for row in padded],
                 negative_prompt=[negative_prompt] * batch_size,
-                image=edges,
+                # Several ControlNets take one list per image, its control images in ControlNet order.
+                image=controls[0] if len(controls) == 1 else [list(pair) for pair in zip(*controls, strict=True)],
                 height=side,
                 width=side,
                 num_inference_steps=settings["steps"],
                 guidance_scale=float(settings["guidance_scale"]),
-                controlnet_conditioning_scale=float(settings["conditioning_scale"]),
+                controlnet_conditioning_scale=scales[0] if len(scales) == 1 else scales,
                 generator=[torch.Generator("cpu").manual_seed(int(row.generate_seed)) for row in padded],
                 output_type="pil",
                 **step_arguments,
@@ -322,9 +367,12 @@ class ControlNetBackend:
         )
 
 
-def _check_records(records: pd.DataFrame, paste: bool) -> list[str]:
+def _check_records(records: pd.DataFrame, paste: bool, depth: bool = False) -> list[str]:
     """The columns that the backend reads; raises ValueError if one is missing or an image id repeats."""
-    columns = list(RECORD_COLUMNS + (PASTE_COLUMNS if paste else ()))
+    columns = list(RECORD_COLUMNS + (PASTE_COLUMNS if paste else ()) + (DEPTH_COLUMNS if depth else ()))
+    if depth and records["depth_path"].isna().any():
+        image = records.loc[records["depth_path"].isna(), "image_id"].iloc[0]
+        raise ValueError(f"{image} has no depth map: depth conditioning needs render.depth: png16")
     missing = [column for column in columns if column not in records.columns]
     if missing:
         raise ValueError(f"generate records lack the columns {missing}")

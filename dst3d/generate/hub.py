@@ -34,9 +34,15 @@ def offline(settings: Mapping[str, Any]) -> bool:
     return constants.HF_HUB_OFFLINE
 
 
-def _model_slots(settings: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+def model_slots(settings: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """(settings key, model id or folder, is a whole pipeline) of every model the backend loads."""
-    slots = [("base_model", settings["base_model"], True), ("controlnet_model", settings["controlnet_model"], False)]
+    from dst3d.generate.settings import uses_canny, uses_depth
+
+    slots = [("base_model", settings["base_model"], True)]
+    if uses_canny(settings):
+        slots.append(("controlnet_model", settings["controlnet_model"], False))
+    if uses_depth(settings):
+        slots.append(("depth_controlnet_model", settings["depth_controlnet_model"], False))
     if settings["vae_model"] is not None:
         slots.append(("vae_model", settings["vae_model"], False))
     return slots
@@ -103,7 +109,8 @@ def _missing_files(folder: Path, is_pipeline: bool, skip_components: Iterable[st
 def model_problems(backend: str, settings: Mapping[str, Any] | None = None) -> list[str]:
     """Why each configured model cannot be loaded as configured, with how to provide it; empty when all can.
 
-    Each of ``base_model``, ``controlnet_model`` and ``vae_model`` must be an existing local diffusers folder
+    Each of ``base_model``, the ControlNets its ``conditioning`` uses (``controlnet_model`` for canny,
+    ``depth_controlnet_model`` for depth) and ``vae_model`` must be an existing local diffusers folder
     or a Hub id. When offline (``local_files_only`` true, or null with ``HF_HUB_OFFLINE`` set) a Hub id must be
     in the Hugging Face cache (``HF_HUB_CACHE``, by default ``$HF_HOME/hub``) with its configuration and weights.
     With downloads allowed a Hub id that is not cached passes: ``from_pretrained`` downloads it when loading.
@@ -112,7 +119,7 @@ def model_problems(backend: str, settings: Mapping[str, Any] | None = None) -> l
     settings = resolve_settings(backend, settings)
     return [
         problem + "\n" + how_to_provide(backend, key, model)
-        for key, model, is_pipeline in _model_slots(settings)
+        for key, model, is_pipeline in model_slots(settings)
         if (problem := _availability_problem(backend, settings, key, model, is_pipeline)) is not None
     ]
 

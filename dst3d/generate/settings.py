@@ -24,6 +24,9 @@ DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
     "controlnet": {
         "base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
         "controlnet_model": "lllyasviel/control_v11p_sd15_canny",
+        "conditioning": "canny",
+        "depth_controlnet_model": "lllyasviel/control_v11f1p_sd15_depth",
+        "depth_conditioning_scale": 1.0,
         "vae_model": None,
         "scheduler": "ddim",
         "eta": 1.0,
@@ -37,6 +40,9 @@ DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
     "controlnet-sdxl": {
         "base_model": "stabilityai/stable-diffusion-xl-base-1.0",
         "controlnet_model": "diffusers/controlnet-canny-sdxl-1.0",
+        "conditioning": "canny",
+        "depth_controlnet_model": "diffusers/controlnet-depth-sdxl-1.0",
+        "depth_conditioning_scale": 1.0,
         "vae_model": "madebyollin/sdxl-vae-fp16-fix",
         "scheduler": "euler",
         "eta": 1.0,
@@ -50,6 +56,8 @@ DEFAULT_DIFFUSION_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 SCHEDULERS = ("ddim", "unipc", "euler")
+#: What conditions the image: the Canny edge map, the rendered depth map, or both (a multi-ControlNet).
+CONDITIONINGS = ("canny", "depth", "canny+depth")
 BACKGROUND_MODES = ("generated", "paste")
 ATTENTION_MODES = ("sdpa", "eager")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
@@ -72,8 +80,10 @@ def resolve_settings(backend: str, settings: Mapping[str, Any] | None = None) ->
         if not condition:
             raise ValueError(f"generate.{backend}.{key} = {resolved[key]!r}: expected {expected}")
 
-    for key in ("base_model", "controlnet_model"):
+    for key in ("base_model", "controlnet_model", "depth_controlnet_model"):
         require(isinstance(resolved[key], str) and bool(resolved[key]), key, "a model id or a local directory")
+    require(resolved["conditioning"] in CONDITIONINGS, "conditioning", f"one of {CONDITIONINGS}")
+    require(is_number(resolved["depth_conditioning_scale"]), "depth_conditioning_scale", "a number")
     require(resolved["vae_model"] is None or isinstance(resolved["vae_model"], str), "vae_model", "null or a model")
     require(resolved["scheduler"] in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
     require(is_number(resolved["eta"]) and resolved["eta"] >= 0, "eta", "a number >= 0")
@@ -102,3 +112,11 @@ def resolve_settings(backend: str, settings: Mapping[str, Any] | None = None) ->
         "null (follow HF_HUB_OFFLINE), true or false",
     )
     return resolved
+
+
+def uses_canny(settings: Mapping[str, Any]) -> bool:
+    return settings["conditioning"] in ("canny", "canny+depth")
+
+
+def uses_depth(settings: Mapping[str, Any]) -> bool:
+    return settings["conditioning"] in ("depth", "canny+depth")

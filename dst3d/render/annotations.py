@@ -72,6 +72,10 @@ def plan_image(
         environment_path = environments.iloc[int(rng.integers(len(environments)))]["path"]
         environment_rotation = float(rng.uniform(0, 2 * np.pi))
     keep_materials = settings["keep_materials"]
+    # P3D-Diffusion's per-axis stretch of the CAD model (1 + s * U(-1, 1) per axis; render.stretch = s). Drawn
+    # last, so every draw before it is the same whatever s is.
+    stretch = float(settings.get("stretch", 0.0))
+    scale_x, scale_y, scale_z = 1.0 + stretch * rng.uniform(-1, 1, 3)
 
     azimuth_offset = np.deg2rad(float(model["azimuth_offset_deg"]))
     elevation_offset = np.deg2rad(float(model["elevation_offset_deg"]))
@@ -101,6 +105,9 @@ def plan_image(
         "light_energy_w": float(light_energy),
         "environment_path": environment_path,
         "environment_rotation": environment_rotation,
+        "scale_x": float(scale_x),
+        "scale_y": float(scale_y),
+        "scale_z": float(scale_z),
     }
 
 
@@ -139,10 +146,13 @@ def annotation_record(
 ) -> dict:
     """The annotation record of one rendered image (README.md, "Annotation record"), from its plan, camera and object mask.
 
-    The cuboid is the normalised model's bounding box; its 8 projected corners are listed as (u, v) pixel
+    The cuboid is the normalised model's bounding box (stretched by the plan's ``scale_x/y/z``, as the rendered
+    object is); its 8 projected corners are listed as (u, v) pixel
     coordinates, each visible when it lies on a box face that faces the camera and inside the image.
     ``depth_path``/``depth_scale``: the depth map, if any, and the model units per stored depth value.
     """
+    stretch = np.array([plan.get("scale_x", 1.0), plan.get("scale_y", 1.0), plan.get("scale_z", 1.0)])
+    model_bbox_min, model_bbox_max = np.asarray(model_bbox_min) * stretch, np.asarray(model_bbox_max) * stretch
     corners = geometry.cuboid_corners(model_bbox_min, model_bbox_max)
     corners_uv, _ = geometry.project(corners, K, R, t)
     center = -R.T @ t

@@ -428,6 +428,7 @@ def _render_plans(
         if with_environment:
             environment_node.image = _load_image(plan["environment_path"], "environment map")
             environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
+        model.scale = (plan["scale_x"], plan["scale_y"], plan["scale_z"])  # about the origin, the model's centre
         _place(scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
         if settings.get("preset") != OFFICIAL_3D_DST:  # the official light stays where it is
             _place(

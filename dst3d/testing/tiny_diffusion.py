@@ -126,21 +126,8 @@ class TinyModels(NamedTuple):
     vae_model: Path
 
 
-def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
-    """Write a tiny base pipeline, a tiny ControlNet and a standalone copy of its VAE under ``root``.
-
-    All are folders as ``save_pretrained`` writes them, loadable by
-    ``StableDiffusionControlNetPipeline.from_pretrained(base, controlnet=ControlNetModel.from_pretrained(...))``
-    (or the SDXL classes when ``sdxl``); the VAE folder stands in for a separately published VAE such as the
-    SDXL fp16-fix one. Latents are 4 x H/2 x W/2 (a two-level VAE); sizes must be multiples of 8 as for the real
-    models. Weights are drawn from fixed seeds: the same call writes the same models.
-    """
-    import_diffusers()
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer()
+def _unet_shape(sdxl: bool) -> tuple[dict, dict]:
+    """The tiny UNet's (and ControlNet's) blocks and text conditioning, SD 1.5- or SDXL-shaped."""
     blocks = {
         "block_out_channels": (32, 64),
         "layers_per_block": 1,
@@ -160,6 +147,39 @@ def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
         }
     else:
         conditioning = {"cross_attention_dim": 32}
+    return blocks, conditioning
+
+
+def build_tiny_controlnet(path: Path, sdxl: bool = False, seed: int = 1) -> Path:
+    """Write one more tiny ControlNet (another seed) that fits ``build_tiny_pipeline``'s base: a stand-in for a
+    second conditioning, such as depth. Returns ``path``."""
+    import_diffusers()
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    blocks, conditioning = _unet_shape(sdxl)
+    controlnet = ControlNetModel(in_channels=4, conditioning_embedding_out_channels=(16, 32), **blocks, **conditioning)
+    _randomise_zero_convolutions(controlnet)
+    controlnet.save_pretrained(path)
+    return Path(path)
+
+
+def build_tiny_pipeline(root: Path, sdxl: bool = False) -> TinyModels:
+    """Write a tiny base pipeline, a tiny ControlNet and a standalone copy of its VAE under ``root``.
+
+    All are folders as ``save_pretrained`` writes them, loadable by
+    ``StableDiffusionControlNetPipeline.from_pretrained(base, controlnet=ControlNetModel.from_pretrained(...))``
+    (or the SDXL classes when ``sdxl``); the VAE folder stands in for a separately published VAE such as the
+    SDXL fp16-fix one. Latents are 4 x H/2 x W/2 (a two-level VAE); sizes must be multiples of 8 as for the real
+    models. Weights are drawn from fixed seeds: the same call writes the same models.
+    """
+    import_diffusers()
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    blocks, conditioning = _unet_shape(sdxl)
     unet = UNet2DConditionModel(
         sample_size=16,
         in_channels=4,
