@@ -70,6 +70,7 @@ def score_fold(
         threads=threads,
         log=log,
         task=pose.POSE,
+        thetas=training["theta"].to_numpy(),
     )
     logits = loop.predict_logits(result.model, cropping.crops(held_out, settings, threads), settings["input_size"])
     losses = pose.pose_loss(logits, torch.from_numpy(pose.pose_labels(held_out)), reduction="none").numpy()

@@ -67,6 +67,7 @@ result = loop.train(
     log=log,
     task=task,
     init=init,
+    thetas=frame["theta"].to_numpy() if task.theta_column is not None else None,
 )
 loop.save_checkpoint(
     snakemake.output.model,

@@ -283,3 +283,52 @@ def test_pretrained_weights_are_loaded_from_the_torch_cache(tmp_path, monkeypatc
     assert model.fc.out_features == pose.POSE_OUTPUTS
     fresh = loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
     assert not torch.equal(fresh.conv1.weight, saved["conv1.weight"])
+
+
+def test_rotation_turns_the_image_as_a_positive_in_plane_angle_does():
+    """A point projected with theta = 0 lands, after cropping.rotate by phi, where theta = phi projects it."""
+    from dst3d import geometry
+    from dst3d.training.cropping import rotate
+
+    width, phi = 65, 0.5
+    K = geometry.intrinsics(geometry.focal_px(35, 32, width), width, width)
+    point = np.array([[0.3, 0.0, 0.2]])
+    start, _ = geometry.project(point, K, *geometry.extrinsics_cv(0.3, 0.2, 0.0, 3.0))
+    target, _ = geometry.project(point, K, *geometry.extrinsics_cv(0.3, 0.2, phi, 3.0))
+    image = torch.zeros(1, 1, width, width)
+    image[0, 0, int(start[0, 1]), int(start[0, 0])] = 1.0
+    turned = rotate(image, torch.tensor([phi], dtype=torch.float64))
+    row, column = divmod(int(turned[0, 0].argmax()), width)
+    assert abs(column + 0.5 - target[0, 0]) <= 1.0 and abs(row + 0.5 - target[0, 1]) <= 1.0
+    assert abs(column + 0.5 - start[0, 0]) > 2.0  # it moved
+
+
+def test_rotate_deg_turns_the_in_plane_label_with_the_image(monkeypatch):
+    """With rotate_deg the loss sees in-plane bins of theta + the drawn angle; the other angles stay."""
+    from dst3d import geometry
+    from dst3d.training import cropping
+
+    images, thetas = torch.randint(0, 255, (6, 3, 40, 40), dtype=torch.uint8), np.zeros(6)
+    frame = pd.DataFrame({"azimuth": np.linspace(0.1, 3, 6), "elevation": np.zeros(6), "theta": thetas})
+    seen, angles_seen = [], []
+    real_rotate = cropping.rotate
+
+    def spy_rotate(batch, angles):
+        angles_seen.append(angles.clone())
+        return real_rotate(batch, angles)
+
+    def spy_loss(logits, labels, reduction="mean"):
+        seen.append(labels.clone())
+        return pose.pose_loss(logits, labels, reduction)
+
+    monkeypatch.setattr(loop, "rotate", spy_rotate)
+    task = loop.Task("pose", pose.POSE_OUTPUTS, spy_loss, theta_column=2)
+    settings = {**SETTINGS, "epochs": 1, "batch_size": 6, "rotate_deg": 20.0}
+    loop.train(images, pose.pose_labels(frame), [str(i) for i in range(6)], settings, 0, 1, task=task, thetas=thetas)
+    labels, angles = seen[0], angles_seen[0].numpy()
+    assert angles.std() > np.radians(5)
+    np.testing.assert_array_equal(labels[:, 2].numpy(), geometry.signed_angle_to_bin(angles))
+    # The batch is a permutation of the images: the azimuth and elevation bins are theirs, in some order.
+    assert sorted(map(tuple, labels[:, :2].tolist())) == sorted(map(tuple, pose.pose_labels(frame)[:, :2].tolist()))
+    with pytest.raises(ValueError, match="pass the images' thetas"):
+        loop.train(images, pose.pose_labels(frame), [str(i) for i in range(6)], settings, 0, 1, task=pose.POSE)

@@ -123,6 +123,21 @@ def augment(images: torch.Tensor, generator: torch.Generator, settings: dict) ->
     return images
 
 
+def rotate(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Each float image of a square N x C x H x W batch turned about its centre by ``angles`` (radians; positive
+    turns the content counter-clockwise on screen, as a positive in-plane rotation theta does,
+    :mod:`dst3d.geometry`); bilinear, black outside."""
+    import torch.nn.functional as F
+
+    cos, sin = torch.cos(angles).float(), torch.sin(angles).float()
+    zero = torch.zeros_like(cos)
+    # affine_grid maps output to input coordinates (x right, y down, in [-1, 1]): the inverse of the on-screen
+    # counter-clockwise turn, which in y-down coordinates is [[cos, sin], [-sin, cos]].
+    matrices = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(matrices.to(images.device), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     """The central size x size window of a batch."""
     start = (images.shape[-1] - size) // 2

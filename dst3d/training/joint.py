@@ -24,7 +24,7 @@ def task(categories: list[str]) -> Task:
         category_part = F.cross_entropy(logits[:, pose.POSE_OUTPUTS :], labels[:, 3], reduction=reduction)
         return pose_part + category_part
 
-    return Task("joint", pose.POSE_OUTPUTS + len(categories), loss)
+    return Task("joint", pose.POSE_OUTPUTS + len(categories), loss, theta_column=2)
 
 
 def joint_labels(frame: pd.DataFrame, categories: list[str]) -> np.ndarray:

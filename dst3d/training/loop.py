@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from dst3d.config_schema import block_settings, schema_enum
 from dst3d.devices import resolve_device
 from dst3d.io import atomic_write
 from dst3d.torch_compat import import_torchvision
-from dst3d.training.cropping import augment, centre_crop, normalise
+from dst3d.training.cropping import augment, centre_crop, normalise, rotate
 
 _log = logging.getLogger(__name__)
 # The allowed values of every train key (optimizer, lr_schedule, device, precision, ...) and their defaults are
@@ -112,6 +113,9 @@ class Task:
     name: str
     outputs: int
     loss: Callable[..., torch.Tensor]
+    #: The label column holding the in-plane rotation bin (pose and joint tasks), which ``train.rotate_deg``
+    #: turns with the image; None for a task whose label an in-plane turn leaves alone.
+    theta_column: int | None = None
 
 
 @dataclass
@@ -147,6 +151,7 @@ def train(
     *,
     task: Task,
     init: tuple[dict, str] | None = None,
+    thetas: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the config's ``train``
     block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
@@ -160,6 +165,11 @@ def train(
 
     ``init`` = (state dict, its checkpoint's SHA-256) starts from those weights instead (fine-tuning; the head
     must have ``task.outputs`` outputs); ``settings["pretrained"]`` is then not used.
+
+    ``settings["rotate_deg"]`` > 0 (with ``augment``) turns every training crop by an angle drawn from
+    N(0, rotate_deg) about its centre, and, for a task with an in-plane label (``task.theta_column``), that label
+    with it (P3D-Diffusion's ``--rotate``): ``thetas`` are then the images' in-plane angles (radians), re-binned
+    after the turn.
     """
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
@@ -179,6 +189,11 @@ def train(
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     label_tensor = torch.from_numpy(labels).to(device)
+    rotate_sd = math.radians(settings["rotate_deg"]) if settings["augment"] else 0.0
+    relabel = rotate_sd > 0 and task.theta_column is not None  # a classifier's label is the same after a turn
+    if relabel and thetas is None:
+        raise ValueError(f"train.rotate_deg turns the {task.name} task's in-plane label: pass the images' thetas")
+    theta_tensor = torch.from_numpy(np.asarray(thetas, dtype=np.float64)) if relabel else None
     generator = torch.Generator().manual_seed(seed)
     fingerprint = _fingerprint(settings, labels, ids, task, None if init is None else init[1])
     history, start_epoch = [], 0
@@ -209,9 +224,18 @@ def train(
                 if settings["augment"]
                 else centre_crop(pixels, settings["input_size"])
             )
+            targets = label_tensor[batch.to(device)]
+            if rotate_sd > 0:  # drawn on the CPU generator, so the turns do not depend on the device
+                angles = torch.randn(len(batch), generator=generator, dtype=torch.float64) * rotate_sd
+                inputs = rotate(inputs.float(), angles)
+                if relabel:
+                    turned = torch.remainder(theta_tensor[batch] + angles + math.pi, 2 * math.pi) - math.pi
+                    targets = targets.clone()
+                    bins = geometry.signed_angle_to_bin(turned.numpy())
+                    targets[:, task.theta_column] = torch.from_numpy(np.asarray(bins, dtype=np.int64)).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 logits = model(normalise(inputs).contiguous(memory_format=layout))
-            loss = task.loss(logits.float(), label_tensor[batch.to(device)])
+            loss = task.loss(logits.float(), targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -46,7 +46,7 @@ def pose_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean
     return total.mean() if reduction == "mean" else total
 
 
-POSE = Task("pose", POSE_OUTPUTS, pose_loss)
+POSE = Task("pose", POSE_OUTPUTS, pose_loss, theta_column=2)
 
 
 def decode(logits: torch.Tensor) -> np.ndarray:
