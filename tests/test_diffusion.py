@@ -457,3 +457,12 @@ def test_depth_conditioning_needs_depth_renders_before_any_job():
         check_depth_conditioning(config, ["controlnet"])
     check_depth_conditioning({**config, "render": {"depth": "png16"}}, ["controlnet"])
     check_depth_conditioning(config, ["composite", "controlnet-sdxl"])
+
+
+def test_sdxl_takes_canny_plus_depth_for_a_whole_batch(tiny_sdxl, depth_shard, tmp_path):
+    depth = build_tiny_controlnet(tmp_path / "sdxl-depth", sdxl=True, seed=4)
+    settings = _settings(
+        tiny_sdxl, scheduler="euler", conditioning="canny+depth", depth_controlnet_model=str(depth), batch_size=2
+    )
+    table = generate_shard("controlnet-sdxl", depth_shard.iloc[:3], tmp_path / "out", settings, NEGATIVE_PROMPT)
+    assert set(table["conditioning"]) == {"canny+depth"} and len(table) == 3

@@ -112,6 +112,14 @@ def _load_edge_map(path: str | Path) -> Image.Image:
     return edges
 
 
+def _control_tensor(images: list[Image.Image]):
+    """A batch of RGB control images as the float tensor (B x 3 x H x W, values in [0, 1]) diffusers reads."""
+    import torch
+
+    pixels = np.stack([np.asarray(image.convert("RGB")) for image in images]).astype(np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
 def load_depth_control(path: str | Path, depth_scale: float) -> Image.Image:
     """The control image of a rendered depth map (``render.depth: png16``: uint16, depth / ``depth_scale``, 0 = no
     object): inverse depth over the object normalised onto :data:`DEPTH_CONTROL_RANGE`, background 0, as RGB."""
@@ -330,8 +338,9 @@ class ControlNetBackend:
             images = self.pipeline(
                 prompt=[str(row.prompt) for row in padded],
                 negative_prompt=[negative_prompt] * batch_size,
-                # Several ControlNets take one list per image, its control images in ControlNet order.
-                image=controls[0] if len(controls) == 1 else [list(pair) for pair in zip(*controls, strict=True)],
+                # Several ControlNets take one batch tensor each (in [0, 1]), in ControlNet order: the form both the
+                # SD 1.5 and the SDXL pipelines accept for a batch of several conditionings.
+                image=controls[0] if len(controls) == 1 else [_control_tensor(images) for images in controls],
                 height=side,
                 width=side,
                 num_inference_steps=settings["steps"],
