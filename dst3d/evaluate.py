@@ -61,18 +61,38 @@ def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_category, pd.DataFrame([pooled, mean_row])], ignore_index=True)
 
 
+def evaluation_set(benchmark: dict | None, categories: list[str], shards: list[str] | None) -> tuple[str, pd.DataFrame]:
+    """(eval_set name, object table) of an evaluation job: a benchmark entry read by its reader, or the held-out
+    synthetic split's shard tables in image-id order."""
+    if benchmark is not None:
+        from dst3d.inputs import datasets
+
+        return benchmark["name"], datasets.load_benchmark(benchmark, categories)
+    from dst3d.io import read_tables
+
+    return SYNTHETIC_TEST, read_tables(shards).sort_values("image_id").reset_index(drop=True)
+
+
+def table_logits(
+    model: torch.nn.Module, settings: dict, frame: pd.DataFrame, batch_size: int, threads: int, flip: bool = False
+) -> torch.Tensor:
+    """The model's logits for the object crops of an image table, cut with its training ``settings``."""
+    from dst3d.training import cropping, loop  # torch only where a model runs: the Snakefile imports this module
+
+    return loop.predict_logits(
+        model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip
+    )
+
+
 def predict_poses(
     model: torch.nn.Module, settings: dict, frame: pd.DataFrame, batch_size: int, flip: bool, threads: int
 ) -> pd.DataFrame:
     """Predicted poses and geodesic errors of every object of an image table (columns image_id, category,
     azimuth, elevation, theta, the box, image_path), with the model's training ``settings`` (crop size and
     context)."""
-    from dst3d.training import cropping, loop, pose  # torch only where a model runs: the Snakefile imports this module
+    from dst3d.training import pose
 
-    logits = loop.predict_logits(
-        model, cropping.crops(frame, settings, threads), settings["input_size"], batch_size, flip
-    )
-    predicted = pose.decode(logits)
+    predicted = pose.decode(table_logits(model, settings, frame, batch_size, threads, flip))
     predictions = frame[["image_id", "category", "azimuth", "elevation", "theta"]].reset_index(drop=True)
     predictions[["pred_azimuth", "pred_elevation", "pred_theta"]] = predicted
     predictions["error"] = pose_errors(frame[["azimuth", "elevation", "theta"]].to_numpy(), predicted)

@@ -16,14 +16,18 @@ rules/imagenet3d.smk.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from dst3d.classification import settings as settings_of_classification
+from dst3d.config_schema import schema_enum
 from dst3d.evaluate import PER_CATEGORY, POOLED, SYNTHETIC_TEST, metrics_table
 
 TASK_TABLES = ("probing", "open_vocabulary")
+#: The backbones a feature source may name (those of train.backbone).
+BACKBONES = tuple(schema_enum("train", "backbone"))
 #: The defaults of a configured task table's keys (a null table has none).
 TASK_DEFAULTS = {
     "probing": {
@@ -38,6 +42,39 @@ TASK_DEFAULTS = {
 }
 #: The name of the generated training split as a probing train_set.
 SYNTHETIC_TRAIN = "synthetic"
+
+
+KINDS = ("random", "imagenet")
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """``kind`` is random, imagenet or variant; ``backbone`` for the first two, ``variant`` for the last."""
+
+    name: str
+    kind: str
+    backbone: str | None = None
+    variant: str | None = None
+
+
+def parse_source(name: str, variants: list[str]) -> FeatureSource:
+    """The feature source ``name`` names; ``variants`` are the run's training variants. A ValueError names the key."""
+    for kind in KINDS:
+        prefix = f"{kind}-"
+        if name.startswith(prefix):
+            backbone = name[len(prefix) :]
+            if backbone not in BACKBONES:
+                raise ValueError(
+                    f"config: tables.probing.sources: {name!r} names the backbone {backbone!r}; use one of "
+                    f"{list(BACKBONES)}"
+                )
+            return FeatureSource(name, kind, backbone=backbone)
+    if name in variants:
+        return FeatureSource(name, "variant", variant=name)
+    raise ValueError(
+        f"config: tables.probing.sources: {name!r} is none of random-<backbone>, imagenet-<backbone> or a "
+        f"training variant (train.variants: {variants})"
+    )
 
 
 def task_settings(config: Mapping[str, Any], name: str) -> dict | None:
@@ -65,8 +102,6 @@ def task_variants(config: Mapping[str, Any]) -> list[str]:
 def check_tasks(config: Mapping[str, Any], variants: list[str], backends: list[str]) -> None:
     """The checks of ``tables.probing`` and ``tables.open_vocabulary`` that the schema cannot express;
     ``variants`` are every training variant of the run, ``backends`` the generate backends."""
-    from dst3d.training.probing import parse_source  # torch only when the table is configured
-
     benchmarks = [entry["name"] for entry in config["evaluate"]["benchmarks"]]
     real = [entry["name"] for entry in config["train"]["real"]]
     probing = task_settings(config, "probing")

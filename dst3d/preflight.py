@@ -158,84 +158,54 @@ def _asset_problems(config: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def _missing_weights(backbone: str, why: str, fix: str) -> str | None:
+    """The problem of ImageNet weights of ``backbone`` missing from the torch cache (None when they are there):
+    ``why`` says which key asks for them, ``fix`` the other way out."""
+    from dst3d.training.loop import pretrained_weights_path
+
+    path, url = pretrained_weights_path(backbone)
+    if path.is_file():
+        return None
+    return (
+        f"{why} but the ImageNet weights of {backbone} are not at {path}: download {url} to that path (or set "
+        f"TORCH_HOME to a folder holding hub/checkpoints/{path.name}), or {fix}"
+    )
+
+
 def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
+    """The ImageNet weights that train.pretrained (final networks, KCF fold models, classification backbones) and
+    the imagenet-<backbone> probing sources need, for outputs not made yet."""
+    from dst3d.classification import settings as classification_settings
+    from dst3d.imagenet3d import BACKBONES
     from dst3d.workflow_config import estimator_settings, kcf_settings
 
     results = config["results"]
-    needed = []
+    needed = []  # (backbone, why, fix)
     variants = _variants(config)
     train_outputs = [Path(f"{results}/train/{variant.name}/model.pt") for variant in variants]
-    if not _all_exist(train_outputs):
-        needed.append(("train", estimator_settings(config)))
     kcf_backends = {variant.backend for variant in variants if variant.selection == "kcf"}
     kcf_outputs = [Path(f"{results}/kcf/{backend}/kept.csv") for backend in sorted(kcf_backends)]
-    if not _all_exist(kcf_outputs):
-        needed.append(("kcf.train", kcf_settings(config)))
-    found = []
-    for key, settings in needed:
-        if not settings.get("pretrained"):
-            continue
-        from dst3d.training.loop import pretrained_weights_path
-
-        path, url = pretrained_weights_path(settings["backbone"])
-        if not path.is_file():
-            found.append(
-                f"{key}.pretrained is true but the ImageNet weights of {settings['backbone']} are not at {path}: "
-                f"download {url} to that path (or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}), "
-                f"or set {key}.pretrained: false"
-            )
-    found += _probing_weights_problems(config)
-    found += _classification_weights_problems(config)
-    return found
-
-
-def _classification_weights_problems(config: Mapping[str, Any]) -> list[str]:
-    """With ``train.pretrained``, the ImageNet weights of every ``tables.classification.backbones`` entry whose
-    classifiers are not all trained yet."""
-    from dst3d.classification import settings as classification_settings
-
+    for key, settings, outputs in (
+        ("train", estimator_settings(config), train_outputs),
+        ("kcf.train", kcf_settings(config), kcf_outputs),
+    ):
+        if settings.get("pretrained") and not _all_exist(outputs):
+            needed.append((settings["backbone"], f"{key}.pretrained is true", f"set {key}.pretrained: false"))
     table = classification_settings(config)
-    if table is None or not config["train"].get("pretrained"):
-        return []
-    from dst3d.training.loop import pretrained_weights_path
-
-    found = []
-    for backbone in table["backbones"]:
-        outputs = [
-            Path(f"{config['results']}/classification/{row}/{backbone}/model.pt") for row in table["pretraining"]
-        ]
-        path, url = pretrained_weights_path(backbone)
-        if not _all_exist(outputs) and not path.is_file():
-            found.append(
-                f"train.pretrained is true, so tables.classification.backbones {backbone!r} starts from ImageNet "
-                f"weights, which are not at {path}: download {url} to that path (or set TORCH_HOME to a folder "
-                f"holding hub/checkpoints/{path.name}), or set train.pretrained: false"
-            )
-    return found
-
-
-def _probing_weights_problems(config: Mapping[str, Any]) -> list[str]:
-    """The ImageNet weights of every ``imagenet-<backbone>`` source of tables.probing whose probe is not done."""
-    table = config["tables"].get("probing")
-    if not table:
-        return []
-    found = []
-    for name in table["sources"]:
-        if not name.startswith("imagenet-") or Path(f"{config['results']}/probing/{name}/metrics.csv").is_file():
-            continue
-        from dst3d.training.loop import pretrained_weights_path
-
-        try:
-            path, url = pretrained_weights_path(name.removeprefix("imagenet-"))
-        except ValueError:
-            continue  # an unknown backbone: check_tasks names it
-        if not path.is_file():
-            found.append(
-                f"tables.probing.sources has {name!r} but the ImageNet weights are not at {path}: download {url} "
-                f"to that path (or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}), or remove "
-                "the source"
-            )
-    return found
+    if table is not None and config["train"].get("pretrained"):
+        for backbone in table["backbones"]:
+            rows = [Path(f"{results}/classification/{row}/{backbone}/model.pt") for row in table["pretraining"]]
+            if not _all_exist(rows):
+                why = f"train.pretrained is true for tables.classification.backbones {backbone!r},"
+                needed.append((backbone, why, "set train.pretrained: false"))
+    probing = config["tables"].get("probing")
+    for name in probing["sources"] if probing else []:
+        backbone = name.removeprefix("imagenet-")
+        done = Path(f"{results}/probing/{name}/metrics.csv").is_file()
+        # An unknown backbone is not a missing file: check_tasks names it.
+        if name.startswith("imagenet-") and backbone in BACKBONES and not done:
+            needed.append((backbone, f"tables.probing.sources has {name!r}", "remove the source"))
+    return [problem for args in needed if (problem := _missing_weights(*args)) is not None]
 
 
 def pseudo_real_root(config: Mapping[str, Any]) -> Path | None:

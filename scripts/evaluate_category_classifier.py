@@ -6,17 +6,13 @@ import torch
 
 from dst3d import evaluate
 from dst3d.io import read_tables, write_table
-from dst3d.training import classify, cropping, loop
+from dst3d.training import classify, loop
 
 torch.set_num_threads(snakemake.threads)
 model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
-settings = checkpoint["settings"]
-logits = loop.predict_logits(
-    model,
-    cropping.crops(frame, settings, snakemake.threads),
-    settings["input_size"],
-    snakemake.params.settings["batch_size"],
+logits = evaluate.table_logits(
+    model, checkpoint["settings"], frame, snakemake.params.settings["batch_size"], snakemake.threads
 )
 predictions = frame[["image_id", "category"]].copy()
 predictions["predicted_category"] = [checkpoint["categories"][index] for index in logits.argmax(1).tolist()]

@@ -7,16 +7,13 @@ import torch
 from dst3d import evaluate
 from dst3d.inputs import imagefolder
 from dst3d.io import write_table
-from dst3d.training import classify, cropping, loop
+from dst3d.training import classify, loop
 
 torch.set_num_threads(snakemake.threads)
 model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 classes = checkpoint["categories"]
 frame = imagefolder.read_imagefolder(snakemake.input.images, classes).rename(columns={"label": "category"})
-settings = checkpoint["settings"]
-logits = loop.predict_logits(
-    model, cropping.crops(frame, settings, snakemake.threads), settings["input_size"], snakemake.params.batch_size
-)
+logits = evaluate.table_logits(model, checkpoint["settings"], frame, snakemake.params.batch_size, snakemake.threads)
 # The arg-max over the classes this set holds (an OOD set may hold a subset of the training classes).
 present = sorted(set(frame["category"]))
 columns = [classes.index(name) for name in present]

@@ -5,27 +5,20 @@ log = start(snakemake, "evaluate_joint")
 import torch
 
 from dst3d import evaluate
-from dst3d.inputs import datasets
-from dst3d.io import read_tables, write_table
-from dst3d.training import cropping, joint, loop
+from dst3d.io import write_table
+from dst3d.training import joint, loop
 
 torch.set_num_threads(snakemake.threads)
-if "benchmark" in snakemake.params.keys():
-    eval_set = snakemake.params.benchmark["name"]
-    frame = datasets.load_benchmark(snakemake.params.benchmark, snakemake.params.categories)
-else:
-    eval_set = evaluate.SYNTHETIC_TEST
-    frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
+params = snakemake.params
+eval_set, frame = evaluate.evaluation_set(
+    params.benchmark if "benchmark" in params.keys() else None,
+    params.categories if "categories" in params.keys() else [],
+    snakemake.input.shards if "shards" in snakemake.input.keys() else None,
+)
 model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 log.info("evaluating %s on %s: %d objects", snakemake.input.model, eval_set, len(frame))
-settings = checkpoint["settings"]
-logits = loop.predict_logits(
-    model,
-    cropping.crops(frame, settings, snakemake.threads),
-    settings["input_size"],
-    snakemake.params.settings["batch_size"],
-    snakemake.params.settings["flip"],
-)
+batch_size, flip = params.settings["batch_size"], params.settings["flip"]
+logits = evaluate.table_logits(model, checkpoint["settings"], frame, batch_size, snakemake.threads, flip)
 predictions = joint.predictions_table(frame, logits, checkpoint["categories"])
 metrics = evaluate.provenance_columns(
     joint.metrics_table(predictions), checkpoint["variant"], eval_set, checkpoint, snakemake.input.model

@@ -5,18 +5,17 @@ log = start(snakemake, "evaluate_pose")
 import torch
 
 from dst3d import evaluate
-from dst3d.inputs import datasets
-from dst3d.io import read_tables, write_table
+from dst3d.io import write_table
 from dst3d.training import loop
 
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.settings
-if "benchmark" in snakemake.params.keys():
-    eval_set = snakemake.params.benchmark["name"]
-    frame = datasets.load_benchmark(snakemake.params.benchmark, snakemake.params.categories)
-else:
-    eval_set = evaluate.SYNTHETIC_TEST
-    frame = read_tables(snakemake.input.shards).sort_values("image_id").reset_index(drop=True)
+params = snakemake.params
+eval_set, frame = evaluate.evaluation_set(
+    params.benchmark if "benchmark" in params.keys() else None,
+    params.categories if "categories" in params.keys() else [],
+    snakemake.input.shards if "shards" in snakemake.input.keys() else None,
+)
 log.info("evaluating %s on %s: %d objects", snakemake.input.model, eval_set, len(frame))
 model, checkpoint = loop.load_checkpoint(snakemake.input.model)
 predictions = evaluate.predict_poses(

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from dst3d.inputs.catalog import MODEL_COLUMNS, AssetError, validate_model_table
+from dst3d.inputs.catalog import MODEL_COLUMNS, AssetError, read_model_table, validate_model_table
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,6 @@ def read_pascal3d_cad(cad_dir: Path, categories: list[str], distance: float | Ma
 
 def load_models(folders: Mapping[str, Any], categories: list[str]) -> pd.DataFrame:
     """The model table ``assets.folders`` describes, in its ``models_format``."""
-    from dst3d.inputs.catalog import read_model_table
-
     layout = folders.get("models_format", "dst3d")
     if layout == "3d-dst":
         return read_official_table(

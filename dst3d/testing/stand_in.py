@@ -144,9 +144,7 @@ def write_preset_tree(preset: Path, root: Path) -> None:
         for key in ("models_csv", "shapenet_dir", "objaverse_dir"):
             target = root / folders[key]
             target.parent.mkdir(parents=True, exist_ok=True)
-            Path(written[key]).rename(target)
-        table = root / folders["models_csv"]  # the table names no paths: model ids resolve in the moved folders
-        assert table.is_file()
+            Path(written[key]).rename(target)  # the table names no paths: its ids resolve in the moved folders
     for key in ("textures_dir", "backgrounds_dir"):
         target = root / folders[key]
         target.parent.mkdir(parents=True, exist_ok=True)

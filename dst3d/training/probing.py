@@ -3,7 +3,8 @@ linear classifier each for the azimuth, elevation and in-plane rotation bins (th
 so one 123-way linear layer scored by :func:`dst3d.training.pose.pose_loss`), and the geodesic error of the decoded
 pose, summarised as Acc@pi/6 as the paper reports.
 
-A feature source is named by a string (``tables.probing.sources``):
+A feature source is named by a string (``tables.probing.sources``; parsed, without torch, by
+:func:`dst3d.imagenet3d.parse_source`):
 
 * ``random-<backbone>``: a torchvision backbone with random weights (the baseline: what the architecture alone gives);
 * ``imagenet-<backbone>``: torchvision's ImageNet weights of it, read from the torch cache (never downloaded);
@@ -21,39 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dst3d.imagenet3d import FeatureSource, parse_source  # noqa: F401 (the sources are named in config)
 from dst3d.training import loop, pose
-
-KINDS = ("random", "imagenet")
-
-
-@dataclass(frozen=True)
-class FeatureSource:
-    """``kind`` is random, imagenet or variant; ``backbone`` for the first two, ``variant`` for the last."""
-
-    name: str
-    kind: str
-    backbone: str | None = None
-    variant: str | None = None
-
-
-def parse_source(name: str, variants: list[str]) -> FeatureSource:
-    """The feature source ``name`` names; ``variants`` are the run's training variants. A ValueError names the key."""
-    for kind in KINDS:
-        prefix = f"{kind}-"
-        if name.startswith(prefix):
-            backbone = name[len(prefix) :]
-            if backbone not in loop.BACKBONES:
-                raise ValueError(
-                    f"config: tables.probing.sources: {name!r} names the backbone {backbone!r}; use one of "
-                    f"{list(loop.BACKBONES)}"
-                )
-            return FeatureSource(name, kind, backbone=backbone)
-    if name in variants:
-        return FeatureSource(name, "variant", variant=name)
-    raise ValueError(
-        f"config: tables.probing.sources: {name!r} is none of random-<backbone>, imagenet-<backbone> or a "
-        f"training variant (train.variants: {variants})"
-    )
 
 
 def feature_extractor(source: FeatureSource, seed: int, checkpoint: str | None = None) -> torch.nn.Module:
