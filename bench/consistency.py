@@ -26,17 +26,22 @@ no workflow. Then, in this process:
    the corruption KCF is built for; the consistency scores, which never read the pose label, cannot see it;
 5. trains the KCF fold models as the workflow's ``kcf_fold`` jobs do for the configuration (``kcf.folds``,
    ``kcf.per_category``, :func:`dst3d.workflow_config.kcf_settings`, :func:`dst3d.kcf.assign_folds` and
-   :func:`dst3d.kcf.score_fold` with the workflow's seeds) on the injected image set with its (possibly turned)
-   labels, so that every image gets its ``kcf_loss``; ``--kcf-epochs E`` overrides ``kcf.train``'s epochs;
+   :func:`dst3d.kcf.score_fold` with the workflow's seeds) and scores every injected image with the fold model
+   that did not train on it, so that every image gets its ``kcf_loss``. What the fold models train on
+   (``--kcf-train``): ``labels`` (default), the images as generated with their labels (the turned ones
+   included): each failure type then meets fold models trained on a set with a tenth of wrong labels, as if it
+   were its dataset's only failure, the setting ``bench/kcf.py`` measures; ``injected``, the injected images
+   with every failure type at once (half the images broken, a harder setting for KCF than any dataset's);
+   ``--kcf-epochs E`` overrides ``kcf.train``'s epochs;
 6. prints per failure type the AUROC of kcf_loss, of consistency and of the combined rule, and what the policies
    ``{"scores": S, "keep_fraction": K}`` catch of each failure type and drop of the clean images for S =
    [kcf, consistency], [kcf] and [consistency] (:func:`dst3d.consistency.select_combined`), and what the
-   configured ``kcf.policy`` drops. The combined rule's AUROC ranks the images, per category, by the larger of
-   their two percentile ranks (rank by the score, ties by image_id, over the category's images), the order in
-   which the policy with both scores drops them.
+   configured ``kcf.policy`` drops. The combined rule's AUROC ranks the images by ``outlier_z`` (per category,
+   the larger of the two scores' robust z-scores), the order in which the policy with both scores drops them.
+   ``--scores-out FILE`` writes every image's scores and failure type.
 
 Usage: ``python bench/consistency.py --workdir DIR [--configfile config/config.yaml] [--images-per-category 120]
-[--fraction 0.1] [--seed S] [--tolerance-px 2] [--margin 0.1] [--keep-fraction 0.85] [--kcf [--kcf-epochs E]]``.
+[--fraction 0.1] [--seed S] [--tolerance-px 2] [--margin 0.1] [--keep-fraction 0.85] [--kcf [--kcf-epochs E] [--kcf-train labels|injected]] [--scores-out FILE]``.
 """
 
 from __future__ import annotations
@@ -119,12 +124,16 @@ def turn_azimuths(frame: pd.DataFrame, rows: pd.Series, seed: int) -> pd.Series:
     return azimuth
 
 
-def kcf_scores(frame: pd.DataFrame, config: dict, seed: int, epochs: int | None) -> tuple[pd.DataFrame, dict]:
+def kcf_scores(
+    frame: pd.DataFrame, config: dict, seed: int, epochs: int | None, score_frame: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict]:
     """``kcf_loss`` of every image of ``frame`` (its image paths and labels as they are), scored as the
     workflow's ``kcf_fold`` jobs score them (scripts/kcf_fold.py): folds by :func:`dst3d.kcf.assign_folds`, one
     :func:`dst3d.kcf.score_fold` per group (each category with ``kcf.per_category``, else ``all``) and fold, the
     fold models' settings :func:`dst3d.workflow_config.kcf_settings` (``epochs`` over them unless None) and
-    seeds those of the composite backend. Returns (scores in the order of ``frame``, the settings)."""
+    seeds those of the composite backend. ``score_frame`` (default ``frame``): the versions of the images the
+    fold models score, each held out of the model that scores it. Returns (scores in the order of ``frame``,
+    the settings)."""
     settings = kcf_settings(config)
     if epochs is not None:
         settings["epochs"] = epochs
@@ -132,6 +141,8 @@ def kcf_scores(frame: pd.DataFrame, config: dict, seed: int, epochs: int | None)
     groups = sorted(config["categories"]) if config["kcf"]["per_category"] else ["all"]
     frame = frame.copy()
     frame["kcf_fold"] = kcf.assign_folds(frame, folds, seed)
+    if score_frame is not None:
+        score_frame = score_frame.assign(kcf_fold=frame["kcf_fold"].to_numpy())
     scores = pd.concat(
         [
             kcf.score_fold(
@@ -141,6 +152,7 @@ def kcf_scores(frame: pd.DataFrame, config: dict, seed: int, epochs: int | None)
                 settings,
                 seed=derive_seed(seed, "kcf-train", "composite", group, fold),
                 threads=KCF_THREADS,
+                score_frame=score_frame,
             )
             for group in groups
             for fold in range(folds)
@@ -152,20 +164,12 @@ def kcf_scores(frame: pd.DataFrame, config: dict, seed: int, epochs: int | None)
     return scores, {**settings, "folds": folds, "groups": groups}
 
 
-def policy_rank(scores: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Per category, the largest of the images' percentile ranks by ``columns`` (rank by the column, ties by
-    image_id, 1..n, over n): ``select_combined`` with these scores drops exactly the images above ceil(f * n) / n,
-    so ranking by it puts first the images the policy drops first, whatever f."""
-    result = np.zeros(len(scores))
-    for _, group in scores.groupby("category"):
-        best = np.zeros(len(group))
-        for column in columns:
-            order = np.lexsort((group["image_id"].to_numpy(), group[column].to_numpy()))
-            rank = np.empty(len(group))
-            rank[order] = np.arange(1, len(group) + 1) / len(group)
-            best = np.maximum(best, rank)
-        result[scores.index.get_indexer(group.index)] = best
-    return result
+def policy_rank(scores: pd.DataFrame, chosen: list[str]) -> np.ndarray:
+    """The order in which :func:`dst3d.consistency.select_combined` drops the images of ``scores`` (kcf_loss and
+    consistency columns) for the ``chosen`` scores: their ``outlier_z``, per category the larger of the chosen
+    scores' robust z-scores, so ranking by it puts first the images the policy drops first, whatever f."""
+    everything, _ = consistency.select_combined(scores, scores, {"scores": chosen, "keep_fraction": 1.0})
+    return scores[["image_id"]].merge(everything, on="image_id", how="left")["outlier_z"].to_numpy()
 
 
 def dropped_by(scores: pd.DataFrame, policy: dict) -> pd.Series:
@@ -182,15 +186,14 @@ def dropped_by(scores: pd.DataFrame, policy: dict) -> pd.Series:
 def report_kcf(scores: pd.DataFrame, failures: tuple[str, ...], keep_fraction: float, configured: dict) -> None:
     """The AUROC of kcf_loss, consistency and the combined rule per failure type, and what the policies drop."""
     scores = scores.reset_index(drop=True)
-    scores["combined"] = policy_rank(scores, ["kcf_loss", "consistency"])
+    scores["combined"] = policy_rank(scores, ["kcf", "consistency"])
     choices = {"kcf+cons.": ["kcf", "consistency"], "kcf": ["kcf"], "cons.": ["consistency"]}
     policies = {name: {"scores": chosen, "keep_fraction": keep_fraction} for name, chosen in choices.items()}
     dropped = {name: dropped_by(scores, policy) for name, policy in policies.items()}
     clean = (scores["failure"] == "").to_numpy()
     print(
-        "combined rule: dropped when kcf_loss or consistency is in its category's worst share; its AUROC ranks "
-        "the images, per category, by the larger of their two percentile ranks (rank by the score, ties by "
-        "image_id, over n), the order in which the policy with both scores drops them"
+        "combined rule: per category, the larger of the two scores' robust z-scores ((x - median) / (1.4826 MAD)), "
+        "the order in which the policy with both scores drops them"
     )
     label = f"caught at keep_fraction {keep_fraction:g}:"
     width = max(len(label), len("dropped of the clean images:"))
@@ -224,6 +227,40 @@ def report_kcf(scores: pd.DataFrame, failures: tuple[str, ...], keep_fraction: f
     )
     medians = scores.groupby(scores["failure"].replace("", "clean"))["kcf_loss"].median()
     print("median kcf_loss:", ", ".join(f"{name} {value:.2f}" for name, value in medians.items()))
+
+
+def report_mixes(scores: pd.DataFrame, failures: tuple[str, ...], fraction: float, keep_fraction: float) -> None:
+    """The combined rule on lighter mixes: each category's clean images with the first (by image_id) share of
+    its images per failure type, for shares 2 % and 5 % and ``fraction``. Valid for fold models trained on the
+    images as generated (``--kcf-train labels``): the injections then never reach their training, so leaving
+    injected images out changes no score; the pose share stays ``fraction`` in their training folds."""
+    print(
+        f"lighter mixes (fold models as above; per category its clean images and the first share of each failure "
+        f"type's): AUROC of outlier_z per failure type, and the policy keep_fraction {keep_fraction:g}"
+    )
+    for share in sorted({0.02, 0.05, fraction}):
+        parts = []
+        for _, group in scores.groupby("category"):
+            parts.append(group[group["failure"] == ""])
+            for failure in failures:
+                rows = group[group["failure"] == failure].sort_values("image_id")
+                parts.append(rows.iloc[: round(share * len(group))])
+        mix = pd.concat(parts, ignore_index=True)
+        mix["combined"] = policy_rank(mix, ["kcf", "consistency"])
+        kept, _ = consistency.select_combined(
+            mix, mix, {"scores": ["kcf", "consistency"], "keep_fraction": keep_fraction}
+        )
+        dropped = ~mix["image_id"].isin(kept["image_id"])
+        clean = mix["failure"] == ""
+        aurocs = []
+        for failure in failures:
+            bad = mix["failure"] == failure
+            aurocs.append(f"{failure} {kcf.auroc(mix.loc[clean | bad, 'combined'], bad[clean | bad]):.3f}")
+        caught = ", ".join(f"{failure} {dropped[mix['failure'] == failure].mean():.0%}" for failure in failures)
+        print(
+            f"  {share:.0%} per type ({(~clean).mean():.0%} of {len(mix)} broken): AUROC {', '.join(aurocs)}; "
+            f"drops {dropped[clean].mean():.1%} of the clean, catches {caught} (all {dropped[~clean].mean():.0%})"
+        )
 
 
 def _over(rgba: np.ndarray, canvas: np.ndarray) -> np.ndarray:
@@ -291,33 +328,17 @@ def inject(row: pd.Series, failure: str, rng: np.random.Generator) -> np.ndarray
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="folder of a finished workflow run")
-    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
-    parser.add_argument("--images-per-category", type=int, default=120, help="score each category's first N")
-    parser.add_argument("--fraction", type=float, default=0.1, help="share of each category's images per failure")
-    parser.add_argument("--seed", type=int, help="seed of the injected failures (default: the config's)")
-    parser.add_argument("--tolerance-px", type=float, default=2)
-    parser.add_argument("--margin", type=float, default=0.1)
-    parser.add_argument("--keep-fraction", type=float, default=0.85)
-    parser.add_argument(
-        "--kcf", action="store_true", help="also inject turned azimuth labels (pose), train KCF and compare with it"
-    )
-    parser.add_argument("--kcf-epochs", type=int, help="KCF fold-model epochs (default: the configuration's)")
-    args = parser.parse_args()
-    if args.kcf_epochs is not None and not args.kcf:
-        parser.error("--kcf-epochs needs --kcf")
-    failures = (*FAILURES, POSE) if args.kcf else FAILURES
-
-    config = load_config([path.resolve() for path in args.configfile])
-    edge_settings = EdgeSettings.from_config(config.get("edges"))
-    seed = config["seed"] if args.seed is None else args.seed
+def score_run(
+    args: argparse.Namespace, config: dict, edge_settings: EdgeSettings, seed: int, failures: tuple[str, ...]
+) -> tuple[pd.DataFrame, dict]:
+    """Inject the failures into the run's images and score them (steps 1, 2, 4 and 5 above). Returns (one row
+    per image: its scores and failure, ""= clean; the seconds each step took and the KCF settings)."""
     workdir = args.workdir.resolve()
     frame = train_records(workdir, config, args.images_per_category)
     frame["failure"] = assign_failures(frame, args.fraction, seed, failures)
     if args.kcf:
         frame["azimuth"] = turn_azimuths(frame, frame["failure"] == POSE, seed)
+    generated = frame.copy()  # the images as generated (labels turned): what --kcf-train labels trains on
 
     with tempfile.TemporaryDirectory(prefix="dst3d-bench-consistency-") as temporary:
         started = time.perf_counter()
@@ -336,12 +357,63 @@ def main() -> None:
         if args.kcf:
             torch.set_num_threads(KCF_THREADS)
             started = time.perf_counter()
-            losses, settings = kcf_scores(frame, config, seed, args.kcf_epochs)
+            if args.kcf_train == "labels":
+                losses, settings = kcf_scores(generated, config, seed, args.kcf_epochs, score_frame=frame)
+            else:
+                losses, settings = kcf_scores(frame, config, seed, args.kcf_epochs)
             kcf_seconds = time.perf_counter() - started
     scores["failure"] = frame["failure"].to_numpy()
+    timings = {"inject": inject_seconds, "score": score_seconds}
     if args.kcf:
         scores["kcf_loss"] = losses["kcf_loss"].to_numpy()
+        timings.update(kcf=kcf_seconds, settings=settings)
+    return scores, timings
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="folder of a finished workflow run")
+    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config" / "config.yaml"])
+    parser.add_argument("--images-per-category", type=int, default=120, help="score each category's first N")
+    parser.add_argument("--fraction", type=float, default=0.1, help="share of each category's images per failure")
+    parser.add_argument("--seed", type=int, help="seed of the injected failures (default: the config's)")
+    parser.add_argument("--tolerance-px", type=float, default=2)
+    parser.add_argument("--margin", type=float, default=0.1)
+    parser.add_argument("--keep-fraction", type=float, default=0.85)
+    parser.add_argument(
+        "--kcf", action="store_true", help="also inject turned azimuth labels (pose), train KCF and compare with it"
+    )
+    parser.add_argument("--kcf-epochs", type=int, help="KCF fold-model epochs (default: the configuration's)")
+    parser.add_argument(
+        "--kcf-train",
+        choices=("labels", "injected"),
+        default="labels",
+        help="what the fold models train on: the images as generated with the turned labels (each failure type "
+        "as if it were a dataset's only one), or the injected set with every failure type (half of it broken)",
+    )
+    parser.add_argument("--scores-out", type=Path, help="write every image's scores and failure to this CSV")
+    parser.add_argument(
+        "--scores-in", type=Path, help="report from a --scores-out CSV of an earlier run instead of scoring again"
+    )
+    args = parser.parse_args()
+    if (args.workdir is None) == (args.scores_in is None):
+        parser.error("give --workdir (score a run) or --scores-in (report earlier scores)")
+    if (args.kcf_epochs is not None or args.kcf_train != "labels") and not args.kcf:
+        parser.error("--kcf-epochs and --kcf-train need --kcf")
+    failures = (*FAILURES, POSE) if args.kcf else FAILURES
+
+    config = load_config([path.resolve() for path in args.configfile])
+    edge_settings = EdgeSettings.from_config(config.get("edges"))
+    seed = config["seed"] if args.seed is None else args.seed
+    if args.scores_in is not None:
+        scores = pd.read_csv(args.scores_in, keep_default_na=False)
+        if args.kcf and "kcf_loss" not in scores:
+            parser.error(f"--kcf: {args.scores_in} has no kcf_loss column (written without --kcf)")
+        timings = None
+    else:
+        scores, timings = score_run(args, config, edge_settings, seed, failures)
+    if args.scores_out is not None:
+        scores.to_csv(args.scores_out, index=False)
     policy = {"scores": ["consistency"], "keep_fraction": args.keep_fraction}
     kept, _ = consistency.select_combined(None, scores, policy)
     scores["dropped"] = ~scores["image_id"].isin(kept["image_id"])
@@ -352,10 +424,13 @@ def main() -> None:
         f"{seed}; Canny {edge_settings.low_threshold}/{edge_settings.high_threshold}, tolerance "
         f"{args.tolerance_px:g} px, margin {args.margin:g}"
     )
-    print(
-        f"injected in {inject_seconds:.1f} s; scored in {score_seconds:.1f} s "
-        f"({1000 * score_seconds / len(scores):.1f} ms per image, 1 thread, reading the files included)"
-    )
+    if timings is None:
+        print(f"scores read from {args.scores_in}")
+    else:
+        print(
+            f"injected in {timings['inject']:.1f} s; scored in {timings['score']:.1f} s "
+            f"({1000 * timings['score'] / len(scores):.1f} ms per image, 1 thread, reading the files included)"
+        )
     # The combined score's threshold that drops --keep-fraction's complement of the clean images: what a
     # threshold policy calibrated on clean images would catch.
     threshold = float(np.quantile(clean["consistency"], args.keep_fraction))
@@ -389,18 +464,27 @@ def main() -> None:
     print(
         "median scores:", ", ".join(f"{name} {r.edge_f:.2f}/{r.silhouette_iou:.2f}" for name, r in medians.iterrows())
     )
-    if args.kcf:
+    if args.kcf and timings is not None:
+        settings = timings["settings"]
         epochs = f"{settings['epochs']} epochs" + (
             f" (--kcf-epochs; kcf.train says {kcf_settings(config)['epochs']})" if args.kcf_epochs is not None else ""
         )
         print(
             f"KCF: {len(settings['groups']) * settings['folds']} fold models ({settings['folds']} folds, groups "
             f"{settings['groups']}), {settings['backbone']} at {settings['input_size']} px, {epochs}, "
-            f"{settings['optimizer']} lr {settings['lr']:g} {settings['lr_schedule']}, {KCF_THREADS} threads, on the "
-            f"injected images with their labels ({POSE}: azimuth turned by 90..270 degrees); trained and scored "
-            f"in {kcf_seconds:.0f} s"
+            f"{settings['optimizer']} lr {settings['lr']:g} {settings['lr_schedule']}, {KCF_THREADS} threads, trained "
+            + (
+                "on the images as generated"
+                if args.kcf_train == "labels"
+                else "on the injected images (every failure type)"
+            )
+            + f" with their labels ({POSE}: azimuth turned by 90..270 degrees), scoring the injected images; "
+            f"trained and scored in {timings['kcf']:.0f} s"
         )
+    if args.kcf:
         report_kcf(scores, failures, args.keep_fraction, config["kcf"]["policy"])
+        if args.kcf_train == "labels":
+            report_mixes(scores, failures, args.fraction, args.keep_fraction)
 
 
 if __name__ == "__main__":

@@ -247,29 +247,44 @@ def consistency_scores(
     return scores
 
 
-def _worst(group: pd.DataFrame, column: str, keep_fraction: float) -> set:
-    """The image ids of ``group`` outside its ceil(keep_fraction * n) lowest by ``column`` (ties by image_id)."""
-    ranked = group.sort_values([column, "image_id"], kind="stable")
-    return set(ranked["image_id"].iloc[int(np.ceil(keep_fraction * len(ranked))) :])
+#: MAD to standard deviation for normally distributed scores.
+_MAD_TO_SD = 1.4826
+
+
+def robust_z(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """How far each value lies above the others, in robust standard deviations: (x - median) / (1.4826 MAD).
+
+    Median and MAD ignore the tail being sought: a tenth of broken images moves neither, so a clean image scores
+    about N(0, 1) whatever the failures do. A scale of zero (over half the values equal) falls back to the
+    standard deviation, then to 1."""
+    values = np.asarray(values, float)
+    centre = np.median(values)
+    scale = _MAD_TO_SD * np.median(np.abs(values - centre))
+    if not scale > 0:
+        scale = values.std()
+    return (values - centre) / (scale if scale > 0 else 1.0)
 
 
 def select_combined(
     kcf_scores: pd.DataFrame | None, consistency_scores: pd.DataFrame | None, policy: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop the images that any chosen score puts in its worst share, per category. Returns (kept, summary).
+    """Keep, per category, the images the chosen scores find least suspicious. Returns (kept, summary).
 
-    policy: {"scores": a non-empty subset of ["kcf", "consistency"], "keep_fraction": f}. For each chosen score
+    policy: {"scores": a non-empty subset of ["kcf", "consistency"], "keep_fraction": f}. Each chosen score
     (``kcf``: ``kcf_loss`` of ``kcf_scores``, :func:`dst3d.kcf.score_fold`; ``consistency``: ``consistency`` of
-    ``consistency_scores``, :func:`consistency_scores`) the images of a category are ranked by it (lower is
-    better, ties by image_id) and all but the ceil(f * n) best are flagged, as ``kcf.select``'s fraction mode
-    keeps them; an image is dropped when any chosen score flags it, so with two scores between f and 2f - 1 of
-    each category is kept. The table of a score not chosen may be None; the chosen tables must score the same
-    images.
+    ``consistency_scores``, :func:`consistency_scores`) becomes a :func:`robust_z` within the category, and an
+    image's ``outlier_z`` is the larger of them: how far it stands out on the score that suspects it most. The
+    ceil(f * n) images of lowest ``outlier_z`` (ties by image_id) are kept, so exactly that share of every
+    category, whatever the number of scores; with one score this is :func:`dst3d.kcf.select`'s fraction mode.
+    The z-score measures how far outside the bulk of its category an image lies, which is where the failures
+    are; a percentile rank would give a clean image with a middling score of one kind the same standing as a
+    broken one caught by the other (``bench/consistency.py`` measures both, BENCHMARKS.md). The table of a score
+    not chosen may be None; the chosen tables must score the same images.
 
-    kept: the kept images (image_id, category and the chosen scores' columns), sorted by image_id. summary, one
-    row per category: images, kept, dropped, kept_share, dropped_by_kcf and dropped_by_consistency (images each
-    score flags, whether or not the other does too; 0 for a score not chosen) and dropped_by_both (flagged by
-    both), so dropped = dropped_by_kcf + dropped_by_consistency - dropped_by_both.
+    kept: the kept images (image_id, category, the chosen scores' columns and outlier_z), sorted by image_id.
+    summary, one row per category: images, kept, dropped, kept_share, and dropped_by_kcf and
+    dropped_by_consistency (dropped images whose larger z-score is that score's; 0 for a score not chosen), so
+    dropped = dropped_by_kcf + dropped_by_consistency.
     """
     chosen = list(policy.get("scores", []))
     if not chosen or len(set(chosen)) != len(chosen) or set(chosen) - set(SCORE_COLUMNS):
@@ -293,10 +308,12 @@ def select_combined(
         frame = frame.merge(table.drop(columns="category"), on="image_id", validate="one_to_one")
     kept_parts, summary = [], []
     for category, group in frame.groupby("category"):
-        flagged = {name: _worst(group, SCORE_COLUMNS[name], keep_fraction) for name in chosen}
-        by_kcf, by_consistency = flagged.get("kcf", set()), flagged.get("consistency", set())
-        dropped = by_kcf | by_consistency
-        kept = group[~group["image_id"].isin(dropped)]
+        z = np.stack([robust_z(group[SCORE_COLUMNS[name]]) for name in chosen], axis=1)
+        group = group.assign(outlier_z=np.round(z.max(axis=1), 6))
+        by = pd.Series(np.asarray(chosen)[z.argmax(axis=1)], index=group.index)
+        ranked = group.sort_values(["outlier_z", "image_id"], kind="stable")
+        kept = ranked.head(int(np.ceil(keep_fraction * len(ranked))))
+        dropped = by[~group.index.isin(kept.index)]
         kept_parts.append(kept)
         summary.append(
             {
@@ -305,9 +322,8 @@ def select_combined(
                 "kept": len(kept),
                 "dropped": len(dropped),
                 "kept_share": len(kept) / len(group),
-                "dropped_by_kcf": len(by_kcf),
-                "dropped_by_consistency": len(by_consistency),
-                "dropped_by_both": len(by_kcf & by_consistency),
+                "dropped_by_kcf": int((dropped == "kcf").sum()),
+                "dropped_by_consistency": int((dropped == "consistency").sum()),
             }
         )
     kept = pd.concat(kept_parts).sort_values("image_id").reset_index(drop=True)

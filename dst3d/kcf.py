@@ -52,14 +52,18 @@ def score_fold(
     seed: int,
     threads: int,
     log: logging.Logger = _log,
+    score_frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One KCF job: train a pose estimator on the other folds of ``group`` (a category or ``all``) and score
     every held-out image by the sum of its three angle losses under that model.
 
     ``frame`` is a generated-image table with a ``kcf_fold`` column (:func:`assign_folds`); ``settings`` the
-    train block for the fold models. Returns image_id, category, kcf_fold and kcf_loss of the held-out images.
+    train block for the fold models. ``score_frame`` (same columns; default ``frame``) holds the held-out
+    images to score, for a bench that scores other versions of the images than the models trained on.
+    Returns image_id, category, kcf_fold and kcf_loss of the held-out images.
     """
-    training, held_out = fold_split(frame, fold, group)
+    training, _ = fold_split(frame, fold, group)
+    _, held_out = fold_split(frame if score_frame is None else score_frame, fold, group)
     log.info("fold %d of group %s: training on %d images, scoring %d", fold, group, len(training), len(held_out))
     result = loop.train(
         cropping.crops(training, settings, threads),

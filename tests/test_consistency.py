@@ -173,16 +173,20 @@ def _tables():
     ("scores", "kept_ids", "counts"),
     [
         # car: keep ceil(0.6 * 5) = 3; chair: ceil(0.6 * 4) = 3, the tie 0.5/0.5 at the cut kept by image_id.
-        (["kcf"], ["car-0", "car-2", "car-3", "chair-0", "chair-2", "chair-3"], {"car": (2, 0, 0), "chair": (1, 0, 0)}),
+        (["kcf"], ["car-0", "car-2", "car-3", "chair-0", "chair-2", "chair-3"], {"car": (2, 0), "chair": (1, 0)}),
         (
             ["consistency"],
             ["car-1", "car-2", "car-3", "chair-0", "chair-2", "chair-3"],
-            {"car": (0, 2, 0), "chair": (0, 1, 0)},
+            {"car": (0, 2), "chair": (0, 1)},
         ),
+        # Robust z by hand. car: kcf median 0.3, MAD 0.2 -> z (-0.67, 2.02, -0.34, 0, 1.69); consistency median
+        # 0.2, MAD 0.1 -> z (4.72, -0.67, 0, -0.67, 0.67); the larger: (4.72 c, 2.02 k, 0, 0, 1.69 k), so car-0
+        # (by consistency) and car-1 (by kcf) go. chair: kcf median 0.3, MAD 0.2 -> (0.67, 0.67, -0.67, -0.84);
+        # consistency median 0.2, MAD 0.05 -> (0, 5.40, 0, -1.35): chair-1 goes, by consistency.
         (
             ["kcf", "consistency"],
-            ["car-2", "car-3", "chair-0", "chair-2", "chair-3"],
-            {"car": (2, 2, 1), "chair": (1, 1, 1)},
+            ["car-2", "car-3", "car-4", "chair-0", "chair-2", "chair-3"],
+            {"car": (1, 1), "chair": (0, 1)},
         ),
     ],
 )
@@ -195,12 +199,23 @@ def test_select_combined(scores, kept_ids, counts):
     )
     assert kept["image_id"].tolist() == kept_ids
     summary = summary.set_index("category")
-    for category, (by_kcf, by_consistency, by_both) in counts.items():
+    for category, (by_kcf, by_consistency) in counts.items():
         row = summary.loc[category]
-        assert (row["dropped_by_kcf"], row["dropped_by_consistency"], row["dropped_by_both"]) == counts[category]
+        assert (row["dropped_by_kcf"], row["dropped_by_consistency"]) == counts[category]
         assert row["images"] == {"car": 5, "chair": 4}[category]
         assert row["kept"] == sum(image.startswith(category) for image in kept_ids)
-        assert row["dropped"] == by_kcf + by_consistency - by_both
+        assert row["dropped"] == by_kcf + by_consistency
+    if scores == ["kcf", "consistency"]:
+        assert kept.set_index("image_id").loc["car-4", "outlier_z"] == pytest.approx(0.5 / (1.4826 * 0.2), abs=1e-5)
+
+
+def test_robust_z_ignores_the_tail_and_survives_a_zero_mad():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    # median 3, MAD 1: the outlier does not move the scale.
+    assert consistency.robust_z(values) == pytest.approx((values - 3) / 1.4826)
+    same = np.array([1.0, 1.0, 1.0, 5.0])  # MAD 0: the standard deviation (sqrt(3)) instead
+    assert consistency.robust_z(same) == pytest.approx((same - 1) / np.sqrt(3))
+    assert consistency.robust_z(np.ones(3)) == pytest.approx(np.zeros(3))
 
 
 def test_select_combined_rejects_a_bad_policy():
