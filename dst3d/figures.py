@@ -1,4 +1,5 @@
-"""Figures: the sample grid (render, edges, generated image, projected cuboid) and the viewpoint plot."""
+"""Figures, each saved as PNG and PDF: the sample grid (render, edges, generated image, projected cuboid), the
+viewpoint distributions, the consistency scores, KCF's selection, the training curves and the accuracy bars."""
 
 from __future__ import annotations
 
@@ -43,18 +44,14 @@ def draw_cuboid(image: np.ndarray, record, color_visible=(0, 220, 0), color_hidd
     return canvas
 
 
-def _save(figure, path: Path) -> None:
-    try:
-        with atomic_write(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-
-
-def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_category: int, path: Path) -> None:
-    """One row per sample: render on grey, Canny edges, generated image, generated image with the cuboid."""
+def sample_grid(
+    generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_category: int, path: Path, pdf: Path | None = None
+) -> None:
+    """One row per sample, ``samples_per_category`` per category and backend (the records' ``backend`` column,
+    when there is one): render on grey, Canny edges, generated image, generated image with the cuboid."""
     rows = []
-    for _category, group in generated.groupby("category", sort=False):
+    keys = ["category", "backend"] if "backend" in generated else ["category"]
+    for _key, group in generated.groupby(keys, sort=False):
         rows += list(group.sort_values("image_index").head(samples_per_category).itertuples(index=False))
     columns = ["render", "edges", "generated", "annotation"]
     figure, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows)), squeeze=False)
@@ -69,31 +66,42 @@ def sample_grid(generated: pd.DataFrame, edge_dirs: dict[str, str], samples_per_
             axis.imshow(cv2.cvtColor(panel, cv2.COLOR_BGR2RGB), interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
+        backend = f" ({record.backend})" if "backend" in generated else ""
         row_axes[0].set_ylabel(
-            f"{record.category}\naz {np.degrees(record.azimuth):.0f} el {np.degrees(record.elevation):.0f}", fontsize=8
+            f"{record.category}{backend}\naz {np.degrees(record.azimuth):.0f} el {np.degrees(record.elevation):.0f}",
+            fontsize=8,
         )
     for axis, title in zip(axes[0], columns, strict=True):
         axis.set_title(title, fontsize=9)
     figure.tight_layout()
-    _save(figure, path)
+    plot_both(figure, path, pdf)
 
 
-def viewpoint_plot(annotations: pd.DataFrame, path: Path) -> None:
-    """Scatter of sampled azimuth against elevation (degrees), one panel per category, saved as PNG."""
-    _save(viewpoint_figure(annotations), path)
+def viewpoint_plot(annotations: pd.DataFrame, path: Path, pdf: Path | None = None) -> None:
+    """:func:`viewpoint_figure` saved as PNG (and PDF)."""
+    plot_both(viewpoint_figure(annotations), path, pdf)
 
 
-def viewpoint_figure(annotations: pd.DataFrame):
-    """The figure of :func:`viewpoint_plot` (one matplotlib axes per category, in order of appearance)."""
+def viewpoint_figure(annotations: pd.DataFrame, azimuth_bins: int = 24):
+    """Per category (columns, in order of appearance): a polar histogram of the sampled azimuths (0 deg = the
+    object's front, counter-clockwise as PASCAL3D+ counts) above a histogram of the elevations, degrees."""
     categories = list(dict.fromkeys(annotations["category"]))
-    figure, axes = plt.subplots(1, len(categories), figsize=(3.2 * len(categories), 3), squeeze=False, sharey=True)
-    for axis, category in zip(axes[0], categories, strict=True):
+    figure = plt.figure(figsize=(3.0 * len(categories), 5.6))
+    edges = np.linspace(0, 2 * np.pi, azimuth_bins + 1)
+    for column, category in enumerate(categories):
         subset = annotations[annotations["category"] == category]
-        axis.scatter(np.degrees(subset["azimuth"]), np.degrees(subset["elevation"]), s=6, alpha=0.6)
-        axis.set_title(f"{category} (n={len(subset)})", fontsize=9)
-        axis.set_xlim(0, 360)
-        axis.set_xlabel("azimuth (deg)")
-    axes[0][0].set_ylabel("elevation (deg)")
+        polar = figure.add_subplot(2, len(categories), column + 1, projection="polar")
+        counts, _ = np.histogram(np.mod(subset["azimuth"], 2 * np.pi), bins=edges)
+        polar.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", alpha=0.7)
+        polar.set_theta_zero_location("S")  # the front (azimuth 0) faces the reader
+        polar.set_title(f"{category} (n={len(subset)})\nazimuth", fontsize=9)
+        polar.tick_params(labelsize=6)
+        elevation = figure.add_subplot(2, len(categories), len(categories) + column + 1)
+        elevation.hist(np.degrees(subset["elevation"]), bins=np.arange(-90, 91, 10))
+        elevation.set_xlim(-90, 90)
+        elevation.set_xlabel("elevation (deg)")
+        if column == 0:
+            elevation.set_ylabel("images")
     figure.tight_layout()
     return figure
 
@@ -146,6 +154,128 @@ def consistency_figure(scores: pd.DataFrame, generated: pd.DataFrame, worst: int
     return figure
 
 
-def consistency_plot(scores: pd.DataFrame, generated: pd.DataFrame, path: Path) -> None:
-    """:func:`consistency_figure` saved as PNG."""
-    _save(consistency_figure(scores, generated), path)
+def consistency_plot(scores: pd.DataFrame, generated: pd.DataFrame, path: Path, pdf: Path | None = None) -> None:
+    """:func:`consistency_figure` saved as PNG (and PDF)."""
+    plot_both(consistency_figure(scores, generated), path, pdf)
+
+
+def plot_both(figure, png: Path, pdf: Path | None) -> None:
+    """Save ``figure`` as PNG (and as PDF when ``pdf`` is given), each atomically, then close it."""
+    try:
+        with atomic_write(png) as temporary:
+            figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+        if pdf is not None:
+            with atomic_write(pdf) as temporary:
+                figure.savefig(temporary, format="pdf", bbox_inches="tight")
+    finally:
+        plt.close(figure)
+
+
+def policy_score(scores: pd.DataFrame, chosen: list[str]) -> tuple[pd.Series, str]:
+    """The score KCF's policy ranks the images by, per image of ``scores`` (kcf/<backend>/scores.csv), and its
+    axis label: the fold models' loss with ``[kcf]``, else the larger robust z-score of the chosen scores
+    (:func:`dst3d.consistency.select_combined`)."""
+    if list(chosen) == ["kcf"]:
+        return scores["kcf_loss"], "KCF loss (sum of the three angle cross-entropies)"
+    from dst3d import consistency
+
+    everything, _ = consistency.select_combined(scores, scores, {"scores": list(chosen), "keep_fraction": 1.0})
+    merged = scores[["image_id"]].merge(everything[["image_id", "outlier_z"]], on="image_id", how="left")
+    return merged["outlier_z"].set_axis(scores.index), f"outlier z of {' and '.join(chosen)}"
+
+
+def kcf_figure(scores: pd.DataFrame, kept_ids: set, generated: pd.DataFrame, chosen: list[str], shown: int = 3):
+    """KCF's selection per category: the histogram of the policy's score with the discard threshold (between the
+    highest kept and the lowest dropped image) and, below, the ``shown`` lowest-scored (kept) and highest-scored
+    (dropped) images with their annotated cuboid: how a user checks the filter on data without ground truth."""
+    score, label = policy_score(scores, chosen)
+    scores = scores.assign(score=score.to_numpy(), kept=scores["image_id"].isin(kept_ids))
+    categories = list(dict.fromkeys(scores["category"]))
+    records = generated.set_index("image_id")
+    columns = max(2 * shown, len(categories))
+    figure = plt.figure(figsize=(2.2 * columns, 2.4 + 2.0 * len(categories)))
+    grid = figure.add_gridspec(1 + len(categories), columns, height_ratios=[1.4] + [1] * len(categories))
+    span = columns // len(categories)
+    for position, category in enumerate(categories):
+        group = scores[scores["category"] == category]
+        axis = figure.add_subplot(grid[0, position * span : (position + 1) * span])
+        bins = np.linspace(group["score"].min(), group["score"].max(), 21)
+        axis.hist(
+            [group.loc[group["kept"], "score"], group.loc[~group["kept"], "score"]],
+            bins=bins,
+            stacked=True,
+            color=["tab:green", "tab:red"],
+            label=["kept", "dropped"],
+        )
+        dropped = group.loc[~group["kept"], "score"]
+        if len(dropped):
+            threshold = (group.loc[group["kept"], "score"].max() + dropped.min()) / 2
+            axis.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        axis.set_title(f"{category}: kept {int(group['kept'].sum())} of {len(group)}", fontsize=8)
+        axis.set_xlabel(label, fontsize=7)
+        axis.tick_params(labelsize=7)
+        if position == 0:
+            axis.set_ylabel("images", fontsize=8)
+            axis.legend(fontsize=7)
+    for row, category in enumerate(categories, start=1):
+        group = scores[scores["category"] == category].sort_values(["score", "image_id"])
+        chosen_rows = list(group.head(shown).itertuples(index=False)) + list(group.tail(shown).itertuples(index=False))
+        for column, entry in enumerate(chosen_rows[: 2 * shown]):
+            axis = figure.add_subplot(grid[row, column])
+            record = next(records.loc[[entry.image_id]].reset_index().itertuples(index=False))
+            image = draw_cuboid(read_image(record.image_path), record)
+            axis.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_edgecolor("tab:green" if entry.kept else "tab:red")
+                spine.set_linewidth(2)
+            axis.set_title(f"{'kept' if entry.kept else 'dropped'} {entry.score:.2f}", fontsize=7)
+            if column == 0:
+                axis.set_ylabel(f"{category}\nlowest | highest", fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def training_figure(histories: dict[str, pd.DataFrame]):
+    """Loss and learning rate per epoch of every trained model (``histories``: label -> history.csv)."""
+    figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for label, history in histories.items():
+        loss_axis.plot(history["epoch"], history["loss"], marker="o", markersize=3, label=label)
+        lr_axis.plot(history["epoch"], history["lr"], marker="o", markersize=3, label=label)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("training loss")
+    lr_axis.set_xlabel("epoch")
+    lr_axis.set_ylabel("learning rate (after the epoch)")
+    lr_axis.set_yscale("log")
+    loss_axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_figure(metrics: pd.DataFrame, metric: str = "acc_pi_6"):
+    """Per evaluation set, ``metric`` per category (bars: one per variant), from pose_metrics.csv."""
+    names = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18"}
+    eval_sets = list(dict.fromkeys(metrics["eval_set"]))
+    figure, axes = plt.subplots(1, len(eval_sets), figsize=(4.5 * len(eval_sets), 3.2), squeeze=False, sharey=True)
+    for axis, eval_set in zip(axes[0], eval_sets, strict=True):
+        subset = metrics[metrics["eval_set"] == eval_set]
+        categories = list(dict.fromkeys(subset["category"]))
+        variants = list(dict.fromkeys(subset["variant"]))
+        width = 0.8 / max(len(variants), 1)
+        for number, variant in enumerate(variants):
+            values = subset[subset["variant"] == variant].set_index("category")[metric].reindex(categories)
+            axis.bar(
+                np.arange(len(categories)) + (number - (len(variants) - 1) / 2) * width,
+                100 * values,
+                width,
+                label=variant,
+            )
+        axis.set_xticks(np.arange(len(categories)))
+        axis.set_xticklabels([category.replace("mean ", "mean\n") for category in categories], fontsize=7)
+        axis.set_title(eval_set, fontsize=9)
+        axis.set_ylim(0, 100)
+    axes[0][0].set_ylabel(f"{names.get(metric, metric)} (%)")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    return figure

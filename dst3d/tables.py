@@ -1,4 +1,4 @@
-"""Tables for reading: a DataFrame as GitHub Markdown or a LaTeX ``tabular`` (booktabs), accuracies in percent
+"""Tables for reading: a DataFrame as GitHub Markdown, a LaTeX ``tabular`` (booktabs) or an HTML page, accuracies in percent
 with one decimal, median errors in degrees, counts as they are, missing cells empty; and the workflow's dataset
 statistics (:func:`dataset_statistics`). The CSV beside each keeps every digit.
 """
@@ -6,6 +6,7 @@ statistics (:func:`dataset_statistics`). The CSV beside each keeps every digit.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 from collections.abc import Mapping
@@ -52,6 +53,35 @@ def markdown(table: pd.DataFrame, caption: str) -> str:
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines) + "\n"
+
+
+def html_page(table: pd.DataFrame, caption: str) -> str:
+    """A self-contained HTML page of the same cells under ``caption`` (what the Snakemake report shows)."""
+    header, body = _formatted(table)
+
+    def cell(tag: str, text: str, numeric: bool) -> str:
+        align = ' style="text-align:right"' if numeric else ""
+        return f"<{tag}{align}>{html.escape(text)}</{tag}>"
+
+    def is_number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    rows = ["<tr>" + "".join(cell("th", name, False) for name in header) + "</tr>"]
+    rows += ["<tr>" + "".join(cell("td", text, is_number(text)) for text in cells) + "</tr>" for cells in body]
+    style = (
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
+        "th,td{border-bottom:1px solid #ccc;padding:0.2em 0.6em}th{text-align:left;background:#f4f4f4}"
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(caption)}</title>'
+        f"<style>{style}</style></head>\n<body><p>{html.escape(caption)}</p>\n<table>\n"
+        + "\n".join(rows)
+        + "\n</table></body></html>\n"
+    )
 
 
 def latex(table: pd.DataFrame, caption: str) -> str:

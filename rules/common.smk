@@ -1,6 +1,7 @@
 # Config validation, prerequisite checks, path helpers and input functions shared by the stage files.
 import re
 import sys
+from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.exceptions import WorkflowError
@@ -48,6 +49,11 @@ def check_config():
                     f"config: assets.source is 'folders' but assets.folders.{key} is not set: "
                     "give the path, or use assets.source: embedded"
                 )
+        if "bop" in config["export"]["formats"] and folders["models_format"] == "3d-dst" and folders["objaverse_dir"]:
+            raise ValueError(
+                "config: export.formats has 'bop', which reads OBJ and OFF models, but assets.folders.objaverse_dir "
+                "gives Objaverse .glb models: leave bop out of export.formats"
+            )
     datasets.check_entries(config["evaluate"]["benchmarks"])
     datasets.check_entries(config["train"]["real"], "train.real")
     protocols.check_protocols(config)
@@ -145,20 +151,51 @@ def job_settings(block):
     return output_settings(config[block], block)
 
 
-def all_targets():
+#: What each metrics table shows: the title of its page in the Snakemake report.
+TABLE_TITLES = {
+    "pose_metrics": "Pose accuracy of every variant on every evaluation set, per category and pooled",
+    "category_metrics": "Category-classifier accuracy of every variant on every evaluation set",
+    "joint": "Joint classification and pose (ImageNet3D task 3): class accuracy, pose and 3D-aware accuracy",
+    "dataset": "Dataset statistics: images generated, with an empty mask, kept and dropped by KCF, per backend, split and category",
+    "pose_protocol": "Pose protocol (3D-DST's pose table): variants in and out of distribution",
+    "few_shot": "Few-shot protocol (P3D-Diffusion Table 1): real shots alone, fine-tuned and mixed with synthetic data",
+    "probing": "Linear probing of 3D awareness (ImageNet3D task 1) per feature source and category",
+    "open_vocabulary": "Open-vocabulary pose (ImageNet3D task 2): seen-only estimators on novel categories against the oracle",
+    "classification": "Classification with synthetic pre-training (3D-DST Table 1), in and out of distribution",
+}
+
+
+def table_targets():
+    """The metrics tables (their CSVs) the run writes."""
     targets = [f"{RESULTS}/tables/{TASK_TABLES[task]}.csv" for task in config["train"]["tasks"]]
     targets += [f"{RESULTS}/tables/dataset.csv"] if synthetic_backends() else []
     targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/tables/{name}.csv" for name in imagenet3d.TASK_TABLES if config["tables"][name] is not None]
     targets += [f"{RESULTS}/tables/classification.csv"] if config["tables"]["classification"] is not None else []
+    return targets
+
+
+def all_targets():
+    targets = table_targets()
+    # Each table as an HTML page for the report (`snakemake --report`), beside its CSV.
+    targets += [f"{RESULTS}/report/{Path(path).stem}.html" for path in table_targets()]
     targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
     targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
     for split in SPLITS:
         targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
     targets += [f"{RESULTS}/figures/consistency_{backend}.png" for backend in kcf_backends()]
-    if "coco" in config["export"]["formats"]:
-        for variant in exported_variants():
+    targets += [f"{RESULTS}/figures/kcf_{backend}.png" for backend in kcf_backends()]
+    if "pose" in config["train"]["tasks"]:
+        targets += [f"{RESULTS}/figures/training.png", f"{RESULTS}/figures/accuracy.png"]
+    for variant in exported_variants():
+        if "coco" in config["export"]["formats"]:
             targets += [f"{RESULTS}/export/{variant}/coco/instances_{split}.json" for split in SPLITS]
+        if "nemo" in config["export"]["formats"]:
+            targets.append(f"{RESULTS}/export/{variant}/nemo")
+        if "bop" in config["export"]["formats"]:
+            targets.append(f"{RESULTS}/export/{variant}/bop")
+        if "card" in config["export"]["formats"]:
+            targets.append(f"{RESULTS}/export/{variant}/DATASET.md")
     return targets
 
 
@@ -179,6 +216,35 @@ def dataset_settings_hash(backend):
             generate=output_settings(config["generate"].get(backend) or {}, "generate"),
         )
     return tables.settings_hash(settings)
+
+
+def dataset_card_settings(variant):
+    """The configuration blocks that made a synthetic variant's dataset, as its card states them: those of
+    dataset_settings_hash (runtime keys left out) and, for a -kcf variant, what decides KCF's selection."""
+    backend, selection = VARIANTS[variant].backend, VARIANTS[variant].selection
+    settings = {
+        "seed": config["seed"],
+        "categories": CATEGORIES,
+        "assets": config["assets"],
+        "splits": config["splits"],
+        "render": job_settings("render"),
+    }
+    if backend in DIFFUSION_BACKENDS:
+        settings.update(
+            edges=job_settings("edges"),
+            prompts=prompt_job_settings(config["prompts"]),
+            generate={backend: output_settings(config["generate"].get(backend) or {}, "generate")},
+        )
+    if selection == "kcf":
+        kcf = config["kcf"]
+        policy = kcf["policy"]
+        settings["kcf"] = {
+            "policy": policy,
+            **({"folds": kcf["folds"], "per_category": kcf["per_category"]} if "kcf" in policy["scores"] else {}),
+            **({"train": output_settings(kcf["train"], "train")} if "kcf" in policy["scores"] else {}),
+            **({"consistency": kcf["consistency"]} if "consistency" in policy["scores"] else {}),
+        }
+    return settings
 
 
 def exported_variants():

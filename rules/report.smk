@@ -1,15 +1,20 @@
 # figures and exports: named targets that can be rebuilt alone, e.g. `snakemake results/figures/samples.png`.
 
-# The first synthetic variant's backend; composite (offline) when every variant trains on real data only.
-SAMPLE_BACKEND = (synthetic_backends() or ["composite"])[0]
+# Every synthetic variant's backend; composite (offline) when every variant trains on real data only.
+SAMPLE_BACKENDS = synthetic_backends() or ["composite"]
 
 
 rule plot_samples:
     input:
-        generated=[f"{RESULTS}/generate/{SAMPLE_BACKEND}/train/{category}/000.parquet" for category in CATEGORIES],
+        generated=[
+            f"{RESULTS}/generate/{backend}/train/{category}/000.parquet"
+            for backend in SAMPLE_BACKENDS
+            for category in CATEGORIES
+        ],
         edges=[f"{RESULTS}/edges/train/{category}/000" for category in CATEGORIES],
     output:
-        report(f"{RESULTS}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+        png=report(f"{RESULTS}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/samples.pdf",
     log:
         "logs/plot_samples/samples.log",
     conda:
@@ -24,7 +29,8 @@ rule plot_viewpoints:
     input:
         shard_files(rules.render_shard.output.annotations, "train"),
     output:
-        report(f"{RESULTS}/figures/viewpoints.png", caption="../report/viewpoints.rst", category="Figures"),
+        png=report(f"{RESULTS}/figures/viewpoints.png", caption="../report/viewpoints.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/viewpoints.pdf",
     log:
         "logs/plot_viewpoints/viewpoints.log",
     conda:
@@ -38,17 +44,88 @@ rule plot_consistency:
         scores=rules.kcf_consistency.output[0],
         shards=generated_shards("train"),
     output:
-        report(
+        png=report(
             f"{RESULTS}/figures/consistency_{{backend}}.png",
             caption="../report/consistency.rst",
             category="Figures",
         ),
+        pdf=f"{RESULTS}/figures/consistency_{{backend}}.pdf",
     log:
         "logs/plot_consistency/{backend}.log",
     conda:
         "../envs/vision.yaml"
     script:
         "../scripts/plot_consistency.py"
+
+
+rule plot_kcf:
+    input:
+        scores=rules.kcf_select.output.scores,
+        kept=rules.kcf_select.output.kept,
+        shards=generated_shards("train"),
+    output:
+        png=report(f"{RESULTS}/figures/kcf_{{backend}}.png", caption="../report/kcf.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/kcf_{{backend}}.pdf",
+    log:
+        "logs/plot_kcf/{backend}.log",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        scores=config["kcf"]["policy"]["scores"],
+    script:
+        "../scripts/plot_kcf.py"
+
+
+rule plot_training:
+    input:
+        [rules.train_pose_estimator.output.history.format(variant=variant) for variant in VARIANTS],
+    output:
+        png=report(f"{RESULTS}/figures/training.png", caption="../report/training.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/training.pdf",
+    log:
+        "logs/plot_training/training.log",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        variants=list(VARIANTS),
+    script:
+        "../scripts/plot_training.py"
+
+
+rule plot_accuracy:
+    input:
+        rules.pose_table.output.csv,
+    output:
+        png=report(f"{RESULTS}/figures/accuracy.png", caption="../report/accuracy.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/accuracy.pdf",
+    log:
+        "logs/plot_accuracy/accuracy.log",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/plot_accuracy.py"
+
+
+rule table_html:
+    input:
+        f"{RESULTS}/tables/{{table}}.csv",
+    output:
+        report(
+            f"{RESULTS}/report/{{table}}.html",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+    log:
+        "logs/table_html/{table}.log",
+    wildcard_constraints:
+        table="|".join(TABLE_TITLES),
+    conda:
+        "../envs/vision.yaml"
+    params:
+        title=lambda wildcards: TABLE_TITLES[wildcards.table],
+    script:
+        "../scripts/table_html.py"
 
 
 rule export_coco:
@@ -67,3 +144,59 @@ rule export_coco:
         categories=CATEGORIES,
     script:
         "../scripts/export_coco.py"
+
+
+rule export_nemo:
+    input:
+        unpack(export_inputs),
+        models=rules.index_assets.output.models,
+    output:
+        directory(f"{RESULTS}/export/{{variant}}/nemo"),
+    log:
+        "logs/export_nemo/{variant}.log",
+    wildcard_constraints:
+        variant="|".join(map(re.escape, exported_variants())) or "^$",
+    conda:
+        "../envs/vision.yaml"
+    script:
+        "../scripts/export_nemo.py"
+
+
+rule export_bop:
+    input:
+        unpack(export_inputs),
+        models=rules.index_assets.output.models,
+    output:
+        directory(f"{RESULTS}/export/{{variant}}/bop"),
+    log:
+        "logs/export_bop/{variant}.log",
+    wildcard_constraints:
+        variant="|".join(map(re.escape, exported_variants())) or "^$",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        axes=config["render"]["axes"],
+        categories=CATEGORIES,
+    script:
+        "../scripts/export_bop.py"
+
+
+rule dataset_card:
+    input:
+        unpack(export_inputs),
+    output:
+        card=f"{RESULTS}/export/{{variant}}/DATASET.md",
+        manifest=f"{RESULTS}/export/{{variant}}/MANIFEST.sha256",
+    log:
+        "logs/dataset_card/{variant}.log",
+    wildcard_constraints:
+        variant="|".join(map(re.escape, exported_variants())) or "^$",
+    conda:
+        "../envs/vision.yaml"
+    params:
+        backend=lambda wildcards: VARIANTS[wildcards.variant].backend,
+        settings_hash=lambda wildcards: dataset_settings_hash(VARIANTS[wildcards.variant].backend),
+        config=lambda wildcards: dataset_card_settings(wildcards.variant),
+        formats=config["export"]["formats"],
+    script:
+        "../scripts/write_dataset_card.py"

@@ -18,5 +18,6 @@ with staged_directory(snakemake.output[0]) as staging:
         settings,
         threads=snakemake.threads,
         atomic=False,
+        log=log,
     )
 log.info("%d edge maps with %s", len(records), settings)

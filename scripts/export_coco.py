@@ -2,15 +2,10 @@ from _bootstrap import start
 
 log = start(snakemake, "export_coco")
 
-import pandas as pd
-
-from dst3d.export import write_coco
-from dst3d.io import read_tables
+from dst3d.export import variant_records, write_coco
 
 variant = snakemake.wildcards.variant
-for split in ("train", "test"):
-    records = read_tables(snakemake.input[split])
-    if split == "train" and "kept" in snakemake.input.keys():  # the images the variant trains on
-        records = records[records["image_id"].isin(pd.read_csv(snakemake.input.kept)["image_id"])]
+exported, _ = variant_records(snakemake.input.train, snakemake.input.test, snakemake.input.get("kept"))
+for split, records in exported.items():
     write_coco(records, snakemake.params.categories, snakemake.output[split], f"dst3d {variant}, {split} split")
     log.info("COCO %s: %d images", split, len(records))

@@ -25,10 +25,14 @@ environments = catalog.index_environments(snakemake.params.environments_dir)
 for split in ("train", "test"):
     catalog.split_assets(textures, split, f"textures under {textures_dir}")
     catalog.split_assets(backgrounds, split, f"backgrounds under {backgrounds_dir}")
-write_table(models, snakemake.output.models)
-write_table(textures, snakemake.output.textures)
-write_table(backgrounds, snakemake.output.backgrounds)
-write_table(environments, snakemake.output.environments)
+# Paths inside the working folder (the embedded assets) relative to it, as the records' image paths are.
+for table, path in (
+    (models, snakemake.output.models),
+    (textures, snakemake.output.textures),
+    (backgrounds, snakemake.output.backgrounds),
+    (environments, snakemake.output.environments),
+):
+    write_table(catalog.relative_inside(table, Path.cwd()), path)
 log.info(
     "%d models, %d textures, %d backgrounds, %d environment maps",
     len(models),

@@ -7,4 +7,9 @@ import pandas as pd
 from dst3d.figures import consistency_plot
 from dst3d.io import read_tables
 
-consistency_plot(pd.read_csv(snakemake.input.scores), read_tables(snakemake.input.shards), snakemake.output[0])
+consistency_plot(
+    pd.read_csv(snakemake.input.scores),
+    read_tables(snakemake.input.shards),
+    snakemake.output.png,
+    snakemake.output.pdf,
+)

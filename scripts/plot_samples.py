@@ -7,4 +7,4 @@ from dst3d.io import read_tables
 
 generated = read_tables(snakemake.input.generated)
 edge_dirs = {path.split("/")[-2]: path for path in snakemake.input.edges}
-sample_grid(generated, edge_dirs, snakemake.params.samples_per_category, snakemake.output[0])
+sample_grid(generated, edge_dirs, snakemake.params.samples_per_category, snakemake.output.png, snakemake.output.pdf)

@@ -5,4 +5,4 @@ log = start(snakemake, "plot_viewpoints")
 from dst3d.figures import viewpoint_plot
 from dst3d.io import read_tables
 
-viewpoint_plot(read_tables(snakemake.input), snakemake.output[0])
+viewpoint_plot(read_tables(snakemake.input), snakemake.output.png, snakemake.output.pdf)

@@ -15,9 +15,8 @@ objects = {
     for split in ("train", "val")
 }
 backgrounds = pd.read_csv(snakemake.input.backgrounds)
-assets = Path(snakemake.input.assets)
-photos = {
-    split: [assets / path for path in backgrounds.loc[backgrounds["split"] == f"pseudo_{split}", "path"]]
+photos = {  # the table's paths are relative to the working folder (or absolute)
+    split: [Path(path) for path in backgrounds.loc[backgrounds["split"] == f"pseudo_{split}", "path"]]
     for split in ("train", "val")
 }
 with (

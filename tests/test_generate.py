@@ -162,11 +162,19 @@ def test_the_viewpoint_plot_shows_each_category_at_its_angles(tmp_path):
             "elevation": np.radians([5.0, 40.0, -10.0]),
         }
     )
-    figure = viewpoint_figure(annotations)
-    car, boat = figure.axes
-    assert (car.get_title(), boat.get_title()) == ("car (n=2)", "boat (n=1)")
-    np.testing.assert_allclose(car.collections[0].get_offsets(), [[10, 5], [350, 40]])
-    np.testing.assert_allclose(boat.collections[0].get_offsets(), [[180, -10]])
-    assert car.get_xlim() == (0, 360) and car.get_xlabel() == "azimuth (deg)"
-    viewpoint_plot(annotations, tmp_path / "viewpoints.png")
+    figure = viewpoint_figure(annotations, azimuth_bins=24)
+    car_azimuth, car_elevation, boat_azimuth, boat_elevation = figure.axes
+    assert car_azimuth.get_title() == "car (n=2)\nazimuth" and boat_azimuth.get_title() == "boat (n=1)\nazimuth"
+    assert car_azimuth.name == "polar"
+    # 15-degree azimuth bins: car's 10 and 350 degrees fill the first and the last, boat's 180 the 13th.
+    heights = [patch.get_height() for patch in car_azimuth.patches]
+    assert heights[0] == heights[23] == 1 and sum(heights) == 2
+    assert [patch.get_height() for patch in boat_azimuth.patches].index(1) == 12
+    # 10-degree elevation bins from -90: car's 5 and 40 degrees in the 10th and 14th, boat's -10 in the 9th.
+    car_bins = [patch.get_height() for patch in car_elevation.patches]
+    assert car_bins[9] == car_bins[13] == 1 and sum(car_bins) == 2
+    assert [patch.get_height() for patch in boat_elevation.patches].index(1) == 8
+    assert car_elevation.get_xlim() == (-90, 90) and car_elevation.get_xlabel() == "elevation (deg)"
+    viewpoint_plot(annotations, tmp_path / "viewpoints.png", tmp_path / "viewpoints.pdf")
     assert cv2.imread(str(tmp_path / "viewpoints.png")).shape[1] > 400
+    assert (tmp_path / "viewpoints.pdf").read_bytes().startswith(b"%PDF")

@@ -4,6 +4,7 @@ Blender converts them, and the camera against the PASCAL3D+ toolkit's own projec
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dst3d import geometry
@@ -153,3 +154,13 @@ def test_stored_camera_projects_as_the_pascal3d_toolkit(azimuth_deg, elevation_d
     np.testing.assert_allclose(
         recovered, [np.deg2rad(azimuth_deg) % (2 * np.pi), np.deg2rad(elevation_deg), np.deg2rad(theta_deg)], atol=1e-9
     )
+
+
+def test_index_paths_inside_the_working_folder_become_relative_the_others_stay(tmp_path):
+    inside = tmp_path / "work" / "results" / "assets" / "a.jpg"
+    outside = tmp_path / "data" / "b.jpg"
+    frame = pd.DataFrame({"path": [str(inside), str(outside)], "split": ["train", "test"]})
+    relative = catalog.relative_inside(frame, tmp_path / "work")
+    assert relative["path"].tolist() == ["results/assets/a.jpg", str(outside)]
+    assert relative["split"].tolist() == ["train", "test"] and frame["path"].iloc[0] == str(inside)
+    assert catalog.relative_inside(frame.iloc[:0], tmp_path).empty

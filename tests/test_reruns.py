@@ -20,8 +20,15 @@ AFTER_KCF_SELECT = {
     "train_pose_estimator": 1,
     "evaluate_pose": 1,
     "pose_table": 1,
-    "export_coco": 1,  # the COCO export of composite-kcf holds the kept images
+    "export_coco": 1,  # the COCO and NeMo exports of composite-kcf hold the kept images, its card counts them
+    "export_nemo": 1,
+    "export_bop": 1,
+    "dataset_card": 1,
     "dataset_table": 1,  # and the dataset statistics count them
+    "table_html": 2,  # the report pages of both tables
+    "plot_kcf": 1,  # and the figures of KCF's selection, the training curves and the accuracy
+    "plot_training": 1,
+    "plot_accuracy": 1,
     "all": 1,
 }
 # The figure shows the edge maps; the consistency check compares them with the generated images.
@@ -68,7 +75,10 @@ def planned(workdir, tmp_path, overlay: dict) -> dict[str, int]:
         ({"prompts": {"openai": {"model": "another-model"}}}, NOTHING),  # the template backend does not read it
         ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
         ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),
-        ({"evaluate": {"flip": True}}, {"evaluate_pose": 1, "pose_table": 1, "all": 1}),
+        (
+            {"evaluate": {"flip": True}},
+            {"evaluate_pose": 1, "pose_table": 1, "table_html": 1, "plot_accuracy": 1, "all": 1},
+        ),
         (
             {"kcf": {"consistency": {"tolerance_px": 3}}},
             {"kcf_consistency": 1, "plot_consistency": 1, "all": 1},
@@ -107,6 +117,8 @@ def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
     assert planned(finished, tmp_path, {"evaluate": {"benchmarks": [entry]}}) == {
         "evaluate_pose_benchmark": 1,
         "pose_table": 1,
+        "table_html": 1,
+        "plot_accuracy": 1,
         "all": 1,
     }
 
@@ -131,5 +143,8 @@ def test_adding_the_protocols_after_a_run_plans_only_their_own_jobs(finished, tm
         "evaluate_pose_benchmark": 5,  # the 4 new variants and composite-kcf on the new benchmark
         "pose_table": 1,
         "protocol_table": 2,
+        "table_html": 3,  # the report pages of the pose table and both protocol tables
+        "plot_training": 1,
+        "plot_accuracy": 1,
         "all": 1,
     }

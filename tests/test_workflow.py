@@ -1,11 +1,12 @@
 """The workflow as a user drives it: dry-run, lint, config errors, and (marked slow) a real end-to-end run
 of the embedded default followed by the resume/no-op/one-figure checks.
 
-The end-to-end run takes the embedded default as it is except for half the training images per category
-(240, three shards): every stage, setting, category and model of the default runs, in about half of the
-18 minutes of `make run`, which keeps the suite well inside CI's time. DST3D_E2E_FULL=1 runs the default
+The end-to-end run takes the embedded default as it is except for a third of the training images per category
+(160, two shards) and a third of the KCF fold models' epochs (4): every stage, category and model of the default
+runs, in a fraction of the 18 minutes of `make run`, which keeps the suite well inside CI's time. DST3D_E2E_FULL=1 runs the default
 unchanged (the KCF separation goal on the full default is measured by bench/kcf.py, see BENCHMARKS.md)."""
 
+import json
 import math
 import os
 import subprocess
@@ -24,8 +25,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
-#: What the end-to-end test changes in the default (unless DST3D_E2E_FULL is set).
-E2E_OVERLAY = {"splits": {"train": {"images_per_category": 240}}}
+#: What the end-to-end test changes in the default (unless DST3D_E2E_FULL is set): a third of the training
+#: images (two shards per category) and a third of the KCF fold models' epochs, what keeps the suite in CI's time.
+E2E_OVERLAY = {"splits": {"train": {"images_per_category": 160}}, "kcf": {"train": {"epochs": 4}}}
 
 
 def snakemake(
@@ -109,9 +111,10 @@ def test_folders_source_without_paths_says_which_key(tmp_path):
 
 
 #: Pooled Acc@pi/6 of the end-to-end run as measured on the 2-core machine (BENCHMARKS.md, "End-to-end
-#: accuracy"): 0.531 with 240 training images per category, the full default's 480 not yet measured here.
+#: accuracy"): 0.350 with E2E_OVERLAY (160 training images per category, KCF fold models 4 epochs); 0.531 with
+#: 240 images and the default's 12 KCF epochs (the overlay before 2026-12-01); the full default not measured here.
 #: Training is deterministic for a machine and thread count, so the bound allows for other CPUs only.
-E2E_ACC_PI_6 = {240: 0.531}
+E2E_ACC_PI_6 = {160: 0.350}
 
 
 @pytest.mark.slow
@@ -147,7 +150,9 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
         "mean (pooled)": 160,
         "mean (per-category)": 160,
     }
-    assert (results / "figures" / "samples.png").stat().st_size > 10_000
+    for figure in ("samples", "viewpoints", "consistency_composite", "kcf_composite", "training", "accuracy"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+        assert (results / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF"), figure
     kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
     scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
     assert len(scores) == categories * images and len(kept) == categories * kept_per_category
@@ -164,6 +169,17 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     coco = COCO(str(results / "export" / "composite-kcf" / "coco" / "instances_train.json"))
     assert sorted(image["image_key"] for image in coco.dataset["images"]) == sorted(kept["image_id"])
     test_coco = COCO(str(results / "export" / "composite-kcf" / "coco" / "instances_test.json"))
+    # Its NeMo layout, read back by the nemo reader, and its dataset card, which counts the same images.
+    from dst3d.inputs.datasets import read_nemo
+
+    nemo = read_nemo(results / "export" / "composite-kcf" / "nemo", "train", default["categories"])
+    assert sorted(nemo["image_id"].str.split("/").str[1]) == sorted(kept["image_id"])
+    bop_gt = json.loads(
+        (results / "export" / "composite-kcf" / "bop" / "train" / "000001" / "scene_gt.json").read_text()
+    )
+    assert len(bop_gt) == kept_per_category  # scene 1 = the first category's kept images
+    card = (results / "export" / "composite-kcf" / "DATASET.md").read_text()
+    assert f"| train | car | {images} | 0 | {kept_per_category} |" in card and "no third-party content" in card
     splits = {**default["splits"], **(E2E_OVERLAY["splits"] if overlay else {})}
     assert len(test_coco.getImgIds()) == categories * splits["test"]["images_per_category"]
     # The dataset statistics count what was generated and what KCF kept, and render as Markdown.
@@ -174,6 +190,12 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     pose_markdown = (results / "tables" / "pose_metrics.md").read_text()
     assert "| composite-kcf | synthetic-test | mean (pooled) |" in pose_markdown and "sha256" not in pose_markdown
     assert "| composite | train |" in (results / "tables" / "dataset.md").read_text()
+
+    # Records point into the working folder by relative paths (assets included), so a moved run stays valid.
+    render = pd.read_parquet(results / "render" / "train" / "car" / "000.parquet")
+    for column in ("render_path", "mask_path", "texture_path", "background_path"):
+        assert not render[column].str.startswith("/").any(), column
+        assert all((tmp_path / path).is_file() for path in render[column]), column
 
     # A complete run leaves nothing to do.
     result = run("-n")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dst3d.io import read_image, write_image
+from dst3d.logs import Progress
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def composite_images(records: pd.DataFrame, out_dir: Path, log: logging.Logger =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
+    progress = Progress(log, len(records), "images")
     for record in records.itertuples(index=False):
         rgba = read_image(record.render_path, cv2.IMREAD_UNCHANGED)
         if rgba.ndim != 3 or rgba.shape[2] != 4:
@@ -62,4 +64,5 @@ def composite_images(records: pd.DataFrame, out_dir: Path, log: logging.Logger =
             }
         )
         log.info("composited %s", record.image_id)
+        progress.step()
     return pd.DataFrame(rows, columns=["image_id", "image_path", "image_width", "image_height"])

@@ -62,6 +62,7 @@ from dst3d.generate.hub import (
     offline,
 )
 from dst3d.generate.settings import resolve_settings, uses_canny, uses_depth
+from dst3d.logs import eta_text
 
 if TYPE_CHECKING:
     import torch
@@ -364,11 +365,15 @@ class ControlNetBackend:
                         "image_height": image.height,
                     }
                 )
+            done = batch_start + len(batch)
+            per_image = (time.perf_counter() - started) / done
             self.log.info(
-                "generated %d/%d images (%.2f s per image so far)",
-                batch_start + len(batch),
+                "generated %d/%d images (%.2f s per image so far, %.2f images/s, %s)",
+                done,
                 len(rows),
-                (time.perf_counter() - started) / (batch_start + len(batch)),
+                per_image,
+                1 / per_image if per_image > 0 else float("inf"),
+                eta_text(per_image * (len(rows) - done), done, len(rows)),
             )
         return pd.DataFrame(
             [{**output, **record} for output in outputs],

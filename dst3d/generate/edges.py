@@ -19,6 +19,7 @@ Images are numpy arrays as cv2 reads them: H x W x 4 (BGRA, straight alpha) or H
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from dst3d.io import read_image, write_image
+from dst3d.logs import Progress
 
 #: How transparent pixels are treated before Canny:
 #: ``"drop"``: discard alpha and keep the RGB as stored (3D-DST). Blender stores nearly black under alpha 0:
@@ -173,6 +175,7 @@ def detect_edges_shard(
     settings: EdgeSettings,
     threads: int,
     atomic: bool = True,
+    log: logging.Logger | None = None,
 ) -> None:
     """Write the edge map of ``render_paths[i]`` to ``out_paths[i]`` (PNG, 3-channel uint8) for every i.
 
@@ -183,19 +186,22 @@ def detect_edges_shard(
     decoding, detecting and encoding; with one thread they are processed in the calling thread); OpenCV's own
     threading is limited to 1 meanwhile, so the shard uses ``threads`` cores, and restored afterwards. The
     first failure (a missing or undecodable render, which the error names) cancels the images not yet started
-    and is raised.
+    and is raised. With ``log``, progress (k/N, rate, ETA) is logged every 10 s.
     """
     if len(render_paths) != len(out_paths):
         raise ValueError(f"{len(render_paths)} renders but {len(out_paths)} output paths")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     pairs = [(Path(render_path), Path(out_path)) for render_path, out_path in zip(render_paths, out_paths, strict=True)]
+    progress = Progress(log, len(pairs), "edge maps") if log is not None else None
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
         if threads == 1:
             for render_path, out_path in pairs:
                 _detect_edges_file(render_path, out_path, settings, atomic)
+                if progress is not None:
+                    progress.step()
             return
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edges") as pool:
             futures = [
@@ -205,6 +211,8 @@ def detect_edges_shard(
             try:
                 for future in futures:
                     future.result()
+                    if progress is not None:
+                        progress.step()
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise

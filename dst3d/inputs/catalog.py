@@ -213,3 +213,16 @@ def split_assets(table: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
     if subset.empty:
         raise AssetError(f"no {source} in the {split!r} split: add images or change the split files")
     return subset
+
+
+def relative_inside(frame: pd.DataFrame, root: Path, column: str = "path") -> pd.DataFrame:
+    """``frame`` with the paths of ``column`` that lie inside ``root`` made relative to it (POSIX form), the others
+    left absolute: the asset index of a run points into its working folder the way its results do, so a results
+    folder moved with its working folder stays valid; the user's own asset folders elsewhere stay absolute."""
+    root = Path(root).resolve()
+
+    def relative(path: str) -> str:
+        resolved = Path(path).resolve()
+        return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
+
+    return frame.assign(**{column: [relative(path) for path in frame[column]]}) if len(frame) else frame

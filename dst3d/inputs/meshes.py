@@ -133,3 +133,13 @@ def normalisation(vertices: np.ndarray) -> tuple[np.ndarray, float]:
     if largest_side <= 0:
         raise ValueError("mesh has a zero-size bounding box")
     return (low + high) / 2, 1.0 / largest_side
+
+
+def model_axes(model, settings: dict) -> tuple[str, str]:
+    """A model's file axes (forward, up): its table columns where set, else ``render.axes`` of its format
+    (``settings``: the render block, or any mapping with its ``axes``)."""
+    forward, up = model.get("forward_axis"), model.get("up_axis")
+    if isinstance(forward, str) and forward and isinstance(up, str) and up:
+        return forward, up
+    default = settings["axes"][model["format"]]
+    return default["forward"], default["up"]

@@ -29,7 +29,9 @@ import pandas as pd
 
 from dst3d import geometry
 from dst3d.inputs import meshes
+from dst3d.inputs.meshes import model_axes
 from dst3d.io import staged_directory, without_png_text
+from dst3d.logs import Progress
 from dst3d.render.annotations import (
     OFFICIAL_3D_DST,
     OFFICIAL_LIGHT_ENERGY_W,
@@ -246,6 +248,7 @@ def _import_model(path: str, file_format: str, axes: tuple[str, str], settings: 
 
     if not os.path.isfile(path):
         raise RenderError(f"mesh file {path} does not exist: fix its path in the model table")
+    path = os.path.abspath(path)  # index paths may be relative to the working folder; Blender wants them whole
     try:
         parts, imported = _import_objects(path, file_format)
     except (RuntimeError, OSError, ValueError) as error:
@@ -315,7 +318,7 @@ def _load_image(path: str, what: str):
     which would render magenta, so that is an error naming the file."""
     bpy = _bpy()
     try:
-        image = bpy.data.images.load(path, check_existing=True)
+        image = bpy.data.images.load(os.path.abspath(path), check_existing=True)
     except RuntimeError as error:
         raise RenderError(f"{what} {path} cannot be read: {error}") from error
     if 0 in image.size[:]:  # reading the size loads the file; an unreadable one has none
@@ -332,15 +335,6 @@ def _place(obj, azimuth: float, elevation: float, theta: float, distance: float)
     world[:3, :3] = rotation.T
     world[:3, 3] = geometry.camera_center(azimuth, elevation, distance)
     obj.matrix_world = Matrix(world.tolist())
-
-
-def model_axes(model: pd.Series | dict, settings: dict) -> tuple[str, str]:
-    """A model's file axes (forward, up): its table columns where set, else ``render.axes`` of its format."""
-    forward, up = model.get("forward_axis"), model.get("up_axis")
-    if isinstance(forward, str) and forward and isinstance(up, str) and up:
-        return forward, up
-    default = settings["axes"][model["format"]]
-    return default["forward"], default["up"]
 
 
 def render_shard(
@@ -409,6 +403,7 @@ def _render_plans(
     records, render_seconds, import_seconds = [], 0.0, 0.0
     setup_seconds = time.perf_counter() - setup_started
     current_model, model, bbox = None, None, None
+    progress = Progress(log, len(plans), "images")
     for plan in sorted(plans, key=lambda p: (p["model_id"], p["image_index"])):
         if plan["model_id"] != current_model:
             import_started = time.perf_counter()
@@ -490,6 +485,7 @@ def _render_plans(
             np.rad2deg(plan["azimuth"]),
             np.rad2deg(plan["elevation"]),
         )
+        progress.step()
     return records, {"render_s": render_seconds, "import_s": import_seconds, "setup_s": setup_seconds}
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from dst3d import geometry
 from dst3d.config_schema import block_settings, schema_enum
 from dst3d.devices import resolve_device
 from dst3d.io import atomic_write
+from dst3d.logs import eta_text
 from dst3d.torch_compat import import_torchvision
 from dst3d.training.cropping import augment, centre_crop, normalise, rotate
 
@@ -209,6 +211,7 @@ def train(
         else:
             log.info("ignoring %s: it was made for other data or settings", resume_path)
     for epoch in range(start_epoch, settings["epochs"]):
+        epoch_started = time.perf_counter()
         model.train()
         order = torch.randperm(len(images), generator=generator)
         # The epoch's loss is summed on the training device (float64, as Python floats would be): reading each
@@ -243,7 +246,17 @@ def train(
             count += len(batch)
         scheduler.step()
         history.append({"epoch": epoch + 1, "loss": total.item() / max(count, 1), "lr": scheduler.get_last_lr()[0]})
-        log.info("epoch %d/%d loss %.4f", epoch + 1, settings["epochs"], history[-1]["loss"])
+        seconds = time.perf_counter() - epoch_started  # logged only: the history stays deterministic
+        log.info(
+            "epoch %d/%d loss %.4f lr %.3g, %.1f s, %.0f images/s, %s",
+            epoch + 1,
+            settings["epochs"],
+            history[-1]["loss"],
+            history[-1]["lr"],
+            seconds,
+            count / seconds if seconds > 0 else float("inf"),
+            eta_text(seconds * (settings["epochs"] - epoch - 1), epoch + 1, settings["epochs"]),
+        )
         if resume_path is not None:
             state = {
                 "fingerprint": fingerprint,
