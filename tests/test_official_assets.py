@@ -96,6 +96,7 @@ def test_a_3d_dst_stand_in_tree_renders_through_the_workflow(tmp_path):
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     config["categories"] = categories
     config["assets"] = {"source": "folders", "folders": folders}
+    config["export"] = {"formats": ["coco", "nemo", "card"]}  # BOP cannot read the Objaverse .glb stand-ins
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     target = "results/render/train/n04285008/000.parquet"
@@ -106,3 +107,17 @@ def test_a_3d_dst_stand_in_tree_renders_through_the_workflow(tmp_path):
     records = pd.read_parquet(tmp_path / target)
     assert set(records["model_id"]) == set(models.loc[models["category"] == "n04285008", "model_id"])
     assert (records["bbox_x1"] > records["bbox_x0"]).all()  # both files rendered an object
+
+
+def test_bop_with_objaverse_models_is_refused_before_any_job(tmp_path):
+    folders = stand_in.write_3d_dst(tmp_path / "data", ["n02690373", "n04285008"])
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["categories"] = ["n02690373", "n04285008"]
+    config["assets"] = {"source": "folders", "folders": folders}
+    assert "bop" in config["export"]["formats"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run(tmp_path, "-n", configfiles=[path])
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "export.formats has 'bop'" in output and "leave bop out of export.formats" in output
