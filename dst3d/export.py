@@ -72,6 +72,29 @@ def image_camera(record) -> np.ndarray:
     return scale @ matrix(record, "K")
 
 
+def _image_mask(record: dict) -> np.ndarray:
+    """The render's mask (object > 0) at the generated image's size (nearest neighbour)."""
+    width, height = int(record["image_width"]), int(record["image_height"])
+    mask = read_image(record["mask_path"], cv2.IMREAD_UNCHANGED) > 0
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def _object_mask(record: dict) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """(mask at the image size, its box (x0, y0, x1, y1), exclusive ends) of a record; None when the object left
+    the image (an empty render mask), which every export leaves without an annotation."""
+    if record["bbox_x0"] < 0:
+        return None
+    mask = _image_mask(record)
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    return mask, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
 def coco_dataset(records: pd.DataFrame, categories: list[str], out_dir: Path, description: str) -> dict:
     """The COCO dictionary of a generated-image table (see the module docstring); ``out_dir`` is where the JSON
     will be written (image paths are made relative to it)."""
@@ -88,15 +111,10 @@ def coco_dataset(records: pd.DataFrame, categories: list[str], out_dir: Path, de
                 "image_key": record["image_id"],
             }
         )
-        if record["bbox_x0"] < 0:
+        found = _object_mask(record)
+        if found is None:
             continue
-        mask = read_image(record["mask_path"], cv2.IMREAD_UNCHANGED) > 0
-        if mask.shape != (height, width):
-            mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-        ys, xs = np.nonzero(mask)
-        if not len(xs):
-            continue
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        mask, (x0, y0, x1, y1) = found
         scale = np.array([width / record["width"], height / record["height"]])
         corners = matrix(record, "cuboid_uv") * scale
         visible = np.asarray(record["cuboid_visible"], bool)
@@ -149,17 +167,6 @@ def write_coco(records: pd.DataFrame, categories: list[str], path: Path, descrip
         temporary.write_text(json.dumps(dataset))
 
 
-def _image_mask(record: dict) -> np.ndarray:
-    """The render's mask (object > 0) at the generated image's size (nearest neighbour)."""
-    width, height = int(record["image_width"]), int(record["image_height"])
-    mask = read_image(record["mask_path"], cv2.IMREAD_UNCHANGED) > 0
-    if mask.ndim == 3:
-        mask = mask.any(axis=2)
-    if mask.shape != (height, width):
-        mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-    return mask
-
-
 def cad_indices(models: pd.DataFrame) -> dict[str, int]:
     """PASCAL3D+-style ``cad_index`` of every model id: 1-based, in the order of the category's models in the
     asset index (``results/assets/models.csv``)."""
@@ -173,13 +180,10 @@ def cad_indices(models: pd.DataFrame) -> dict[str, int]:
 def nemo_annotation(record: dict, cad_index: int) -> dict | None:
     """The NeMo-layout annotation of one generated-image record (see the module docstring); None when its mask
     is empty."""
-    if record["bbox_x0"] < 0:
+    found = _object_mask(record)
+    if found is None:
         return None
-    mask = _image_mask(record)
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return None
-    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    mask, (x0, y0, x1, y1) = found
     K = image_camera(record)
     return {
         "azimuth": float(record["azimuth"]),
@@ -305,7 +309,8 @@ def dataset_card(
 ) -> str:
     """``DATASET.md`` of an exported variant: what it is, how it was made, its counts per split and category,
     the licences of its inputs and the hashes that identify it. ``exported``: the records each split exports
-    (KCF's kept training images for a -kcf variant); ``generated``: every generated record per split."""
+    (KCF's kept training images for a -kcf variant); ``generated``: every generated record per split;
+    ``config``: the settings that made it (``generate``: the backend's block)."""
     categories = config["categories"]
     rows = []
     for split, records in generated.items():
@@ -333,7 +338,7 @@ def dataset_card(
         ),
         "4. **Select**: " + _selection_step(selection, kcf),
     ]
-    licences = input_licences(config["assets"], backend, config.get("generate", {}).get(backend) or {})
+    licences = input_licences(config["assets"], backend, config.get("generate") or {})
     return "\n".join(
         [
             f"# dst3d dataset: {variant}",
@@ -457,12 +462,10 @@ def write_bop(
                     (scene / folder).mkdir(parents=True, exist_ok=True)
                 cameras, ground_truth, info, keys = {}, {}, {}, {}
                 for number, record in enumerate(group.sort_values("image_id").to_dict("records")):
-                    if record["bbox_x0"] < 0:
+                    found = _object_mask(record)
+                    if found is None:
                         continue
-                    mask = _image_mask(record)
-                    ys, xs = np.nonzero(mask)
-                    if not len(xs):
-                        continue
+                    mask, (x0, y0, x1, y1) = found
                     name = f"{number:06d}"
                     image = read_image(record["image_path"])
                     mask_png = mask.astype(np.uint8) * 255
@@ -487,8 +490,7 @@ def write_bop(
                             "obj_id": obj_id,
                         }
                     ]
-                    x0, y0 = int(xs.min()), int(ys.min())
-                    visible = [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
+                    visible = [x0, y0, x1 - x0, y1 - y0]
                     info[str(number)] = [
                         {
                             "bbox_obj": [int(low[0]), int(low[1]), int(high[0] - low[0]), int(high[1] - low[1])],

@@ -191,7 +191,7 @@ def kcf_figure(scores: pd.DataFrame, kept_ids: set, generated: pd.DataFrame, cho
     score, label = policy_score(scores, chosen)
     scores = scores.assign(score=score.to_numpy(), kept=scores["image_id"].isin(kept_ids))
     categories = list(dict.fromkeys(scores["category"]))
-    records = generated.set_index("image_id")
+    records = {record.image_id: record for record in generated.itertuples(index=False)}
     columns = max(2 * shown, len(categories))
     figure = plt.figure(figsize=(2.2 * columns, 2.4 + 2.0 * len(categories)))
     grid = figure.add_gridspec(1 + len(categories), columns, height_ratios=[1.4] + [1] * len(categories))
@@ -222,7 +222,7 @@ def kcf_figure(scores: pd.DataFrame, kept_ids: set, generated: pd.DataFrame, cho
         chosen_rows = list(group.head(shown).itertuples(index=False)) + list(group.tail(shown).itertuples(index=False))
         for column, entry in enumerate(chosen_rows[: 2 * shown]):
             axis = figure.add_subplot(grid[row, column])
-            record = next(records.loc[[entry.image_id]].reset_index().itertuples(index=False))
+            record = records[entry.image_id]
             image = draw_cuboid(read_image(record.image_path), record)
             axis.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), interpolation="nearest")
             axis.set_xticks([])

@@ -199,9 +199,9 @@ def all_targets():
     return targets
 
 
-def dataset_settings_hash(backend):
-    """A short hash of what a backend's generated dataset depends on: seed, categories, assets, splits, render
-    and, for a diffusion backend, edges, prompts and its generate block (runtime keys left out)."""
+def dataset_settings(backend):
+    """What a backend's generated dataset depends on: seed, categories, assets, splits, render and, for a
+    diffusion backend, edges, prompts and its generate block (runtime keys left out)."""
     settings = {
         "seed": config["seed"],
         "categories": CATEGORIES,
@@ -215,33 +215,33 @@ def dataset_settings_hash(backend):
             prompts=prompt_job_settings(config["prompts"]),
             generate=output_settings(config["generate"].get(backend) or {}, "generate"),
         )
-    return tables.settings_hash(settings)
+    return settings
+
+
+def dataset_settings_hash(backend):
+    """A short hash of :func:`dataset_settings`, as the dataset table and card name it."""
+    return tables.settings_hash(dataset_settings(backend))
 
 
 def dataset_card_settings(variant):
     """The configuration blocks that made a synthetic variant's dataset, as its card states them: those of
-    dataset_settings_hash (runtime keys left out) and, for a -kcf variant, what decides KCF's selection."""
+    dataset_settings and, for a -kcf variant, what decides KCF's selection."""
     backend, selection = VARIANTS[variant].backend, VARIANTS[variant].selection
-    settings = {
-        "seed": config["seed"],
-        "categories": CATEGORIES,
-        "assets": config["assets"],
-        "splits": config["splits"],
-        "render": job_settings("render"),
-    }
-    if backend in DIFFUSION_BACKENDS:
-        settings.update(
-            edges=job_settings("edges"),
-            prompts=prompt_job_settings(config["prompts"]),
-            generate={backend: output_settings(config["generate"].get(backend) or {}, "generate")},
-        )
+    settings = dataset_settings(backend)
     if selection == "kcf":
         kcf = config["kcf"]
         policy = kcf["policy"]
         settings["kcf"] = {
             "policy": policy,
-            **({"folds": kcf["folds"], "per_category": kcf["per_category"]} if "kcf" in policy["scores"] else {}),
-            **({"train": output_settings(kcf["train"], "train")} if "kcf" in policy["scores"] else {}),
+            **(
+                {
+                    "folds": kcf["folds"],
+                    "per_category": kcf["per_category"],
+                    "train": output_settings(kcf["train"], "train"),
+                }
+                if "kcf" in policy["scores"]
+                else {}
+            ),
             **({"consistency": kcf["consistency"]} if "consistency" in policy["scores"] else {}),
         }
     return settings
