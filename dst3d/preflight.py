@@ -182,7 +182,7 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     results = config["results"]
     needed = []  # (backbone, why, fix)
     variants = _variants(config)
-    train_outputs = [Path(f"{results}/train/{variant.name}/model.pt") for variant in variants]
+    train_outputs = [Path(f"{results}/train/{variant.name}/pose.pt") for variant in variants]
     kcf_backends = {variant.backend for variant in variants if variant.selection == "kcf"}
     kcf_outputs = [Path(f"{results}/kcf/{backend}/kept.csv") for backend in sorted(kcf_backends)]
     for key, settings, outputs in (

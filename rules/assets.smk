@@ -9,6 +9,9 @@ rule build_embedded_assets:
         "logs/build_embedded_assets/embedded.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         settings=config["assets"]["embedded"],
         categories=CATEGORIES,
@@ -29,6 +32,9 @@ rule index_assets:
         "logs/index_assets/index.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         source=config["assets"]["source"],
         folders=config["assets"]["folders"],

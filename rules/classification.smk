@@ -18,6 +18,9 @@ rule write_pseudo_imagefolder:
         "logs/write_pseudo_imagefolder/imagefolder.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
     params:
         categories=CATEGORIES,
         size=ESTIMATOR_SETTINGS["input_size"],
@@ -28,7 +31,7 @@ rule write_pseudo_imagefolder:
 
 rule pretrain_classifier:
     input:
-        unpack(training_inputs("category")),
+        unpack(lambda wildcards: training_inputs(wildcards, "category")),
     output:
         model=f"{RESULTS}/classification/pretrain/{{variant}}/{{backbone_name}}.pt",
         history=f"{RESULTS}/classification/pretrain/{{variant}}/{{backbone_name}}_history.csv",
@@ -42,8 +45,8 @@ rule pretrain_classifier:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=720,
+        mem_mb=by_attempt(32000),
+        runtime=by_attempt(2880),
         gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     params:
         task="category",
@@ -74,8 +77,8 @@ rule train_classification:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=720,
+        mem_mb=by_attempt(32000),
+        runtime=by_attempt(2880),
         gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     params:
         settings=lambda wildcards: output_settings(
@@ -105,8 +108,8 @@ rule evaluate_classification:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         batch_size=config["evaluate"]["batch_size"],
     script:
@@ -132,6 +135,9 @@ rule classification_table:
         "logs/classification_table/classification.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         table=CLASSIFICATION,
         sets=list(CLASSIFICATION_SETS),

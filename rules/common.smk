@@ -34,8 +34,6 @@ SPLITS = ["train", "test"]
 PSEUDO_SPLITS = {"pseudo_train": "train", "pseudo_val": "val"}
 PSEUDO_REAL_ROOT = str(preflight.pseudo_real_root(config) or f"{RESULTS}/pseudo_real/PASCAL3D")
 DIFFUSION_BACKENDS = list(generate.DIFFUSION_BACKENDS)
-# The results table of each train.tasks network.
-TASK_TABLES = {"pose": "pose_metrics", "category": "category_metrics", "joint": "joint"}
 
 
 def check_config():
@@ -112,6 +110,7 @@ wildcard_constraints:
     group="all|" + "|".join(CATEGORIES),
     fold=r"\d+",
     variant="|".join(map(re.escape, VARIANTS)),
+    task="pose|category|joint",
     source="|".join(map(re.escape, REAL_SOURCES)) or "^$",
     subset=r"all|\d+shot",
 
@@ -146,6 +145,18 @@ def synthetic_backends():
     return list(dict.fromkeys(variant.backend for variant in VARIANTS.values() if variant.backend))
 
 
+def by_attempt(amount):
+    """A rule's memory (mem_mb, MB) or time (runtime, minutes) for its first attempt, times the attempt: a job that
+    failed (out of memory, out of time) is resubmitted with twice both (profiles/slurm: retries: 1). ``amount``
+    is a number or a function of the wildcards. The rules state their own figures; README.md, "Cluster (SLURM)",
+    gives the basis of each."""
+
+    def resource(wildcards, attempt):
+        return (amount(wildcards) if callable(amount) else amount) * attempt
+
+    return resource
+
+
 def job_settings(block):
     """The config block without its runtime keys (threads, devices): what a rule's params may hold."""
     return output_settings(config[block], block)
@@ -167,35 +178,46 @@ TABLE_TITLES = {
 
 def table_targets():
     """The metrics tables (their CSVs) the run writes."""
-    targets = [f"{RESULTS}/tables/{TASK_TABLES[task]}.csv" for task in config["train"]["tasks"]]
-    targets += [f"{RESULTS}/tables/dataset.csv"] if synthetic_backends() else []
-    targets += [f"{RESULTS}/tables/{name}.csv" for name in protocols.TABLES if config["tables"][name] is not None]
-    targets += [f"{RESULTS}/tables/{name}.csv" for name in imagenet3d.TASK_TABLES if config["tables"][name] is not None]
-    targets += [f"{RESULTS}/tables/classification.csv"] if config["tables"]["classification"] is not None else []
+    task_tables = {"pose": rules.pose_table, "category": rules.category_table, "joint": rules.joint_table}
+    targets = [task_tables[task].output.csv for task in config["train"]["tasks"]]
+    targets += [rules.dataset_table.output.csv] if synthetic_backends() else []
+    targets += [
+        rules.protocol_table.output.csv.format(table=name)
+        for name in protocols.TABLES
+        if config["tables"][name] is not None
+    ]
+    named = {"probing": rules.probing_table, "open_vocabulary": rules.open_vocabulary_table}
+    named["classification"] = rules.classification_table
+    targets += [
+        named[name].output.csv
+        for name in (*imagenet3d.TASK_TABLES, "classification")
+        if config["tables"][name] is not None
+    ]
     return targets
 
 
 def all_targets():
+    """The default target's files (rule all); any other output is a target of its own (README.md, Everyday commands)."""
     targets = table_targets()
     # Each table as an HTML page for the report (`snakemake --report`), beside its CSV.
-    targets += [f"{RESULTS}/report/{Path(path).stem}.html" for path in table_targets()]
-    targets += [f"{RESULTS}/figures/samples.png", f"{RESULTS}/figures/viewpoints.png"]
-    targets += [f"{RESULTS}/prompts/{split}/{category}.json" for split in SPLITS for category in CATEGORIES]
+    targets += [rules.table_html.output[0].format(table=Path(path).stem) for path in table_targets()]
+    targets += [rules.plot_samples.output.png, rules.plot_viewpoints.output.png]
+    targets += expand(rules.write_prompts.output[0], split=SPLITS, category=CATEGORIES)
     for split in SPLITS:
-        targets += shard_files(f"{RESULTS}/edges/{{split}}/{{category}}/{{shard}}", split)
-    targets += [f"{RESULTS}/figures/consistency_{backend}.png" for backend in kcf_backends()]
-    targets += [f"{RESULTS}/figures/kcf_{backend}.png" for backend in kcf_backends()]
+        targets += shard_files(rules.detect_edges.output[0], split)
+    targets += expand(rules.plot_consistency.output.png, backend=kcf_backends())
+    targets += expand(rules.plot_kcf.output.png, backend=kcf_backends())
     if "pose" in config["train"]["tasks"]:
-        targets += [f"{RESULTS}/figures/training.png", f"{RESULTS}/figures/accuracy.png"]
+        targets += [rules.plot_training.output.png, rules.plot_accuracy.output.png]
+    exports = {
+        "coco": list(rules.export_coco.output),
+        "nemo": rules.export_nemo.output,
+        "bop": rules.export_bop.output,
+        "card": [rules.dataset_card.output.card],
+    }
     for variant in exported_variants():
-        if "coco" in config["export"]["formats"]:
-            targets += [f"{RESULTS}/export/{variant}/coco/instances_{split}.json" for split in SPLITS]
-        if "nemo" in config["export"]["formats"]:
-            targets.append(f"{RESULTS}/export/{variant}/nemo")
-        if "bop" in config["export"]["formats"]:
-            targets.append(f"{RESULTS}/export/{variant}/bop")
-        if "card" in config["export"]["formats"]:
-            targets.append(f"{RESULTS}/export/{variant}/DATASET.md")
+        for name in config["export"]["formats"]:
+            targets += expand(exports[name], variant=variant)
     return targets
 
 
@@ -272,11 +294,9 @@ def kcf_select_inputs(wildcards):
     """The fold scores and/or the consistency scores, as kcf.policy.scores chooses."""
     inputs = {}
     if "kcf" in config["kcf"]["policy"]["scores"]:
-        inputs["folds"] = [
-            f"{RESULTS}/kcf/{wildcards.backend}/folds/{group}-{fold}.csv"
-            for group in kcf_groups()
-            for fold in range(config["kcf"]["folds"])
-        ]
+        inputs["folds"] = expand(
+            rules.kcf_fold.output[0], backend=wildcards.backend, group=kcf_groups(), fold=range(config["kcf"]["folds"])
+        )
     if "consistency" in config["kcf"]["policy"]["scores"]:
         inputs["consistency"] = rules.kcf_consistency.output[0].format(backend=wildcards.backend)
     return inputs
@@ -348,25 +368,26 @@ def real_source_root(wildcards):
     return REAL_SOURCES[wildcards.source]["root"]
 
 
-def training_inputs(task):
-    """Input function of a training rule: the generated shards (and KCF's kept list) of the synthetic part, the
-    selected real objects of the real part, and for a fine-tuned variant the synthetic variant's checkpoint."""
-    model_file = {"pose": "model.pt", "category": "category.pt", "joint": "joint.pt"}[task]
+def training_inputs(wildcards, task=None):
+    """Input function of the training rules: the generated shards (and KCF's kept list) of the synthetic part, the
+    selected real objects of the real part, and for a fine-tuned variant the synthetic variant's checkpoint of the
+    same task (``task``, else the {task} wildcard)."""
+    variant = VARIANTS[wildcards.variant]
+    found = {}
+    if variant.kind in ("synthetic", "mixed"):
+        found["shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=variant.backend)
+        if variant.selection == "kcf":
+            found["kept"] = rules.kcf_select.output.kept.format(backend=variant.backend)
+    if variant.source is not None:
+        found["real"] = rules.select_real.output[0].format(source=variant.source, subset=variant.subset)
+    if variant.kind == "finetune":
+        found["init"] = trained_model(variant.synthetic, task or wildcards.task)
+    return found
 
-    def inputs(wildcards):
-        variant = VARIANTS[wildcards.variant]
-        found = {}
-        if variant.kind in ("synthetic", "mixed"):
-            found["shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=variant.backend)
-            if variant.selection == "kcf":
-                found["kept"] = rules.kcf_select.output.kept.format(backend=variant.backend)
-        if variant.source is not None:
-            found["real"] = rules.select_real.output[0].format(source=variant.source, subset=variant.subset)
-        if variant.kind == "finetune":
-            found["init"] = f"{RESULTS}/train/{variant.synthetic}/{model_file}"
-        return found
 
-    return inputs
+def trained_model(variant, task):
+    """The checkpoint of ``variant``'s ``task`` network (train.tasks: pose, category, joint)."""
+    return rules.train_model.output.model.format(variant=variant, task=task)
 
 
 def training_settings(wildcards):
@@ -382,9 +403,9 @@ def table_metrics(name):
     for variant in protocols.table_variants(config, name):
         for eval_set in protocols.table_eval_sets(config, name):
             if eval_set == SYNTHETIC_TEST:
-                files.append(f"{RESULTS}/evaluate/{variant}/metrics.csv")
+                files.append(rules.evaluate_pose.output.metrics.format(variant=variant))
             else:
-                files.append(f"{RESULTS}/evaluate/{variant}/benchmarks/{eval_set}/metrics.csv")
+                files.append(rules.evaluate_pose_benchmark.output.metrics.format(variant=variant, benchmark=eval_set))
     return list(dict.fromkeys(files))
 
 
@@ -405,7 +426,7 @@ def probe_inputs(wildcards):
     else:
         inputs["eval_root"] = BENCHMARKS[PROBING["eval_set"]]["root"]
     if wildcards.probe in VARIANTS:
-        inputs["model"] = rules.train_pose_estimator.output.model.format(variant=wildcards.probe)
+        inputs["model"] = trained_model(wildcards.probe, "pose")
     return inputs
 
 
@@ -414,7 +435,13 @@ def open_vocabulary_inputs(wildcards):
     inputs = {"seen_only": [], "oracle": []}
     for variant in OPEN_VOCABULARY["variants"]:
         for eval_set in OPEN_VOCABULARY["eval_sets"]:
-            inputs["seen_only"].append(f"{RESULTS}/open_vocabulary/{variant}/{eval_set}/predictions.csv")
+            if eval_set == SYNTHETIC_TEST:
+                seen_only = rules.evaluate_open_vocabulary.output.predictions.format(variant=variant)
+            else:
+                seen_only = rules.evaluate_open_vocabulary_benchmark.output.predictions.format(
+                    variant=variant, benchmark=eval_set
+                )
+            inputs["seen_only"].append(seen_only)
             if eval_set == SYNTHETIC_TEST:
                 inputs["oracle"].append(rules.evaluate_pose.output.predictions.format(variant=variant))
             else:

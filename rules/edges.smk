@@ -13,8 +13,8 @@ rule detect_edges:
         "../envs/vision.yaml"
     threads: config["edges"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
     params:
         settings=job_settings("edges"),
     script:

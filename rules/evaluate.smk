@@ -8,7 +8,7 @@ BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]
 
 rule evaluate_pose:
     input:
-        model=rules.train_pose_estimator.output.model,
+        model=lambda wildcards: trained_model(wildcards.variant, "pose"),
         shards=synthetic_test_shards,
     output:
         predictions=f"{RESULTS}/evaluate/{{variant}}/predictions.csv",
@@ -19,8 +19,8 @@ rule evaluate_pose:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
     script:
@@ -29,7 +29,7 @@ rule evaluate_pose:
 
 rule evaluate_pose_benchmark:
     input:
-        model=rules.train_pose_estimator.output.model,
+        model=lambda wildcards: trained_model(wildcards.variant, "pose"),
         root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
     output:
         predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/predictions.csv",
@@ -42,8 +42,8 @@ rule evaluate_pose_benchmark:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
@@ -54,12 +54,8 @@ rule evaluate_pose_benchmark:
 
 rule pose_table:
     input:
-        expand(f"{RESULTS}/evaluate/{{variant}}/metrics.csv", variant=list(VARIANTS)),
-        expand(
-            f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/metrics.csv",
-            variant=list(VARIANTS),
-            benchmark=list(BENCHMARKS),
-        ),
+        expand(rules.evaluate_pose.output.metrics, variant=list(VARIANTS)),
+        expand(rules.evaluate_pose_benchmark.output.metrics, variant=list(VARIANTS), benchmark=list(BENCHMARKS)),
     output:
         csv=f"{RESULTS}/tables/pose_metrics.csv",
         markdown=f"{RESULTS}/tables/pose_metrics.md",
@@ -68,13 +64,16 @@ rule pose_table:
         "logs/pose_table/pose_metrics.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/metrics_table.py"
 
 
 rule evaluate_category_classifier:
     input:
-        model=rules.train_category_classifier.output.model,
+        model=lambda wildcards: trained_model(wildcards.variant, "category"),
         shards=synthetic_test_shards,
     output:
         predictions=f"{RESULTS}/evaluate/{{variant}}/category_predictions.csv",
@@ -85,8 +84,8 @@ rule evaluate_category_classifier:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         settings={"batch_size": config["evaluate"]["batch_size"]},
     script:
@@ -95,7 +94,7 @@ rule evaluate_category_classifier:
 
 rule category_table:
     input:
-        expand(f"{RESULTS}/evaluate/{{variant}}/category_metrics.csv", variant=list(VARIANTS)),
+        expand(rules.evaluate_category_classifier.output.metrics, variant=list(VARIANTS)),
     output:
         csv=f"{RESULTS}/tables/category_metrics.csv",
         markdown=f"{RESULTS}/tables/category_metrics.md",
@@ -104,13 +103,16 @@ rule category_table:
         "logs/category_table/category_metrics.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/metrics_table.py"
 
 
 rule evaluate_joint:
     input:
-        model=rules.train_joint_model.output.model,
+        model=lambda wildcards: trained_model(wildcards.variant, "joint"),
         shards=synthetic_test_shards,
     output:
         predictions=f"{RESULTS}/evaluate/{{variant}}/joint_predictions.csv",
@@ -121,8 +123,8 @@ rule evaluate_joint:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
     script:
@@ -131,7 +133,7 @@ rule evaluate_joint:
 
 rule evaluate_joint_benchmark:
     input:
-        model=rules.train_joint_model.output.model,
+        model=lambda wildcards: trained_model(wildcards.variant, "joint"),
         root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
     output:
         predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_predictions.csv",
@@ -144,8 +146,8 @@ rule evaluate_joint_benchmark:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
@@ -156,12 +158,8 @@ rule evaluate_joint_benchmark:
 
 rule joint_table:
     input:
-        expand(f"{RESULTS}/evaluate/{{variant}}/joint_metrics.csv", variant=list(VARIANTS)),
-        expand(
-            f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_metrics.csv",
-            variant=list(VARIANTS),
-            benchmark=list(BENCHMARKS),
-        ),
+        expand(rules.evaluate_joint.output.metrics, variant=list(VARIANTS)),
+        expand(rules.evaluate_joint_benchmark.output.metrics, variant=list(VARIANTS), benchmark=list(BENCHMARKS)),
     output:
         csv=f"{RESULTS}/tables/joint.csv",
         markdown=f"{RESULTS}/tables/joint.md",
@@ -170,6 +168,9 @@ rule joint_table:
         "logs/joint_table/joint.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/metrics_table.py"
 
@@ -188,6 +189,9 @@ rule protocol_table:
         table="|".join(name for name in protocols.TABLES if config["tables"][name] is not None) or "^$",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         table=lambda wildcards: protocols.table_settings(config, wildcards.table),
     script:
@@ -211,6 +215,9 @@ rule dataset_table:
         "logs/dataset_table/dataset.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(15),
     params:
         kept_backends=kcf_backends(),
         hashes={backend: dataset_settings_hash(backend) for backend in synthetic_backends()},

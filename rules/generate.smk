@@ -15,8 +15,8 @@ rule generate_shard:
         "../envs/diffusion.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wildcards: 24000 if wildcards.backend in DIFFUSION_BACKENDS else 2000,
-        runtime=lambda wildcards: 240 if wildcards.backend in DIFFUSION_BACKENDS else 30,
+        mem_mb=by_attempt(lambda wildcards: 24000 if wildcards.backend in DIFFUSION_BACKENDS else 2000),
+        runtime=by_attempt(lambda wildcards: 240 if wildcards.backend in DIFFUSION_BACKENDS else 30),
         gpu=lambda wildcards: 1 if wildcards.backend in DIFFUSION_BACKENDS else 0,
     params:
         settings=lambda wildcards: output_settings(config["generate"].get(wildcards.backend) or {}, "generate"),

@@ -19,8 +19,8 @@ rule probe_features:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=by_attempt(16000),
+        runtime=by_attempt(240),
     params:
         probe_settings={key: PROBING[key] for key in ("epochs", "lr", "weight_decay")} if PROBING else {},
         train_set=PROBING["train_set"] if PROBING else None,
@@ -45,13 +45,16 @@ rule probing_table:
         "logs/probing_table/probing.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/metrics_table.py"
 
 
 rule train_open_vocabulary:
     input:
-        unpack(training_inputs("pose")),
+        unpack(lambda wildcards: training_inputs(wildcards, "pose")),
     output:
         model=f"{RESULTS}/open_vocabulary/{{variant}}/model.pt",
         history=f"{RESULTS}/open_vocabulary/{{variant}}/history.csv",
@@ -63,8 +66,8 @@ rule train_open_vocabulary:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=720,
+        mem_mb=by_attempt(32000),
+        runtime=by_attempt(2880),
         gpu=1 if ESTIMATOR_SETTINGS["device"] == "cuda" else 0,
     params:
         task="pose",
@@ -90,8 +93,8 @@ rule evaluate_open_vocabulary:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
     script:
@@ -113,8 +116,8 @@ rule evaluate_open_vocabulary_benchmark:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
     params:
         benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
@@ -134,6 +137,9 @@ rule open_vocabulary_table:
         "logs/open_vocabulary_table/open_vocabulary.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         table=OPEN_VOCABULARY,
     script:

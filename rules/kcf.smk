@@ -15,8 +15,8 @@ rule kcf_fold:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=by_attempt(lambda wildcards: 32000 if wildcards.group == "all" else 8000),
+        runtime=by_attempt(1440),
         gpu=1 if KCF_SETTINGS["device"] == "cuda" else 0,
     params:
         folds=config["kcf"]["folds"],
@@ -37,8 +37,8 @@ rule kcf_consistency:
     conda:
         "../envs/vision.yaml"
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
     params:
         edges=job_settings("edges"),
         settings=config["kcf"]["consistency"],
@@ -57,6 +57,9 @@ rule kcf_select:
         "logs/kcf_select/{backend}.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     params:
         policy=config["kcf"]["policy"],
     script:

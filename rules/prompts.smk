@@ -11,8 +11,8 @@ rule write_prompts:
     conda:
         "../envs/llm.yaml"
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(60),
     params:
         settings=prompt_job_settings(config["prompts"]),
         images_per_category=lambda wildcards: config["splits"][wildcards.split]["images_per_category"],

@@ -11,6 +11,9 @@ rule build_pseudo_real_assets:
         "logs/build_pseudo_real_assets/assets.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         settings={key: config["pseudo_real"][key] for key in ("textures", "backgrounds")},
         texture_size=config["assets"]["embedded"]["texture_size"],
@@ -32,6 +35,9 @@ rule write_pseudo_real:
         "logs/write_pseudo_real/pseudo_real.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
     params:
         coarse_fraction=config["pseudo_real"]["coarse_fraction"],
         seed=config["seed"],
@@ -48,6 +54,9 @@ rule select_real:
         "logs/select_real/{source}/{subset}.log",
     conda:
         "../envs/torch.yaml"
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(60),
     params:
         entry=lambda wildcards: REAL_SOURCES[wildcards.source],
         categories=CATEGORIES,

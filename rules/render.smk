@@ -15,8 +15,8 @@ rule render_shard:
         "../envs/blender.yaml"
     threads: config["render"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
         gpu=1 if config["render"]["device"] == "gpu" else 0,
     params:
         settings=render_settings,

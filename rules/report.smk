@@ -6,12 +6,14 @@ SAMPLE_BACKENDS = synthetic_backends() or ["composite"]
 
 rule plot_samples:
     input:
-        generated=[
-            f"{RESULTS}/generate/{backend}/train/{category}/000.parquet"
-            for backend in SAMPLE_BACKENDS
-            for category in CATEGORIES
-        ],
-        edges=[f"{RESULTS}/edges/train/{category}/000" for category in CATEGORIES],
+        generated=expand(
+            rules.generate_shard.output.annotations,
+            backend=SAMPLE_BACKENDS,
+            split="train",
+            category=CATEGORIES,
+            shard="000",
+        ),
+        edges=expand(rules.detect_edges.output[0], split="train", category=CATEGORIES, shard="000"),
     output:
         png=report(f"{RESULTS}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
         pdf=f"{RESULTS}/figures/samples.pdf",
@@ -19,6 +21,9 @@ rule plot_samples:
         "logs/plot_samples/samples.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         samples_per_category=config["figures"]["samples_per_category"],
     script:
@@ -35,6 +40,9 @@ rule plot_viewpoints:
         "logs/plot_viewpoints/viewpoints.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/plot_viewpoints.py"
 
@@ -54,6 +62,9 @@ rule plot_consistency:
         "logs/plot_consistency/{backend}.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     script:
         "../scripts/plot_consistency.py"
 
@@ -70,6 +81,9 @@ rule plot_kcf:
         "logs/plot_kcf/{backend}.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         scores=config["kcf"]["policy"]["scores"],
     script:
@@ -78,7 +92,7 @@ rule plot_kcf:
 
 rule plot_training:
     input:
-        [rules.train_pose_estimator.output.history.format(variant=variant) for variant in VARIANTS],
+        [rules.train_model.output.history.format(variant=variant, task="pose") for variant in VARIANTS],
     output:
         png=report(f"{RESULTS}/figures/training.png", caption="../report/training.rst", category="Figures"),
         pdf=f"{RESULTS}/figures/training.pdf",
@@ -86,6 +100,9 @@ rule plot_training:
         "logs/plot_training/training.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(15),
     params:
         variants=list(VARIANTS),
     script:
@@ -102,6 +119,9 @@ rule plot_accuracy:
         "logs/plot_accuracy/accuracy.log",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(15),
     script:
         "../scripts/plot_accuracy.py"
 
@@ -122,6 +142,9 @@ rule table_html:
         table="|".join(TABLE_TITLES),
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(15),
     params:
         title=lambda wildcards: TABLE_TITLES[wildcards.table],
     script:
@@ -140,6 +163,9 @@ rule export_coco:
         variant="|".join(map(re.escape, exported_variants())) or "^$",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     params:
         categories=CATEGORIES,
     script:
@@ -158,6 +184,9 @@ rule export_nemo:
         variant="|".join(map(re.escape, exported_variants())) or "^$",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     script:
         "../scripts/export_nemo.py"
 
@@ -174,6 +203,9 @@ rule export_bop:
         variant="|".join(map(re.escape, exported_variants())) or "^$",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     params:
         axes=config["render"]["axes"],
         categories=CATEGORIES,
@@ -193,6 +225,9 @@ rule dataset_card:
         variant="|".join(map(re.escape, exported_variants())) or "^$",
     conda:
         "../envs/vision.yaml"
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
     params:
         backend=lambda wildcards: VARIANTS[wildcards.variant].backend,
         settings_hash=lambda wildcards: dataset_settings_hash(VARIANTS[wildcards.variant].backend),

@@ -187,7 +187,7 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
         "kcf_consistency": 1,
         "plot_consistency": 1,
         "kcf_select": 1,
-        "train_pose_estimator": 2,
+        "train_model": 2,
         "evaluate_pose": 2,
         "pose_table": 1,
         "plot_samples": 1,

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from test_workflow import REPO, job_counts
-from workflow_runs import run
+from workflow_runs import run, trained_tasks
 
 from dst3d import evaluate
 from dst3d.training import loop
@@ -84,8 +84,9 @@ def test_tasks_config_plans_the_three_tables_on_the_embedded_default(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["probe_features"] == 2 and counts["probing_table"] == 1
     assert counts["train_open_vocabulary"] == 1 and counts["open_vocabulary_table"] == 1
-    assert counts["train_joint_model"] == 1 and counts["joint_table"] == 1
-    assert counts["train_pose_estimator"] == 1  # the probed variant is the open-vocabulary oracle
+    assert counts["joint_table"] == 1
+    # The probed variant is the open-vocabulary oracle: one pose estimator beside the joint network.
+    assert trained_tasks(result.stdout) == {"pose": 1, "joint": 1}
     # 2 backbones: pre-trained on composite-kcf, then 2 rows x 2 backbones trained, each on val and rendition.
     assert counts["pretrain_classifier"] == 2 and counts["train_classification"] == 4
     assert counts["evaluate_classification"] == 8 and counts["write_pseudo_imagefolder"] == 1
@@ -129,14 +130,14 @@ def test_imagenet3d_tasks_end_to_end(tmp_path):
     by_source = probing.groupby("source").first()
     assert by_source.loc["imagenet-resnet18", "checkpoint_sha256"] == _sha256(weights)
     assert by_source.loc["composite-kcf", "checkpoint_sha256"] == _sha256(
-        results / "train" / "composite-kcf" / "model.pt"
+        results / "train" / "composite-kcf" / "pose.pt"
     )
     assert pd.isna(by_source.loc["random-resnet18", "checkpoint_sha256"])
     assert "Acc@pi/6" in (tables / "probing.md").read_text()
 
     # Open vocabulary: trained on cars only, scored on boats, the oracle's numbers from its own predictions.
     seen_only = torch.load(results / "open_vocabulary" / "composite-kcf" / "model.pt", weights_only=False)
-    oracle = torch.load(results / "train" / "composite-kcf" / "model.pt", weights_only=False)
+    oracle = torch.load(results / "train" / "composite-kcf" / "pose.pt", weights_only=False)
     assert seen_only["seen_categories"] == ["car"] and 0 < seen_only["images"] < oracle["images"]
     table = pd.read_csv(tables / "open_vocabulary.csv")
     assert set(table["category"]) == {"boat", evaluate.POOLED, evaluate.PER_CATEGORY}

@@ -11,7 +11,7 @@ from dst3d.testing import stand_in
 
 PRESETS = {
     # 12 categories x (7000 / 250 + 500 / 250) shards; composite and controlnet generate each; no KCF.
-    "p3d_diffusion": {"render_shard": 360, "generate_shard": 720, "train_pose_estimator": 2},
+    "p3d_diffusion": {"render_shard": 360, "generate_shard": 720, "train_model": 2},
     # 100 classes x (2500 / 250 + 1) shards; 5 folds per class; 2 rows x 2 backbones of classifiers.
     "dst3d_imagenet": {"render_shard": 1100, "kcf_fold": 500, "train_classification": 4, "pretrain_classifier": 2},
 }

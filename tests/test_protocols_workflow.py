@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from test_workflow import REPO, job_counts, snakemake
+from workflow_runs import trained_tasks
 
 from dst3d.inputs import datasets
 
@@ -57,7 +58,7 @@ def test_protocols_config_plans_the_tables_on_the_embedded_default(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     # composite-kcf, real-pseudo, its fine-tuned version, then 3 shots x (real only, fine-tuned).
-    assert counts["train_pose_estimator"] == 9 and counts["protocol_table"] == 2
+    assert trained_tasks(result.stdout) == {"pose": 9} and counts["protocol_table"] == 2
     assert counts["select_real"] == 4  # all, 7shot, 20shot, 50shot
     assert counts["render_shard"] == 28 + 4 + 4  # one shard per category of pseudo_train and of pseudo_val
     assert counts["evaluate_pose_benchmark"] == 9 and counts["write_pseudo_real"] == 1
@@ -86,14 +87,14 @@ def test_real_data_protocols_end_to_end(tmp_path):
     }
     assert subsets["2shot"] < subsets["4shot"] < subsets["all"]
     checkpoints = {
-        path.parent.name: torch.load(path, weights_only=False) for path in (results / "train").glob("*/model.pt")
+        path.parent.name: torch.load(path, weights_only=False) for path in (results / "train").glob("*/pose.pt")
     }
     synthetic_images = checkpoints["composite-kcf"]["images"]
     assert checkpoints["real-pseudo-2shot"]["images"] == 4 and checkpoints["real-pseudo"]["images"] == len(
         subsets["all"]
     )
     assert checkpoints["composite-kcf_plus_real-pseudo-4shot"]["images"] == synthetic_images + 8
-    synthetic_sha = _sha256(results / "train" / "composite-kcf" / "model.pt")
+    synthetic_sha = _sha256(results / "train" / "composite-kcf" / "pose.pt")
     for name in FINETUNED:
         assert checkpoints[name]["init_checkpoint_sha256"] == synthetic_sha
         assert [row["epoch"] for row in checkpoints[name]["history"]] == [1]  # train.finetune.epochs
@@ -121,7 +122,7 @@ def test_real_data_protocols_end_to_end(tmp_path):
         assert r"\begin{tabular}" in (results / "tables" / f"{name}.tex").read_text()
         provenance = pd.read_csv(results / "tables" / f"{name}.provenance.csv")
         for row in provenance.itertuples():
-            model = results / "train" / row.variant / "model.pt"
+            model = results / "train" / row.variant / "pose.pt"
             assert row.checkpoint_sha256 == _sha256(model)
             assert row.manifest_hash == checkpoints[row.variant]["manifest_hash"]
     cell = protocol.set_index("variant").loc["real-pseudo", "pseudo-real/acc_pi_6"]
@@ -142,7 +143,7 @@ def test_real_data_protocols_end_to_end(tmp_path):
     rerun = snakemake(tmp_path, "-n", configfile=changed)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     counts = job_counts(rerun.stdout)
-    assert counts["train_pose_estimator"] == 3 and counts["train_category_classifier"] == 3
+    assert trained_tasks(rerun.stdout) == {"pose": 3, "category": 3}
     assert "kcf_fold" not in counts and "select_real" not in counts and "render_shard" not in counts
 
 
@@ -152,6 +153,6 @@ def test_one_table_from_nothing_plans_only_its_own_variants(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     # composite-kcf (the fine-tuning start) and 3 rows x 2 shots; not real-pseudo nor its fine-tuned version.
-    assert counts["train_pose_estimator"] == 7 and counts["protocol_table"] == 1
-    assert "train_category_classifier" not in counts and "pose_table" not in counts
+    assert trained_tasks(result.stdout) == {"pose": 7} and counts["protocol_table"] == 1
+    assert "pose_table" not in counts
     assert counts["select_real"] == 2

@@ -17,7 +17,7 @@ NOTHING = {}
 # The tiny config (tests/data/tiny.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
 AFTER_KCF_SELECT = {
     "kcf_select": 1,
-    "train_pose_estimator": 1,
+    "train_model": 1,
     "evaluate_pose": 1,
     "pose_table": 1,
     "export_coco": 1,  # the COCO and NeMo exports of composite-kcf hold the kept images, its card counts them
@@ -138,7 +138,7 @@ def test_adding_the_protocols_after_a_run_plans_only_their_own_jobs(finished, tm
         "render_shard": 4,
         "write_pseudo_real": 1,
         "select_real": 2,
-        "train_pose_estimator": 4,
+        "train_model": 4,
         "evaluate_pose": 4,
         "evaluate_pose_benchmark": 5,  # the 4 new variants and composite-kcf on the new benchmark
         "pose_table": 1,

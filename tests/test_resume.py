@@ -126,7 +126,7 @@ def interrupted(tmp_path_factory) -> dict:
         return [folder for folder in staging if any(folder.glob("*.png"))]
 
     def resume_files() -> list[Path]:
-        return list((workdir / "results" / "train").glob("*/resume.pt"))
+        return list((workdir / "results" / "train").glob("*/pose_resume.pt"))
 
     first = start(workdir, "run1")
     kill_when(first, lambda: bool(render_shard_half_done()), "a render shard holds its first images")
@@ -141,7 +141,7 @@ def interrupted(tmp_path_factory) -> dict:
     kill_when(second, lambda: bool(resume_files()), "training saves its first epoch")
     (resume,) = resume_files()
     seen["variant"] = resume.parent.name
-    seen["model_at_kill_2"] = (resume.parent / "model.pt").exists()
+    seen["model_at_kill_2"] = (resume.parent / "pose.pt").exists()
     seen["epochs_at_kill_2"] = torch.load(resume, map_location="cpu", weights_only=False)["epoch"]
     seen["files_at_kill_2"] = snapshot(workdir)
     unlock(workdir)
@@ -150,7 +150,7 @@ def interrupted(tmp_path_factory) -> dict:
     last = run(workdir, "--cores", "2")
     assert last.returncode == 0, last.stderr[-5000:]
     seen["files_at_end"] = snapshot(workdir)
-    seen["train_log"] = (workdir / "logs" / "train_pose_estimator" / f"{seen['variant']}.log").read_text()
+    seen["train_log"] = (workdir / "logs" / "train_model" / seen["variant"] / "pose.log").read_text()
     return seen
 
 
@@ -175,7 +175,7 @@ def test_kill_inside_training_then_rerun_redoes_only_unfinished_work(interrupted
     plan = interrupted["plan_after_kill_2"]
     assert not interrupted["model_at_kill_2"], "training had already finished when it was killed"
     planned_rules = {job["rule"] for job in plan}
-    assert "train_pose_estimator" in planned_rules
+    assert "train_model" in planned_rules
     assert not planned_rules & {"build_embedded_assets", "index_assets", "kcf_fold", "kcf_select"}
     assert unchanged_outside(plan, interrupted["files_at_kill_2"], interrupted["files_at_end"]) == []
 
@@ -188,7 +188,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(interrupted, tmp_path_
     # Only the remaining epochs ran after the restart.
     restarted = interrupted["train_log"].split("resuming from")[-1]
     assert f"epoch {epochs}/" not in restarted and f"epoch {epochs + 1}/" in restarted
-    assert not (interrupted["workdir"] / "results" / "train" / interrupted["variant"] / "resume.pt").exists()
+    assert not (interrupted["workdir"] / "results" / "train" / interrupted["variant"] / "pose_resume.pt").exists()
     # The resumed model is the uninterrupted one, weight for weight.
     assert_same_checkpoints(interrupted["workdir"], reference_run(tmp_path_factory))
 

@@ -12,7 +12,6 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -31,13 +30,17 @@ from workflow_runs import (
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 GPU_CONFIG = {"render": {"device": "gpu"}, "train": {"variants": ["controlnet-kcf"], "device": "cuda"}}
 # Rules that ask for a GPU in GPU_CONFIG; every other rule must not.
-GPU_RULES = {"render_shard", "generate_shard", "train_pose_estimator", "kcf_fold"}
+GPU_RULES = {"render_shard", "generate_shard", "train_model", "kcf_fold"}
 
 
-def profile_value(rule: str, resource: str, attempt: int, **wildcards: str):
-    """A resource as the profile sets it for ``rule`` at ``attempt``."""
-    expression = PROFILE["set-resources"].get(rule, {}).get(resource, PROFILE["default-resources"].get(resource))
-    return eval(str(expression), {"attempt": attempt, "wildcards": SimpleNamespace(**wildcards)})
+def rule_blocks() -> dict[str, str]:
+    """Each rule's text in rules/*.smk, by name."""
+    blocks = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"(?m)^(?=rule \w+:\n)", path.read_text()):
+            if match := re.match(r"rule (\w+):\n", block):
+                blocks[match.group(1)] = block
+    return blocks
 
 
 def workflow_rules() -> set[str]:
@@ -72,17 +75,18 @@ def dry_run_resources(
     return [job for job in jobs if job["rule"] != "all"]
 
 
-def test_profile_sizes_every_rule_by_attempt():
-    assert set(PROFILE["set-resources"]) == workflow_rules(), "size new rules in profiles/slurm/config.yaml"
-    for rule, resources in PROFILE["set-resources"].items():
-        assert set(resources) == {"mem_mb", "runtime"}, rule
-        for resource in resources:
-            first = profile_value(rule, resource, 1, backend="controlnet", group="car")
-            assert first > 0 and profile_value(rule, resource, 2, backend="controlnet", group="car") == 2 * first
+def test_every_rule_sizes_itself_and_the_profile_adds_only_the_site():
+    assert "set-resources" not in PROFILE, "state mem_mb and runtime in the rule (by_attempt), not in the profile"
+    assert set(PROFILE["default-resources"]) == {"slurm_partition", "slurm_account"}
+    blocks = rule_blocks()
+    assert set(blocks) == workflow_rules()
+    for rule, block in blocks.items():
+        for resource in ("mem_mb", "runtime"):
+            assert re.search(rf"^        {resource}=by_attempt\(", block, re.M), f"{rule}: {resource}=by_attempt(...)"
 
 
 @pytest.mark.parametrize("attempt", [1, 2])
-def test_gpu_rules_ask_for_gpus_and_every_job_gets_the_profile_resources(tmp_path, attempt):
+def test_gpu_rules_ask_for_gpus_and_every_job_gets_the_site_and_its_resources(tmp_path, attempt):
     jobs = dry_run_resources(
         tmp_path,
         "--attempt",
@@ -90,13 +94,22 @@ def test_gpu_rules_ask_for_gpus_and_every_job_gets_the_profile_resources(tmp_pat
         overlay=GPU_CONFIG,
         environment={**os.environ, "DST3D_PARTITION": "gpu-a100", "DST3D_ACCOUNT": "proj42"},
     )
-    assert {job["rule"] for job in jobs} >= GPU_RULES | {"train_pose_estimator", "kcf_fold"}
+    assert {job["rule"] for job in jobs} >= GPU_RULES
+    first_attempt = (
+        {} if attempt == 1 else {job_key(job): job for job in dry_run_resources(tmp_path, overlay=GPU_CONFIG)}
+    )
     for job in jobs:
         resources, rule = job["resources"], job["rule"]
         assert resources["slurm_partition"] == "gpu-a100" and resources["slurm_account"] == "proj42", rule
-        assert int(resources["mem_mb"]) == profile_value(rule, "mem_mb", attempt, **job["wildcards"]), rule
-        assert int(resources["runtime"]) == profile_value(rule, "runtime", attempt, **job["wildcards"]), rule
+        for resource in ("mem_mb", "runtime"):
+            assert int(resources[resource]) > 0, (rule, resource)
+            if attempt == 2:  # a resubmitted job gets twice the memory and time
+                assert int(resources[resource]) == 2 * int(first_attempt[job_key(job)]["resources"][resource]), rule
         assert int(resources.get("gpu", 0)) == (1 if rule in GPU_RULES else 0), rule
+
+
+def job_key(job: dict) -> tuple:
+    return job["rule"], tuple(sorted(job["wildcards"].items()))
 
 
 def test_without_site_variables_jobs_use_the_cluster_defaults(tmp_path):
@@ -125,8 +138,8 @@ def cluster(tmp_path_factory):
         pytest.skip(reason)
     # More CPUs than the machine has: jobs spend most of their time starting Snakemake, so run them side by side.
     # Memory is not consumed (CR_Core); the node only has to be big enough for the profile's largest request.
-    largest = max(
-        profile_value(rule, "mem_mb", 2, backend="controlnet", group="all") for rule in PROFILE["set-resources"]
+    largest = 2 * max(
+        int(number) for block in rule_blocks().values() for number in re.findall(r"mem_mb=by_attempt\(.*?(\d+)", block)
     )
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, memory_mb=largest)
     cluster.system_configs_before = system_configs()
@@ -230,7 +243,7 @@ CANCELLED_RULE = "write_prompts"
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory) -> dict:
     """The workflow through the profile, with one job cancelled by SLURM; beside it, a second run whose one job
-    asks for a GPU (this replaces the profile's set-resources, which is fine for that job)."""
+    asks for a GPU."""
     start_reference_run(tmp_path_factory)  # the SLURM run mostly waits: let the local run use the CPU meanwhile
     root = tmp_path_factory.mktemp("through-slurm")
     main = SlurmRun(cluster, root / "run")
@@ -254,13 +267,15 @@ def submissions(output: str) -> list[tuple[str, str]]:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_every_job_runs_as_a_slurm_job_with_the_profile_resources(slurm_run):
+def test_every_job_runs_as_a_slurm_job_with_the_rules_resources(slurm_run, tmp_path):
     output = slurm_run["output"]
     assert slurm_run["returncode"] == 0, output[-5000:]
     submitted, calls, planned = submissions(output), sbatch_calls(output), job_counts(output)
     # Every job but the target rule `all` (no command) went through sbatch; the cancelled one twice.
     assert len(submitted) == len(calls) == planned["total"] - planned["all"] + 1
     (run_id,) = set(re.findall(r"SLURM run ID: (\S+)", output))
+    # What each rule asks for at attempt 1, from a dry run of the same configuration (one figure per rule here).
+    first_attempt = {job["rule"]: job["resources"] for job in dry_run_resources(tmp_path)}
     for slurm_id, log in submitted:
         job = slurm_run["jobs"][slurm_id]  # the controller knows the job, under this run's name
         assert job["name"] == run_id
@@ -273,11 +288,8 @@ def test_every_job_runs_as_a_slurm_job_with_the_profile_resources(slurm_run):
         assert option(options, "-p") == PARTITION and option(options, "-A") is None, options
         assert option(options, "--gpus") is None and option(options, "--gres") is None, options
         assert re.search(r"--cpus-per-task=\d", options), options
-        expected = {
-            name: profile_value(rule, name, call["attempt"], backend="composite", group="all")
-            for name in ("mem_mb", "runtime")
-        }
-        assert option(options, "--mem") == str(expected["mem_mb"]) and option(options, "-t") == str(expected["runtime"])
+        mem_mb, runtime = (int(first_attempt[rule][name]) * call["attempt"] for name in ("mem_mb", "runtime"))
+        assert option(options, "--mem") == str(mem_mb) and option(options, "-t") == str(runtime)
 
 
 @pytest.mark.slurm

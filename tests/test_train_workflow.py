@@ -10,6 +10,7 @@ import torch
 import yaml
 from benchmark_fixtures import SPLITS, WRITERS
 from test_workflow import REPO, job_counts, snakemake
+from workflow_runs import trained_tasks
 
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 
@@ -30,7 +31,7 @@ def test_per_category_kcf_plans_folds_times_categories(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["kcf_fold"] == 3 * 2 and counts["kcf_select"] == 1  # tiny.yaml: car and boat
-    assert "train_category_classifier" not in counts and "evaluate_pose_benchmark" not in counts
+    assert trained_tasks(result.stdout) == {"pose": 1} and "evaluate_pose_benchmark" not in counts
 
 
 def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
@@ -46,7 +47,8 @@ def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
     result = run(tmp_path, overrides, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    for rule in ("train_pose_estimator", "evaluate_pose", "train_category_classifier", "evaluate_category_classifier"):
+    assert trained_tasks(result.stdout) == {"pose": 2, "category": 2}
+    for rule in ("evaluate_pose", "evaluate_category_classifier"):
         assert counts[rule] == 2, rule
     assert counts["evaluate_pose_benchmark"] == 2 * 2 and counts["kcf_select"] == 1
     assert counts["pose_table"] == 1 and counts["category_table"] == 1
@@ -121,7 +123,7 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
         for category, count in (("airplane", 4), ("car", 4), ("mean (pooled)", 8), ("mean (per-category)", 8))
     }
 
-    checkpoint = torch.load(results / "train" / "composite-kcf" / "model.pt", weights_only=False)
+    checkpoint = torch.load(results / "train" / "composite-kcf" / "pose.pt", weights_only=False)
     assert checkpoint["config"]["train"]["variants"] == ["composite-all", "composite-kcf"]
     kcf_rows = pose_table[pose_table["variant"] == "composite-kcf"]
     assert checkpoint["manifest_hash"] == kcf_rows["manifest_hash"].iloc[0]

@@ -50,7 +50,7 @@ def test_dry_run_plans_every_stage_in_shards(tmp_path):
         "build_embedded_assets",
         "index_assets",
         "kcf_select",
-        "train_pose_estimator",
+        "train_model",
         "evaluate_pose",
         "pose_table",
         "plot_samples",

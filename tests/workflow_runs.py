@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,19 @@ def job_counts(output: str) -> dict[str, int]:
             counts[fields[0]] = int(fields[1])
         elif in_table and counts and not line.startswith("-"):
             break
+    return counts
+
+
+def trained_tasks(output: str) -> dict[str, int]:
+    """The train_model jobs Snakemake lists (its per-job blocks, printed before they run or in a dry run) as
+    {task: count}."""
+    counts, in_training_job = {}, False
+    for line in output.splitlines():
+        if re.match(r"(local)?rule \w+:$", line):
+            in_training_job = line.split()[-1] == "train_model:"
+        elif in_training_job and line.startswith("    wildcards: "):
+            wildcards = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split(", "))
+            counts[wildcards["task"]] = counts.get(wildcards["task"], 0) + 1
     return counts
 
 
