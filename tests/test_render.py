@@ -13,7 +13,7 @@ from dst3d import geometry
 from dst3d.geometry import project
 from dst3d.inputs import catalog, meshes
 from dst3d.render.annotations import matrix
-from dst3d.render.blender import RenderError, render_shard
+from dst3d.render.blender import RenderError, ShardAssets, render_shard
 
 
 def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
@@ -21,9 +21,11 @@ def _render(embedded_assets, settings, category, indices, out_dir, split="train"
         split,
         category,
         indices,
-        catalog.models_of(embedded_assets["models"], category),
-        catalog.split_assets(embedded_assets["textures"], split, "textures"),
-        catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        ShardAssets(
+            catalog.models_of(embedded_assets["models"], category),
+            catalog.split_assets(embedded_assets["textures"], split, "textures"),
+            catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        ),
         settings,
         0,
         out_dir,
@@ -155,9 +157,11 @@ def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets,
             "train",
             "car",
             range(2),
-            models,
-            catalog.split_assets(embedded_assets["textures"], "train", "t"),
-            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ShardAssets(
+                models,
+                catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ),
             render_settings,
             0,
             out,
@@ -174,9 +178,11 @@ def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path)
             "train",
             "car",
             range(1),
-            models,
-            catalog.split_assets(embedded_assets["textures"], "train", "t"),
-            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ShardAssets(
+                models,
+                catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ),
             render_settings,
             0,
             tmp_path / "s",

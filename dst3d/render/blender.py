@@ -36,6 +36,7 @@ from dst3d.render.annotations import (
     OFFICIAL_3D_DST,
     OFFICIAL_LIGHT_ENERGY_W,
     OFFICIAL_WORLD_GREY,
+    ShardAssets,
     annotation_record,
     camera_of,
     plan_image,
@@ -341,38 +342,30 @@ def render_shard(
     split: str,
     category: str,
     indices: range,
-    models: pd.DataFrame,
-    textures: pd.DataFrame,
-    backgrounds: pd.DataFrame,
+    assets: ShardAssets,
     settings: dict,
     global_seed: int,
     image_dir: Path,
     threads: int = 1,
     log: logging.Logger = _log,
-    environments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Render the images ``indices`` of (split, category) into ``image_dir`` (created atomically).
 
     Writes ``<image_id>.png`` (RGBA, transparent film) and ``<image_id>_mask.png`` (255 = object) per image,
     and ``<image_id>_depth.png`` (uint16, depth / DEPTH_SCALE, 0 = no object) or ``_depth.exr`` (float32,
-    Cycles' 1e10 = no object) with ``render.depth``. ``models`` are the category's rows of the model table
-    (:func:`dst3d.inputs.catalog.models_of`); ``environments`` the HDR index (none: a uniform grey world).
+    Cycles' 1e10 = no object) with ``render.depth``. ``assets`` are the category's models and the split's
+    textures, backgrounds and environment maps (:class:`ShardAssets`; no environment maps: a uniform grey world).
     Returns the shard's annotation table (sorted by index) and timing figures in seconds: ``render_s`` inside
     Blender's render call, ``import_s`` importing models, ``setup_s`` building the scene (and loading Blender
     if not yet loaded), ``total_s`` the whole call (bench/render).
     """
     started = time.perf_counter()
     image_dir = Path(image_dir)
-    if environments is not None and environments.empty:
-        environments = None
-    plans = [
-        plan_image(split, category, index, models, textures, backgrounds, settings, global_seed, environments)
-        for index in indices
-    ]
-    model_rows = {row["model_id"]: row for row in models.to_dict("records")}
+    plans = [plan_image(split, category, index, assets, settings, global_seed) for index in indices]
+    model_rows = {row["model_id"]: row for row in assets.models.to_dict("records")}
     with staged_directory(image_dir) as staging:
         records, timing = _render_plans(
-            plans, model_rows, settings, threads, image_dir, staging, environments is not None, log
+            plans, model_rows, settings, threads, image_dir, staging, assets.with_environment, log
         )
     table = pd.DataFrame(records).sort_values("image_index").reset_index(drop=True)
     return table, {"images": len(plans), **timing, "total_s": time.perf_counter() - started}
