@@ -12,6 +12,7 @@ import pytest
 from dst3d import geometry
 from dst3d.geometry import project
 from dst3d.inputs import catalog, meshes
+from dst3d.io import without_png_text
 from dst3d.render.annotations import matrix
 from dst3d.render.blender import RenderError, ShardAssets, render_shard
 
@@ -137,8 +138,10 @@ def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, 
     columns = [c for c in first.columns if not c.endswith("_path") or c in ("texture_path", "background_path")]
     pd.testing.assert_frame_equal(first[columns], again[columns])
     for image_id in again["image_id"]:
-        # Byte-identical files, not only pixels: no date or render time in the PNG metadata.
-        assert (out / "boat" / f"{image_id}.png").read_bytes() == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
+        # Byte-identical files, not only pixels: no date or render time in the PNG metadata, no PNG text at all.
+        written = (out / "boat" / f"{image_id}.png").read_bytes()
+        assert written == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
+        assert without_png_text(written) == written
         assert (out / "boat" / f"{image_id}_mask.png").read_bytes() == (
             tmp_path / "boat" / f"{image_id}_mask.png"
         ).read_bytes()
@@ -222,8 +225,6 @@ def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):
 
 
 def test_text_chunks_are_dropped_and_pixels_kept(tmp_path):
-    from dst3d.io import without_png_text
-
     image = np.arange(4 * 5 * 4, dtype=np.uint8).reshape(4, 5, 4)
     ok, encoded = cv2.imencode(".png", image)
     data = encoded.tobytes()

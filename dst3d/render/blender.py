@@ -37,7 +37,7 @@ import pandas as pd
 from dst3d import geometry
 from dst3d.inputs import meshes
 from dst3d.inputs.meshes import model_axes
-from dst3d.io import staged_directory, without_png_text
+from dst3d.io import staged_directory
 from dst3d.logs import Progress
 from dst3d.render.annotations import (
     OFFICIAL_3D_DST,
@@ -58,6 +58,23 @@ _GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
 #: Depth PNGs store depth / DEPTH_SCALE as uint16 (0 = no object): 1/1000 of the model's largest side.
 DEPTH_SCALE = 0.001
 _NO_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
+#: Blender's stamp metadata fields, all switched off (see :func:`_configure_scene`).
+_STAMP_FLAGS = (
+    "use_stamp_date",
+    "use_stamp_time",
+    "use_stamp_render_time",
+    "use_stamp_frame",
+    "use_stamp_frame_range",
+    "use_stamp_memory",
+    "use_stamp_hostname",
+    "use_stamp_camera",
+    "use_stamp_lens",
+    "use_stamp_scene",
+    "use_stamp_marker",
+    "use_stamp_filename",
+    "use_stamp_sequencer_strip",
+    "use_stamp_note",
+)
 
 
 class RenderError(RuntimeError):
@@ -96,6 +113,15 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.color_depth = "8"
+    # No metadata in the files, so the same image always has the same bytes. By default Blender writes the file
+    # name, date, time, frame, camera, scene and render time as PNG text, and with them Cycles' statistics
+    # ("cycles.ViewLayer.samples", "...total_time", "...render_time", "...synchronization_time"); with every
+    # stamp field off it writes no text chunk at all, Cycles' included, and the depth EXRs lose their Date and
+    # RenderTime attributes too (measured with bpy 5.0.1; only "Software" stays). use_stamp_labels stays on: off,
+    # it sets a "hide labels" bit that brings the whole metadata block back.
+    scene.render.use_stamp = False  # no text burnt into the pixels (off by default)
+    for flag in _STAMP_FLAGS:
+        setattr(scene.render, flag, False)
     official = settings.get("preset") == OFFICIAL_3D_DST
     # Standard keeps texture colours as they are (AgX would tone-map); the official scene has Blender 3.2's
     # default, Filmic, and its filter width and transparent/transmission bounces.
@@ -472,15 +498,7 @@ def _render_image(stage: _Stage, plan: dict, staging: Path, model: _Model) -> tu
     bpy.ops.render.render(write_still=True)
     render_seconds = time.perf_counter() - render_started
 
-    # Blender writes the date, render time, Cycles statistics and more as PNG text: drop all of it, so the
-    # same image always has the same bytes (the file is in the staging folder, published with the shard).
-    try:
-        written = without_png_text(render_path.read_bytes() if render_path.is_file() else b"")
-    except ValueError:  # no file, or not a whole PNG: reported below
-        written = b""
-    else:
-        render_path.write_bytes(written)
-    rgba = cv2.imdecode(np.frombuffer(written, np.uint8), cv2.IMREAD_UNCHANGED) if written else None
+    rgba = cv2.imread(str(render_path), cv2.IMREAD_UNCHANGED)  # None: no file, or not a readable image
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
         raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {model.path})")
     mask = rgba[:, :, 3] >= 128
