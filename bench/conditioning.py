@@ -31,7 +31,7 @@ from dst3d.config_schema import validate_config  # noqa: E402
 from dst3d.generate import generate_shard  # noqa: E402
 from dst3d.generate.edges import EdgeSettings, detect_edges_shard  # noqa: E402
 from dst3d.inputs import catalog, embedded  # noqa: E402
-from dst3d.render.blender import render_shard  # noqa: E402
+from dst3d.render.blender import ShardAssets, render_shard  # noqa: E402
 
 CATEGORIES = ["car", "chair"]
 
@@ -72,9 +72,11 @@ def main() -> None:
                 "train",
                 category,
                 range(args.images),
-                catalog.models_of(table, category),
-                catalog.split_assets(textures, "train", "textures"),
-                catalog.split_assets(backgrounds, "train", "backgrounds"),
+                ShardAssets(
+                    catalog.models_of(table, category),
+                    catalog.split_assets(textures, "train", "textures"),
+                    catalog.split_assets(backgrounds, "train", "backgrounds"),
+                ),
                 config["render"],
                 0,
                 root / "render" / category,

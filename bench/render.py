@@ -29,14 +29,14 @@ import bpy
 import pandas as pd
 from dst3d.inputs import catalog
 from dst3d.io import write_table
-from dst3d.render.blender import render_shard
+from dst3d.render.blender import ShardAssets, render_shard
 root = {root!r}
 models = catalog.models_of(catalog.read_model_table(root + "/models.csv"), "car")
 textures = catalog.split_assets(catalog.index_textures(root + "/textures", 0.2), "train", "textures")
 backgrounds = catalog.split_assets(catalog.index_backgrounds(root + "/backgrounds", 0.2), "train", "backgrounds")
 timing = {{"startup_s": time.perf_counter() - started}}
-table, shard_timing = render_shard("train", "car", range({images}), models, textures, backgrounds, {settings!r}, 0,
-                                   {out!r}, threads={threads})
+assets = ShardAssets(models, textures, backgrounds)
+table, shard_timing = render_shard("train", "car", range({images}), assets, {settings!r}, 0, {out!r}, threads={threads})
 timing.update(shard_timing)
 write_started = time.perf_counter()
 write_table(table, {out!r} + ".parquet")

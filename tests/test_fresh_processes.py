@@ -70,14 +70,14 @@ RENDERING = """
 import hashlib
 from pathlib import Path
 from dst3d.inputs import catalog, embedded
-from dst3d.render.blender import render_shard
+from dst3d.render.blender import ShardAssets, render_shard
 root = Path(WORKDIR)
 embedded.build_embedded_assets(root / "assets", EMBEDDED, global_seed=0)
 models = catalog.models_of(catalog.read_model_table(root / "assets" / "models.csv"), "car")
 textures = catalog.split_assets(catalog.index_textures(root / "assets" / "textures", 0.3), "train", "t")
 backgrounds = catalog.split_assets(catalog.index_backgrounds(root / "assets" / "backgrounds", 0.3), "train", "b")
-table, _ = render_shard("train", "car", range(3), models, textures, backgrounds, RENDER, 0, root / "render",
-                        threads=THREADS)
+table, _ = render_shard("train", "car", range(3), ShardAssets(models, textures, backgrounds), RENDER, 0,
+                        root / "render", threads=THREADS)
 digest = hashlib.sha256(table.drop(columns=["texture_path", "background_path", "render_path", "mask_path"])
                         .to_json().encode())
 for path in sorted((root / "render").iterdir()):

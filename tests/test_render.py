@@ -12,8 +12,9 @@ import pytest
 from dst3d import geometry
 from dst3d.geometry import project
 from dst3d.inputs import catalog, meshes
+from dst3d.io import without_png_text
 from dst3d.render.annotations import matrix
-from dst3d.render.blender import RenderError, render_shard
+from dst3d.render.blender import RenderError, ShardAssets, render_shard
 
 
 def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
@@ -21,9 +22,11 @@ def _render(embedded_assets, settings, category, indices, out_dir, split="train"
         split,
         category,
         indices,
-        catalog.models_of(embedded_assets["models"], category),
-        catalog.split_assets(embedded_assets["textures"], split, "textures"),
-        catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        ShardAssets(
+            catalog.models_of(embedded_assets["models"], category),
+            catalog.split_assets(embedded_assets["textures"], split, "textures"),
+            catalog.split_assets(embedded_assets["backgrounds"], split, "backgrounds"),
+        ),
         settings,
         0,
         out_dir,
@@ -135,8 +138,10 @@ def test_same_config_renders_identical_images_whatever_the_shard_size(rendered, 
     columns = [c for c in first.columns if not c.endswith("_path") or c in ("texture_path", "background_path")]
     pd.testing.assert_frame_equal(first[columns], again[columns])
     for image_id in again["image_id"]:
-        # Byte-identical files, not only pixels: no date or render time in the PNG metadata.
-        assert (out / "boat" / f"{image_id}.png").read_bytes() == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
+        # Byte-identical files, not only pixels: no date or render time in the PNG metadata, no PNG text at all.
+        written = (out / "boat" / f"{image_id}.png").read_bytes()
+        assert written == (tmp_path / "boat" / f"{image_id}.png").read_bytes()
+        assert without_png_text(written) == written
         assert (out / "boat" / f"{image_id}_mask.png").read_bytes() == (
             tmp_path / "boat" / f"{image_id}_mask.png"
         ).read_bytes()
@@ -155,9 +160,11 @@ def test_corrupt_mesh_names_the_file_and_leaves_previous_output(embedded_assets,
             "train",
             "car",
             range(2),
-            models,
-            catalog.split_assets(embedded_assets["textures"], "train", "t"),
-            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ShardAssets(
+                models,
+                catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ),
             render_settings,
             0,
             out,
@@ -174,9 +181,11 @@ def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path)
             "train",
             "car",
             range(1),
-            models,
-            catalog.split_assets(embedded_assets["textures"], "train", "t"),
-            catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ShardAssets(
+                models,
+                catalog.split_assets(embedded_assets["textures"], "train", "t"),
+                catalog.split_assets(embedded_assets["backgrounds"], "train", "b"),
+            ),
             render_settings,
             0,
             tmp_path / "s",
@@ -216,8 +225,6 @@ def test_nothing_but_the_object_is_opaque(rendered, embedded_assets):
 
 
 def test_text_chunks_are_dropped_and_pixels_kept(tmp_path):
-    from dst3d.io import without_png_text
-
     image = np.arange(4 * 5 * 4, dtype=np.uint8).reshape(4, 5, 4)
     ok, encoded = cv2.imencode(".png", image)
     data = encoded.tobytes()

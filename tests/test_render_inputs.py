@@ -9,7 +9,7 @@ import pytest
 
 from dst3d import geometry
 from dst3d.inputs import catalog, meshes
-from dst3d.render.annotations import camera_of
+from dst3d.render.annotations import ShardAssets, camera_of
 
 
 def make_dtd(root, classes=("banded", "braided"), per_class=4):
@@ -73,6 +73,24 @@ def test_environment_folder_index(tmp_path):
         catalog.index_environments(tmp_path)
     (tmp_path / "sky.hdr").write_bytes(b"#?RADIANCE")
     assert catalog.index_environments(tmp_path)["path"].str.endswith("sky.hdr").all()
+
+
+def test_shard_assets_read_from_the_index_tables(embedded_assets, tmp_path):
+    """The render job's inputs as scripts/render_shard.py reads them: the category's models, the split's textures
+    and backgrounds; an empty HDR index means no environment maps."""
+    for name in ("models", "textures", "backgrounds"):
+        embedded_assets[name].to_csv(tmp_path / f"{name}.csv", index=False)
+    catalog.index_environments(None).to_csv(tmp_path / "environments.csv", index=False)
+    tables = [tmp_path / f"{name}.csv" for name in ("models", "textures", "backgrounds", "environments")]
+    assets = ShardAssets.from_indexes("test", "chair", *tables)
+    assert set(assets.models["category"]) == {"chair"} and assets.models["model_id"].is_monotonic_increasing
+    assert set(assets.textures["split"]) == {"test"} and set(assets.backgrounds["split"]) == {"test"}
+    assert assets.environments is None and not assets.with_environment
+    (tmp_path / "sky.hdr").write_bytes(b"#?RADIANCE")
+    catalog.index_environments(tmp_path).to_csv(tmp_path / "environments.csv", index=False)
+    assert ShardAssets.from_indexes("train", "car", *tables).with_environment
+    with pytest.raises(catalog.AssetError, match="no model of category 'bike'"):
+        ShardAssets.from_indexes("train", "bike", *tables)
 
 
 def test_off_reader_handles_pascal3d_and_modelnet_headers(tmp_path):

@@ -1,4 +1,5 @@
-"""Per-image plans (everything random about an image, drawn from its identity) and annotation records.
+"""The assets a shard draws from (:class:`ShardAssets`), per-image plans (everything random about an image, drawn
+from its identity) and annotation records.
 
 An annotation record holds the canonical pose (PASCAL3D+ conventions, radians) and the model's alignment
 offsets as separate fields; K, R, t describe the camera that rendered the normalised model file (offsets
@@ -8,11 +9,15 @@ is one Parquet table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from dst3d import geometry
 from dst3d.identity import image_id, image_rng, image_seed
+from dst3d.inputs import catalog
 from dst3d.inputs.catalog import model_for_image
 from dst3d.render.viewpoints import fold_polar, sample_viewpoint
 
@@ -35,41 +40,82 @@ def render_angles(
     return float(np.deg2rad(azimuth_deg) % (2 * np.pi)), float(np.deg2rad(90.0 - polar_deg))
 
 
+@dataclass(frozen=True, eq=False)  # eq=False: tables do not compare to one truth value; identity it is
+class ShardAssets:
+    """What the images of one shard (one split and category) draw from.
+
+    ``models`` are the category's rows of the model table in table order (:func:`dst3d.inputs.catalog.models_of`),
+    ``textures`` and ``backgrounds`` the split's rows of their indexes (:func:`dst3d.inputs.catalog.split_assets`),
+    ``environments`` the HDR index; an empty one is stored as ``None`` (no environment maps: a uniform grey world).
+    """
+
+    models: pd.DataFrame
+    textures: pd.DataFrame
+    backgrounds: pd.DataFrame
+    environments: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        if self.environments is not None and self.environments.empty:
+            object.__setattr__(self, "environments", None)
+
+    @classmethod
+    def from_indexes(
+        cls,
+        split: str,
+        category: str,
+        models: str | Path,
+        textures: str | Path,
+        backgrounds: str | Path,
+        environments: str | Path | None = None,
+    ) -> ShardAssets:
+        """The assets of (split, category) read from the workflow's index CSVs (model table, texture, background
+        and environment indexes), failing clearly when the category has no model or the split no texture or
+        background."""
+        return cls(
+            models=catalog.models_of(pd.read_csv(models, dtype=catalog.MODEL_INDEX_DTYPES), category),
+            textures=catalog.split_assets(pd.read_csv(textures), split, "textures"),
+            backgrounds=catalog.split_assets(pd.read_csv(backgrounds), split, "backgrounds"),
+            environments=pd.read_csv(environments) if environments is not None else None,
+        )
+
+    @property
+    def with_environment(self) -> bool:
+        """Whether the images are lit by environment maps (else by a uniform grey world)."""
+        return self.environments is not None
+
+
 def plan_image(
     split: str,
     category: str,
     index: int,
-    models: pd.DataFrame,
-    textures: pd.DataFrame,
-    backgrounds: pd.DataFrame,
+    assets: ShardAssets,
     settings: dict,
     global_seed: int,
-    environments: pd.DataFrame | None = None,
 ) -> dict:
     """Everything random about one image, from (global_seed, split, category, index) alone.
 
-    The model is chosen round-robin (``index % number of models``) so every model gets the same share; the
-    rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture, background, light,
-    then (only with environment maps) the environment map and its rotation about z. ``models`` are the
-    category's models in table order (:func:`dst3d.inputs.catalog.models_of`). The texture is drawn even with
-    ``render.keep_materials`` (and recorded as empty), so that switching it changes no other draw.
+    The model is chosen round-robin (``index % number of models``) among ``assets.models`` so every model gets
+    the same share; the rest comes from the image's ``render`` stream in a fixed order: viewpoint, texture,
+    background, light, then (only with environment maps) the environment map and its rotation about z. The
+    texture is drawn even with ``render.keep_materials`` (and recorded as empty), so that switching it changes no
+    other draw.
     """
-    model = model_for_image(models, index)
+    model = model_for_image(assets.models, index)
     rng = image_rng(global_seed, split, category, index, "render")
     viewpoint_settings = settings["viewpoint"]
     mode = viewpoint_settings["mode"] if viewpoint_settings["mode"] is not None else model["sampling_mode"]
     mode = int(mode) if str(mode).isdigit() else str(mode)
     view = sample_viewpoint(rng, mode, float(model["distance"]), viewpoint_settings)
-    texture = textures.iloc[int(rng.integers(len(textures)))]
-    background = backgrounds.iloc[int(rng.integers(len(backgrounds)))]
+    texture = assets.textures.iloc[int(rng.integers(len(assets.textures)))]
+    background = assets.backgrounds.iloc[int(rng.integers(len(assets.backgrounds)))]
     light = settings["light"]
     light_azimuth, light_elevation = rng.uniform(-1, 1, 2) * np.deg2rad(light["jitter_deg"])
     light_energy = light["energy_w"] * (1 + light["energy_jitter"] * rng.uniform(-1, 1))
     if settings.get("preset") == OFFICIAL_3D_DST:  # drawn all the same (no other draw moves), then recorded as used
         light_azimuth, light_elevation, light_energy = np.nan, np.nan, OFFICIAL_LIGHT_ENERGY_W
     environment_path, environment_rotation = None, None
-    if environments is not None and len(environments):
-        environment_path = environments.iloc[int(rng.integers(len(environments)))]["path"]
+    if assets.with_environment:
+        environment_path = assets.environments.iloc[int(rng.integers(len(assets.environments)))]["path"]
         environment_rotation = float(rng.uniform(0, 2 * np.pi))
     keep_materials = settings["keep_materials"]
     # P3D-Diffusion's per-axis stretch of the CAD model (1 + s * U(-1, 1) per axis; render.stretch = s). Drawn

@@ -2,11 +2,17 @@
 
 The scene is built once per shard: a camera (lens/sensor from the config, principal point at the centre),
 one large area light placed near the camera with jitter (3D-DST uses one large area light, P3D-Diffusion
-lamps at the camera), a world that is a uniform grey or an HDR environment map, and a transparent film. Each
-model of the shard is imported once, turned into one mesh in the canonical frame (file axes converted,
+lamps at the camera), a world that is a uniform grey or an HDR environment map, and a transparent film;
+Blender's stamp metadata is off, so no file carries a date, a render time or Cycles' statistics and the same
+image always has the same bytes. Each model of the shard is imported once, turned into one mesh in the canonical frame (file axes converted,
 modifiers, parenting and instancing applied, cameras/lights/empties of the file dropped) and normalised (largest
-bounding-box side 1, centred, as 3D-DST); per image only the camera, the light, the texture and the
-environment change, which costs nothing measurable next to the render itself.
+bounding-box side 1, centred, as 3D-DST); per image only the camera, the light, the texture, the environment,
+the model's stretch and Cycles' seed change, which costs nothing measurable next to the render itself.
+
+:func:`render_shard` plans every image (:func:`dst3d.render.annotations.plan_image`, from the shard's
+:class:`~dst3d.render.annotations.ShardAssets`), then renders the plans grouped by model in named steps:
+:func:`_build_stage` (the scene, once), :func:`_switch_model` (when the model changes), :func:`_apply_plan`,
+:func:`_render_image` (render, read back, mask) and :func:`_record` (the annotation record).
 
 Mesh formats: OBJ (Blender's OBJ importer), glTF/GLB (Blender's glTF importer), OFF (:func:`dst3d.inputs.meshes.read_off`)
 and ``.blend`` (mesh-like objects appended). Textures: a DTD image on the Principled BSDF's base colour, mapped
@@ -21,7 +27,9 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,12 +38,13 @@ import pandas as pd
 from dst3d import geometry
 from dst3d.inputs import meshes
 from dst3d.inputs.meshes import model_axes
-from dst3d.io import staged_directory, without_png_text
+from dst3d.io import staged_directory
 from dst3d.logs import Progress
 from dst3d.render.annotations import (
     OFFICIAL_3D_DST,
     OFFICIAL_LIGHT_ENERGY_W,
     OFFICIAL_WORLD_GREY,
+    ShardAssets,
     annotation_record,
     camera_of,
     plan_image,
@@ -50,6 +59,23 @@ _GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
 #: Depth PNGs store depth / DEPTH_SCALE as uint16 (0 = no object): 1/1000 of the model's largest side.
 DEPTH_SCALE = 0.001
 _NO_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
+#: Blender's stamp metadata fields, all switched off (see :func:`_configure_scene`).
+_STAMP_FLAGS = (
+    "use_stamp_date",
+    "use_stamp_time",
+    "use_stamp_render_time",
+    "use_stamp_frame",
+    "use_stamp_frame_range",
+    "use_stamp_memory",
+    "use_stamp_hostname",
+    "use_stamp_camera",
+    "use_stamp_lens",
+    "use_stamp_scene",
+    "use_stamp_marker",
+    "use_stamp_filename",
+    "use_stamp_sequencer_strip",
+    "use_stamp_note",
+)
 
 
 class RenderError(RuntimeError):
@@ -88,6 +114,15 @@ def _configure_scene(settings: dict, threads: int, with_environment: bool) -> No
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.color_depth = "8"
+    # No metadata in the files, so the same image always has the same bytes. By default Blender writes the file
+    # name, date, time, frame, camera, scene and render time as PNG text, and with them Cycles' statistics
+    # ("cycles.ViewLayer.samples", "...total_time", "...render_time", "...synchronization_time"); with every
+    # stamp field off it writes no text chunk at all, Cycles' included, and the depth EXRs lose their Date and
+    # RenderTime attributes too (measured with bpy 5.0.1; only "Software" stays). use_stamp_labels stays on: off,
+    # it sets a "hide labels" bit that brings the whole metadata block back.
+    scene.render.use_stamp = False  # no text burnt into the pixels (off by default)
+    for flag in _STAMP_FLAGS:
+        setattr(scene.render, flag, False)
     official = settings.get("preset") == OFFICIAL_3D_DST
     # Standard keeps texture colours as they are (AgX would tone-map); the official scene has Blender 3.2's
     # default, Filmic, and its filter width and transparent/transmission bounces.
@@ -341,41 +376,167 @@ def render_shard(
     split: str,
     category: str,
     indices: range,
-    models: pd.DataFrame,
-    textures: pd.DataFrame,
-    backgrounds: pd.DataFrame,
+    assets: ShardAssets,
     settings: dict,
     global_seed: int,
     image_dir: Path,
     threads: int = 1,
     log: logging.Logger = _log,
-    environments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Render the images ``indices`` of (split, category) into ``image_dir`` (created atomically).
 
     Writes ``<image_id>.png`` (RGBA, transparent film) and ``<image_id>_mask.png`` (255 = object) per image,
     and ``<image_id>_depth.png`` (uint16, depth / DEPTH_SCALE, 0 = no object) or ``_depth.exr`` (float32,
-    Cycles' 1e10 = no object) with ``render.depth``. ``models`` are the category's rows of the model table
-    (:func:`dst3d.inputs.catalog.models_of`); ``environments`` the HDR index (none: a uniform grey world).
+    Cycles' 1e10 = no object) with ``render.depth``. ``assets`` are the category's models and the split's
+    textures, backgrounds and environment maps (:class:`ShardAssets`; no environment maps: a uniform grey world).
     Returns the shard's annotation table (sorted by index) and timing figures in seconds: ``render_s`` inside
     Blender's render call, ``import_s`` importing models, ``setup_s`` building the scene (and loading Blender
     if not yet loaded), ``total_s`` the whole call (bench/render).
     """
     started = time.perf_counter()
     image_dir = Path(image_dir)
-    if environments is not None and environments.empty:
-        environments = None
-    plans = [
-        plan_image(split, category, index, models, textures, backgrounds, settings, global_seed, environments)
-        for index in indices
-    ]
-    model_rows = {row["model_id"]: row for row in models.to_dict("records")}
+    plans = [plan_image(split, category, index, assets, settings, global_seed) for index in indices]
+    model_rows = {row["model_id"]: row for row in assets.models.to_dict("records")}
     with staged_directory(image_dir) as staging:
         records, timing = _render_plans(
-            plans, model_rows, settings, threads, image_dir, staging, environments is not None, log
+            plans, model_rows, settings, threads, image_dir, staging, assets.with_environment, log
         )
     table = pd.DataFrame(records).sort_values("image_index").reset_index(drop=True)
     return table, {"images": len(plans), **timing, "total_s": time.perf_counter() - started}
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The shard's scene as built once, and the parts of it that the per-image steps change."""
+
+    scene: Any
+    material: Any  # the DTD texture material (unused with render.keep_materials)
+    image_node: Any  # its image node, given each image's texture
+    light: Any
+    depth_output: Any | None  # the compositor's depth File Output node, with render.depth
+    environment_node: Any | None  # the world's environment texture and its rotation, with environment maps
+    environment_rotation: Any | None
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The model in the scene: its normalised mesh object and bounding box, and the table row it came from."""
+
+    model_id: str
+    path: str
+    obj: Any
+    bbox_min: np.ndarray
+    bbox_max: np.ndarray
+
+
+def _build_stage(settings: dict, threads: int, with_environment: bool) -> _Stage:
+    """A fresh scene (:func:`_configure_scene`) with the texture material, and the handles of what changes per image."""
+    bpy = _bpy()
+    _configure_scene(settings, threads, with_environment)
+    scene = bpy.context.scene
+    material, image_node = _make_material(settings["texture_mapping"], settings["texture_scale"])
+    world_nodes = scene.world.node_tree.nodes
+    return _Stage(
+        scene=scene,
+        material=material,
+        image_node=image_node,
+        light=bpy.data.objects["dst3d_light"],
+        depth_output=scene.compositing_node_group.nodes["dst3d_depth"] if settings["depth"] != "none" else None,
+        environment_node=world_nodes["dst3d_environment"] if with_environment else None,
+        environment_rotation=world_nodes["dst3d_environment_rotation"] if with_environment else None,
+    )
+
+
+def _switch_model(stage: _Stage, previous: _Model | None, row: dict, settings: dict) -> _Model:
+    """Replace the scene's model by the model of ``row``: the previous one is removed and its data purged, the
+    new one imported (:func:`_import_model`) and, unless ``render.keep_materials``, given the texture material
+    and the UV map it reads."""
+    bpy = _bpy()
+    if previous is not None:
+        bpy.data.objects.remove(previous.obj, do_unlink=True)
+        bpy.data.orphans_purge(do_recursive=True)
+    obj, bbox_min, bbox_max = _import_model(row["path"], row["format"], model_axes(row, settings), settings)
+    if not settings["keep_materials"]:
+        obj.data.materials.clear()
+        obj.data.materials.append(stage.material)
+        _project_uvs(obj, settings["texture_mapping"])
+    return _Model(row["model_id"], row["path"], obj, bbox_min, bbox_max)
+
+
+def _apply_plan(stage: _Stage, model: _Model, plan: dict, settings: dict) -> None:
+    """Set up the scene for one image: texture, environment map and its rotation, the model's stretch, camera,
+    light (unless the official scene's fixed one) and Cycles' seed."""
+    if not settings["keep_materials"]:
+        stage.image_node.image = _load_image(plan["texture_path"], "texture")
+    if stage.environment_node is not None:
+        stage.environment_node.image = _load_image(plan["environment_path"], "environment map")
+        stage.environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
+    model.obj.scale = (plan["scale_x"], plan["scale_y"], plan["scale_z"])  # about the origin, the model's centre
+    _place(stage.scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
+    if settings.get("preset") != OFFICIAL_3D_DST:  # the official light stays where it is
+        _place(
+            stage.light,
+            plan["render_azimuth"] + plan["light_azimuth"],
+            float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)),
+            0.0,
+            plan["distance"] * settings["light"]["distance_factor"],
+        )
+        stage.light.data.energy = plan["light_energy_w"]
+    stage.scene.cycles.seed = plan["seed"] % 2**31  # per-image noise, the same whatever the shard
+
+
+def _render_image(stage: _Stage, plan: dict, staging: Path, model: _Model) -> tuple[Path, Path, np.ndarray, float]:
+    """Render the scene as set up for ``plan`` into ``staging`` (and its depth EXR, with ``render.depth``), read
+    the RGBA image back and write the object mask (alpha >= 128). Returns the render's and the mask's paths, the
+    mask and the seconds spent in Blender's render call."""
+    bpy = _bpy()
+    render_path = staging / f"{plan['image_id']}.png"
+    stage.scene.render.filepath = str(render_path)
+    if stage.depth_output is not None:
+        stage.depth_output.directory = str(staging)
+        stage.depth_output.file_name = f"{plan['image_id']}_"
+    render_started = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    render_seconds = time.perf_counter() - render_started
+
+    rgba = cv2.imread(str(render_path), cv2.IMREAD_UNCHANGED)  # None: no file, or not a readable image
+    if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {model.path})")
+    mask = rgba[:, :, 3] >= 128
+    mask_path = staging / f"{plan['image_id']}_mask.png"
+    cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255)
+    return render_path, mask_path, mask, render_seconds
+
+
+def _record(
+    plan: dict,
+    settings: dict,
+    model: _Model,
+    mask: np.ndarray,
+    image_dir: Path,
+    render_path: Path,
+    mask_path: Path,
+    depth_name: str | None,
+) -> dict:
+    """The annotation record of a rendered image, its file paths in the published ``image_dir``."""
+    width, height = settings["width"], settings["height"]
+    final_dir = image_dir.as_posix()
+    K, R, t = camera_of(plan, width, height, settings["lens_mm"], settings["sensor_width_mm"])
+    return annotation_record(
+        plan,
+        K,
+        R,
+        t,
+        width,
+        height,
+        model.bbox_min,
+        model.bbox_max,
+        mask,
+        render_path=f"{final_dir}/{render_path.name}",
+        mask_path=f"{final_dir}/{mask_path.name}",
+        depth_path=f"{final_dir}/{depth_name}" if depth_name else None,
+        depth_scale=DEPTH_SCALE if settings["depth"] == "png16" else (1.0 if depth_name else None),
+    )
 
 
 def _render_plans(
@@ -388,96 +549,26 @@ def _render_plans(
     with_environment: bool,
     log,
 ) -> tuple[list[dict], dict]:
+    """Render the plans in one scene, grouped by model (each model imported once), into ``staging``; returns
+    their annotation records and the ``render_s``, ``import_s`` and ``setup_s`` timings."""
     setup_started = time.perf_counter()
-    bpy = _bpy()
-    width, height = settings["width"], settings["height"]
-    _configure_scene(settings, threads, with_environment)
-    scene = bpy.context.scene
-    keep_materials = settings["keep_materials"]
-    material, image_node = _make_material(settings["texture_mapping"], settings["texture_scale"])
-    light = bpy.data.objects["dst3d_light"]
-    depth_output = scene.compositing_node_group.nodes["dst3d_depth"] if settings["depth"] != "none" else None
-    if with_environment:
-        environment_node = scene.world.node_tree.nodes["dst3d_environment"]
-        environment_rotation = scene.world.node_tree.nodes["dst3d_environment_rotation"]
+    stage = _build_stage(settings, threads, with_environment)
     records, render_seconds, import_seconds = [], 0.0, 0.0
     setup_seconds = time.perf_counter() - setup_started
-    current_model, model, bbox = None, None, None
+    model = None
     progress = Progress(log, len(plans), "images")
     for plan in sorted(plans, key=lambda p: (p["model_id"], p["image_index"])):
-        if plan["model_id"] != current_model:
+        if model is None or plan["model_id"] != model.model_id:
             import_started = time.perf_counter()
-            if model is not None:
-                bpy.data.objects.remove(model, do_unlink=True)
-                bpy.data.orphans_purge(do_recursive=True)
-            row = model_rows[plan["model_id"]]
-            model, *bbox = _import_model(row["path"], row["format"], model_axes(row, settings), settings)
-            if not keep_materials:
-                model.data.materials.clear()
-                model.data.materials.append(material)
-                _project_uvs(model, settings["texture_mapping"])
-            current_model = plan["model_id"]
+            model = _switch_model(stage, model, model_rows[plan["model_id"]], settings)
             import_seconds += time.perf_counter() - import_started
-        if not keep_materials:
-            image_node.image = _load_image(plan["texture_path"], "texture")
-        if with_environment:
-            environment_node.image = _load_image(plan["environment_path"], "environment map")
-            environment_rotation.inputs["Rotation"].default_value = (0.0, 0.0, plan["environment_rotation"])
-        model.scale = (plan["scale_x"], plan["scale_y"], plan["scale_z"])  # about the origin, the model's centre
-        _place(scene.camera, plan["render_azimuth"], plan["render_elevation"], plan["theta"], plan["distance"])
-        if settings.get("preset") != OFFICIAL_3D_DST:  # the official light stays where it is
-            _place(
-                light,
-                plan["render_azimuth"] + plan["light_azimuth"],
-                float(np.clip(plan["render_elevation"] + plan["light_elevation"], -1.5, 1.5)),
-                0.0,
-                plan["distance"] * settings["light"]["distance_factor"],
-            )
-            light.data.energy = plan["light_energy_w"]
-        scene.cycles.seed = plan["seed"] % 2**31  # per-image noise, the same whatever the shard
-        render_path = staging / f"{plan['image_id']}.png"
-        scene.render.filepath = str(render_path)
-        if depth_output is not None:
-            depth_output.directory = str(staging)
-            depth_output.file_name = f"{plan['image_id']}_"
-        render_started = time.perf_counter()
-        bpy.ops.render.render(write_still=True)
-        render_seconds += time.perf_counter() - render_started
-
-        # Blender writes the date, render time, Cycles statistics and more as PNG text: drop all of it, so the
-        # same image always has the same bytes (the file is in the staging folder, published with the shard).
-        try:
-            written = without_png_text(render_path.read_bytes() if render_path.is_file() else b"")
-        except ValueError:  # no file, or not a whole PNG: reported below
-            written = b""
-        else:
-            render_path.write_bytes(written)
-        rgba = cv2.imdecode(np.frombuffer(written, np.uint8), cv2.IMREAD_UNCHANGED) if written else None
-        if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
-            raise RenderError(f"Blender wrote no RGBA image for {plan['image_id']} (model {row['path']})")
-        mask = rgba[:, :, 3] >= 128
-        mask_path = staging / f"{plan['image_id']}_mask.png"
-        cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255)
-        final_dir = image_dir.as_posix()
-        depth_name = _finish_depth(staging, plan["image_id"], settings["depth"]) if depth_output is not None else None
-        K, R, t = camera_of(plan, width, height, settings["lens_mm"], settings["sensor_width_mm"])
-        records.append(
-            annotation_record(
-                plan,
-                K,
-                R,
-                t,
-                width,
-                height,
-                bbox[0],
-                bbox[1],
-                mask,
-                render_path=f"{final_dir}/{render_path.name}",
-                mask_path=f"{final_dir}/{mask_path.name}",
-                depth_path=f"{final_dir}/{depth_name}" if depth_name else None,
-                depth_scale=DEPTH_SCALE if settings["depth"] == "png16" else (1.0 if depth_name else None),
-            )
+        _apply_plan(stage, model, plan, settings)
+        render_path, mask_path, mask, seconds = _render_image(stage, plan, staging, model)
+        render_seconds += seconds
+        depth_name = (
+            _finish_depth(staging, plan["image_id"], settings["depth"]) if stage.depth_output is not None else None
         )
+        records.append(_record(plan, settings, model, mask, image_dir, render_path, mask_path, depth_name))
         log.info(
             "rendered %s (model %s, az %.1f el %.1f deg)",
             plan["image_id"],
