@@ -13,8 +13,7 @@ from llm_server import FakeLLMServer, answer, error
 
 from dst3d.generate.prompts import (
     COLORS,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_PROMPT_SETTINGS,
+    DEFAULT_TEMPLATE,
     PROMPT_PRESETS,
     PromptError,
     build_prompt_set,
@@ -65,7 +64,7 @@ def test_default_template_prompt_is_colour_class_and_keywords():
         )
     assert prompt_set["candidates"] == sorted(set(prompt_set["prompts"].values()))
     assert (prompt_set["backend"], prompt_set["model"], prompt_set["request_hash"]) == ("template", None, None)
-    assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT
+    assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"].startswith("longbody, lowres, bad anatomy")
     assert (prompt_set["category"], prompt_set["split"]) == ("car", "train")
 
 
@@ -140,8 +139,11 @@ def test_colours_are_24_distinct_names():
         ({"template": "An image of {class} in {place}"}, r"prompts\.template"),
         ({"template": "An image of {class"}, r"prompts\.template .* not a valid format string"),
         ({"backend": "llama"}, r"prompts\.backend"),
-        ({"colours": True}, r"unknown keys \['colours'\] in prompts"),
-        ({"openai": {"modle": "x"}}, r"unknown keys \['modle'\] in prompts\.openai"),
+        ({"colours": True}, r"prompts\.colours is not a known key \(did you mean colors\?\)"),
+        ({"openai": {"modle": "x"}}, r"prompts\.openai\.modle is not a known key \(did you mean model\?\)"),
+        ({"openai": "gpt"}, r"prompts\.openai: 'gpt' is not of type 'object'"),
+        ({"openai": {"temperature": 2.5}}, r"prompts\.openai\.temperature"),
+        ({"openai": {"model": " "}}, r"prompts\.openai\.model"),
         ({"openai": {"max_retries": -1}}, r"prompts\.openai\.max_retries"),
         ({"openai": {"timeout_s": 0}}, r"prompts\.openai\.timeout_s"),
         ({"openai": {"prompts_per_category": 0}}, r"prompts\.openai\.prompts_per_category"),
@@ -153,9 +155,22 @@ def test_invalid_settings_name_the_config_key(settings, message):
         resolve_prompt_settings(settings)
 
 
-def test_defaults_are_complete_and_valid():
-    assert resolve_prompt_settings(None) == DEFAULT_PROMPT_SETTINGS
+def test_defaults_come_from_the_schema_and_the_preset():
+    from dst3d.config_schema import block_settings
+
+    defaults = resolve_prompt_settings(None)
+    schema_defaults = block_settings("prompts", {})
+    assert defaults == {**schema_defaults, "template": DEFAULT_TEMPLATE, "colors": True, "use_keywords": True}
+    assert (defaults["backend"], defaults["preset"], defaults["max_keywords"]) == ("template", None, 8)
+    assert (defaults["openai"]["model"], defaults["openai"]["max_retries"]) == ("gpt-4o-mini", 5)
+    # None counts as absent, also for a key the preset sets.
     assert resolve_prompt_settings({"openai": {"model": None}})["openai"]["model"] == "gpt-4o-mini"
+    assert resolve_prompt_settings({"preset": "3d-dst", "colors": None})["colors"] is False
+    # The schema's order whatever the config's: the rule's params compare as text.
+    shuffled = resolve_prompt_settings(
+        {"openai": {"timeout_s": 5.0, "model": "m"}, "colors": False, "backend": "openai"}
+    )
+    assert list(shuffled) == list(defaults) and list(shuffled["openai"]) == list(defaults["openai"])
 
 
 def test_bad_image_lists_are_rejected():
