@@ -31,22 +31,22 @@ cached is not sent again and needs no API key, so reruns, resumed runs and other
 no calls; two jobs asking the same question at once take turns on a lock file (``<cache_dir>.locks/``), so only
 the first asks. Only answers that pass validation are cached.
 
-Failures raise ``PromptError``. Timeouts, connection errors, HTTP 429 and 5xx are retried ``max_retries``
-times, waiting ``backoff_s * 2**(retry - 1)`` seconds before each retry; other HTTP errors fail at once; the
-job never falls back to templates. A missing API key fails before any request is sent. The key is only given
-to the client: it is redacted from every message and never written to the prompt file or the cache.
+Failures raise ``PromptError``. The official client retries timeouts, connection errors and HTTP 408, 409, 429
+and 5xx itself, ``max_retries`` times, with exponential backoff and jitter (from 0.5 s, doubling, at most 8 s,
+in openai 3.57) or the wait a ``Retry-After`` header asks for; its retries are logged at INFO by the ``openai`` logger.
+Other HTTP errors fail at once; the job never falls back to templates. A missing API key fails before any
+request is sent. The key is only given to the client: it is redacted from every message and never written to
+the prompt file or the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
 import re
 import string
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -348,37 +348,34 @@ def _cached_or_fetched(
 
 
 def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: str) -> tuple[str | None, str]:
-    """Send ``request``, retrying transient failures; returns the answer's text and the served model name."""
+    """Send ``request``; returns the answer's text and the served model name. The client retries transient
+    failures itself (see the module docstring); what is left to do here is a message that names the key to
+    change."""
     import openai  # only the openai backend needs the package
 
-    client = openai.OpenAI(
-        api_key=api_key, base_url=request["base_url"], timeout=openai_settings["timeout_s"], max_retries=0
-    )
     max_retries = openai_settings["max_retries"]
+    client = openai.OpenAI(
+        api_key=api_key, base_url=request["base_url"], timeout=openai_settings["timeout_s"], max_retries=max_retries
+    )
     endpoint = f"{request['base_url']} (model {request['model']})"
-    for attempt in itertools.count(1):
-        try:
-            response = client.chat.completions.create(
-                model=request["model"], temperature=request["temperature"], messages=request["messages"]
+    try:
+        response = client.chat.completions.create(
+            model=request["model"], temperature=request["temperature"], messages=request["messages"]
+        )
+    except openai.APITimeoutError:  # before APIConnectionError, its base class
+        problem = f"no answer within {openai_settings['timeout_s']} s (prompts.openai.timeout_s)"
+    except openai.APIConnectionError:
+        problem = "connection failed (check prompts.openai.base_url)"
+    except openai.AuthenticationError as error:
+        raise PromptError(
+            _redact(
+                f"{label}: {endpoint} rejected the API key in the environment variable "
+                f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}",
+                api_key,
             )
-            if not response.choices:
-                raise PromptError(f"{label}: {endpoint} answered without any choice")
-            return response.choices[0].message.content, response.model
-        except openai.APITimeoutError:
-            problem = f"no answer within {openai_settings['timeout_s']} s (prompts.openai.timeout_s)"
-        except openai.APIConnectionError:
-            problem = "connection failed (check prompts.openai.base_url)"
-        except (openai.RateLimitError, openai.InternalServerError) as error:
-            problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
-        except openai.AuthenticationError as error:
-            raise PromptError(
-                _redact(
-                    f"{label}: {endpoint} rejected the API key in the environment variable "
-                    f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}",
-                    api_key,
-                )
-            ) from None
-        except openai.APIStatusError as error:
+        ) from None
+    except openai.APIStatusError as error:
+        if not _retried_status(error.status_code):
             raise PromptError(
                 _redact(
                     f"{label}: {endpoint} refused the request (HTTP {error.status_code}): {error.message}; check "
@@ -386,14 +383,22 @@ def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: s
                     api_key,
                 )
             ) from None
-        if attempt > max_retries:
-            raise PromptError(
-                f"{label}: {endpoint} failed {attempt} times, last with {problem}; try again later or raise "
-                "prompts.openai.max_retries / prompts.openai.backoff_s"
-            )
-        delay_s = openai_settings["backoff_s"] * 2 ** (attempt - 1)
-        log.warning("%s: %s from %s; retry %d of %d in %.2f s", label, problem, endpoint, attempt, max_retries, delay_s)
-        time.sleep(delay_s)
+        problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
+    else:
+        if not response.choices:
+            raise PromptError(f"{label}: {endpoint} answered without any choice")
+        return response.choices[0].message.content, response.model
+    retries = f"{max_retries} {'retry' if max_retries == 1 else 'retries'}"
+    raise PromptError(
+        f"{label}: {endpoint} still failed after up to {retries}, last with {problem}; try again later or raise "
+        "prompts.openai.max_retries"
+    )
+
+
+def _retried_status(status: int) -> bool:
+    """Whether the openai client retries an HTTP status (``_should_retry`` in its ``_base_client``): a failure
+    with it is transient, one the retries did not outlast."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def _checked_images(images: Sequence[tuple[str, int, Sequence[str]]]) -> list[tuple[str, int, Sequence[str]]]:
