@@ -2,7 +2,7 @@
 
 A shard of images goes through Stable Diffusion 1.5 + the canny ControlNet v1.1 (``controlnet``) or SDXL + the
 canny SDXL ControlNet (``controlnet-sdxl``), conditioned on each image's Canny edge map and prompt. Defaults
-follow the published systems (``dst3d.generate.settings.DEFAULT_DIFFUSION_SETTINGS``; the official 3D-DST
+follow the published systems (config/schema.yaml's ``generate`` block; the official 3D-DST
 generation scripts named below):
 
 - ``controlnet``: DDIM with eta 1.0, 20 steps, classifier-free guidance 9.0, ControlNet scale 1.0, 512 px,
