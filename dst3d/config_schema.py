@@ -24,13 +24,23 @@ def _schema() -> dict:
 
 
 def _resolved(schema: Mapping) -> Mapping:
-    """A schema with its local ``$ref`` (``#/$defs/...``) followed, its own keys over the referenced ones."""
+    """A schema with its local ``$ref`` (``#/$defs/...``) followed, its own keys over the referenced ones. Its own
+    ``properties`` are merged into the referenced ones key by key, so that two users of one definition can give
+    their properties different defaults (JSON Schema applies both, and a default only annotates)."""
     if "$ref" not in schema:
         return schema
     target = _schema()
     for part in schema["$ref"].removeprefix("#/").split("/"):
         target = target[part]
-    return {**_resolved(target), **{key: value for key, value in schema.items() if key != "$ref"}}
+    referenced = _resolved(target)
+    own = {key: value for key, value in schema.items() if key != "$ref"}
+    merged = {**referenced, **own}
+    if "properties" in own and "properties" in referenced:
+        names = {**referenced["properties"], **own["properties"]}
+        merged["properties"] = {
+            name: {**referenced["properties"].get(name, {}), **own["properties"].get(name, {})} for name in names
+        }
+    return merged
 
 
 def _with_defaults(schema: Mapping, value: Any) -> Any:
@@ -83,19 +93,34 @@ def validate_config(config: dict) -> None:
     config.update(filled)
 
 
+def block_schema(block: str) -> Mapping:
+    """The schema of ``block``, a top-level key or a dotted path into one (``generate.controlnet``), its
+    ``$ref`` followed."""
+    schema: Mapping = _schema()
+    for key in block.split("."):
+        schema = _resolved(schema)["properties"][key]
+    return _resolved(schema)
+
+
 def block_settings(block: str, settings: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The ``block`` settings completed with the schema's defaults, or ValueError naming the first key that breaks
-    the schema (``block.key: what is wrong``). ``ignore`` lists keys of the block that are not checked (and
-    not filled in)."""
+    """The ``block`` settings (``block`` as in :func:`block_schema`) completed with the schema's defaults, or
+    ValueError naming the first key that breaks the schema (``block.key: what is wrong``). ``ignore`` lists keys
+    of the block that are not checked (and not filled in)."""
     import jsonschema
 
-    schema = _schema()["properties"][block]
+    schema = block_schema(block)
     given = {key: value for key, value in settings.items() if key not in ignore}
-    checked = {**schema, "properties": {k: v for k, v in schema["properties"].items() if k not in ignore}}
+    checked = {
+        **schema,
+        "properties": {k: v for k, v in schema["properties"].items() if k not in ignore},
+        "$defs": _schema()["$defs"],  # for the references inside the block
+    }
     filled = _with_defaults(checked, given)
-    errors = sorted(jsonschema.Draft202012Validator(checked).iter_errors(filled), key=lambda error: list(error.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(checked).iter_errors(filled), key=lambda error: list(map(str, error.path))
+    )
     if errors:
-        raise ValueError(f"{_message(errors[0], (block,))} (config/schema.yaml)")
+        raise ValueError(f"{_message(errors[0], tuple(block.split('.')))} (config/schema.yaml)")
     return {key: value for key, value in filled.items() if key not in ignore}
 
 

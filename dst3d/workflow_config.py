@@ -24,7 +24,7 @@ RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "generate": ("device", "cpu_offload", "local_files_only"),
 }
 #: Keys of ``prompts.openai`` that say how requests are sent, not what is asked (the answer cache ignores them).
-PROMPT_RUNTIME_KEYS = ("timeout_s", "max_retries", "backoff_s")
+PROMPT_RUNTIME_KEYS = ("timeout_s", "max_retries")
 
 
 def estimator_settings(config: Mapping[str, Any]) -> dict[str, Any]:

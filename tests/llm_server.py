@@ -18,20 +18,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Reply:
     """One scripted answer: HTTP ``status``, and the assistant's ``content`` (status 200) or an error
-    ``message``; ``delay_s`` seconds pass before anything is sent."""
+    ``message``; ``delay_s`` seconds pass before anything is sent; ``headers`` are added to the response (e.g.
+    ``retry-after-ms``)."""
 
     status: int = 200
     content: str = ""
     message: str = ""
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def answer(content: str, delay_s: float = 0.0) -> Reply:
     return Reply(content=content, delay_s=delay_s)
 
 
-def error(status: int, message: str = "scripted failure") -> Reply:
-    return Reply(status=status, message=message)
+def error(status: int, message: str = "scripted failure", retry_after_s: float | None = None) -> Reply:
+    """An error reply; with ``retry_after_s``, a ``retry-after-ms`` header asks the client to wait that long."""
+    headers = {} if retry_after_s is None else {"retry-after-ms": str(round(retry_after_s * 1000))}
+    return Reply(status=status, message=message, headers=headers)
 
 
 @dataclass
@@ -108,6 +112,8 @@ class FakeLLMServer:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):

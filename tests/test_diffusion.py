@@ -18,7 +18,7 @@ from PIL import Image
 from dst3d.generate.diffusion import DEPTH_CONTROL_RANGE, ControlNetBackend, load_depth_control
 from dst3d.generate.diffusion import generate_images as generate_shard
 from dst3d.generate.hub import ModelNotAvailableError, check_models_available
-from dst3d.generate.settings import DEFAULT_DIFFUSION_SETTINGS, resolve_settings
+from dst3d.generate.settings import resolve_settings
 from dst3d.testing.tiny_diffusion import build_tiny_controlnet, build_tiny_pipeline
 
 SIZE = 32
@@ -101,7 +101,7 @@ def _pixels(paths) -> list[np.ndarray]:
 
 
 def test_defaults_are_the_published_settings():
-    sd15, sdxl = DEFAULT_DIFFUSION_SETTINGS["controlnet"], DEFAULT_DIFFUSION_SETTINGS["controlnet-sdxl"]
+    sd15, sdxl = resolve_settings("controlnet"), resolve_settings("controlnet-sdxl")
     assert (sd15["scheduler"], sd15["eta"], sd15["steps"], sd15["guidance_scale"]) == ("ddim", 1.0, 20, 9.0)
     assert (sd15["conditioning_scale"], sd15["size"], sd15["batch_size"]) == (1.0, 512, 4)
     assert sd15["controlnet_model"] == "lllyasviel/control_v11p_sd15_canny"
@@ -110,14 +110,17 @@ def test_defaults_are_the_published_settings():
         "madebyollin/sdxl-vae-fp16-fix",
         1024,
     )
-    assert resolve_settings("controlnet") == sd15
+    assert (sd15["device"], sd15["dtype"], sd15["attention"], sdxl["device"]) == ("auto", "auto", "sdpa", "auto")
+    assert resolve_settings("controlnet", {"steps": 30, "size": None}) == {**sd15, "steps": 30, "size": None}
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"steps_count": 3}, "unknown generate.controlnet settings"),
-        ({"size": 500}, "multiple of 8"),
+        ({"steps_count": 3}, r"generate\.controlnet\.steps_count is not a known key \(did you mean steps\?\)"),
+        ({"size": 500}, r"generate\.controlnet\.size: 500 is not a multiple of 8"),
+        ({"steps": 0}, r"generate\.controlnet\.steps"),
+        ({"base_model": ""}, r"generate\.controlnet\.base_model"),
         ({"scheduler": "pndm"}, "generate.controlnet.scheduler"),
         ({"device": "gpu"}, "generate.controlnet.device"),
         ({"background": "keep"}, "generate.controlnet.background"),

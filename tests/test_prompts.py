@@ -13,8 +13,7 @@ from llm_server import FakeLLMServer, answer, error
 
 from dst3d.generate.prompts import (
     COLORS,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_PROMPT_SETTINGS,
+    DEFAULT_TEMPLATE,
     PROMPT_PRESETS,
     PromptError,
     build_prompt_set,
@@ -65,7 +64,7 @@ def test_default_template_prompt_is_colour_class_and_keywords():
         )
     assert prompt_set["candidates"] == sorted(set(prompt_set["prompts"].values()))
     assert (prompt_set["backend"], prompt_set["model"], prompt_set["request_hash"]) == ("template", None, None)
-    assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT
+    assert prompt_set["seed"] == SEED and prompt_set["negative_prompt"].startswith("longbody, lowres, bad anatomy")
     assert (prompt_set["category"], prompt_set["split"]) == ("car", "train")
 
 
@@ -140,8 +139,11 @@ def test_colours_are_24_distinct_names():
         ({"template": "An image of {class} in {place}"}, r"prompts\.template"),
         ({"template": "An image of {class"}, r"prompts\.template .* not a valid format string"),
         ({"backend": "llama"}, r"prompts\.backend"),
-        ({"colours": True}, r"unknown keys \['colours'\] in prompts"),
-        ({"openai": {"modle": "x"}}, r"unknown keys \['modle'\] in prompts\.openai"),
+        ({"colours": True}, r"prompts\.colours is not a known key \(did you mean colors\?\)"),
+        ({"openai": {"modle": "x"}}, r"prompts\.openai\.modle is not a known key \(did you mean model\?\)"),
+        ({"openai": "gpt"}, r"prompts\.openai: 'gpt' is not of type 'object'"),
+        ({"openai": {"temperature": 2.5}}, r"prompts\.openai\.temperature"),
+        ({"openai": {"model": " "}}, r"prompts\.openai\.model"),
         ({"openai": {"max_retries": -1}}, r"prompts\.openai\.max_retries"),
         ({"openai": {"timeout_s": 0}}, r"prompts\.openai\.timeout_s"),
         ({"openai": {"prompts_per_category": 0}}, r"prompts\.openai\.prompts_per_category"),
@@ -153,9 +155,22 @@ def test_invalid_settings_name_the_config_key(settings, message):
         resolve_prompt_settings(settings)
 
 
-def test_defaults_are_complete_and_valid():
-    assert resolve_prompt_settings(None) == DEFAULT_PROMPT_SETTINGS
+def test_defaults_come_from_the_schema_and_the_preset():
+    from dst3d.config_schema import block_settings
+
+    defaults = resolve_prompt_settings(None)
+    schema_defaults = block_settings("prompts", {})
+    assert defaults == {**schema_defaults, "template": DEFAULT_TEMPLATE, "colors": True, "use_keywords": True}
+    assert (defaults["backend"], defaults["preset"], defaults["max_keywords"]) == ("template", None, 8)
+    assert (defaults["openai"]["model"], defaults["openai"]["max_retries"]) == ("gpt-4o-mini", 5)
+    # None counts as absent, also for a key the preset sets.
     assert resolve_prompt_settings({"openai": {"model": None}})["openai"]["model"] == "gpt-4o-mini"
+    assert resolve_prompt_settings({"preset": "3d-dst", "colors": None})["colors"] is False
+    # The schema's order whatever the config's: the rule's params compare as text.
+    shuffled = resolve_prompt_settings(
+        {"openai": {"timeout_s": 5.0, "model": "m"}, "colors": False, "backend": "openai"}
+    )
+    assert list(shuffled) == list(defaults) and list(shuffled["openai"]) == list(defaults["openai"])
 
 
 def test_bad_image_lists_are_rejected():
@@ -229,7 +244,6 @@ def openai_settings(base_url: str, **overrides) -> dict:
         "prompts_per_category": 3,
         "timeout_s": 2.0,
         "max_retries": 2,
-        "backoff_s": 0.05,
         "max_prompt_chars": 120,
     }
     return {"backend": "openai", "openai": {**llm, **overrides}}
@@ -299,28 +313,38 @@ def test_any_change_to_the_request_misses_the_cache(llm_server, tmp_path):
     assert len(cache_files(tmp_path / "cache")) == 2
 
 
-def test_rate_limit_and_server_errors_are_retried_with_backoff(llm_server, tmp_path, caplog):
-    llm_server.script = [error(429, "slow down"), error(500, "boom"), answer(json.dumps(DESCRIPTIONS))]
-    with caplog.at_level(logging.WARNING, logger="dst3d.generate.prompts"):
-        prompt_set = openai_set(llm_server, tmp_path / "cache", backoff_s=0.1)
+def test_rate_limit_and_server_errors_are_retried_by_the_client(llm_server, tmp_path):
+    """The openai client retries (prompts.openai.max_retries); it waits what Retry-After asks, else its backoff
+    (0.5 s before the first retry, 1 s before the second, less up to 25 % jitter)."""
+    llm_server.script = [
+        error(429, "slow down", retry_after_s=0.01),
+        error(500, "boom"),
+        answer(json.dumps(DESCRIPTIONS)),
+    ]
+    prompt_set = openai_set(llm_server, tmp_path / "cache")
 
     assert prompt_set["candidates"] == DESCRIPTIONS
     arrivals = [request.received_s for request in llm_server.requests]
     assert len(arrivals) == 3
-    assert arrivals[1] - arrivals[0] >= 0.1 and arrivals[2] - arrivals[1] >= 0.2  # backoff doubles
-    warnings = [record.getMessage() for record in caplog.records]
-    assert "HTTP 429" in warnings[0] and "retry 1 of 2" in warnings[0]
-    assert "HTTP 500" in warnings[1] and "retry 2 of 2" in warnings[1]
+    assert arrivals[1] - arrivals[0] < 0.3  # the server's 10 ms, not the client's backoff
+    assert arrivals[2] - arrivals[1] >= 0.7  # the second retry's backoff: 1 s less the jitter
 
 
 def test_exhausted_retries_fail_with_a_clear_message_and_cache_nothing(llm_server, tmp_path):
-    llm_server.script = [error(503, "overloaded")] * 3
+    llm_server.script = [error(503, "overloaded", retry_after_s=0.01)] * 3
     with pytest.raises(PromptError) as raised:
         openai_set(llm_server, tmp_path / "cache")
     message = str(raised.value)
-    assert "prompts train/car" in message and "failed 3 times" in message and "HTTP 503" in message
+    assert "prompts train/car" in message and "after up to 2 retries" in message and "HTTP 503" in message
     assert "prompts.openai.max_retries" in message
     assert len(llm_server.requests) == 3 and not cache_files(tmp_path / "cache")
+
+
+def test_no_retries_when_max_retries_is_zero(llm_server, tmp_path):
+    llm_server.script = [error(429, "slow down", retry_after_s=0.01), answer(json.dumps(DESCRIPTIONS))]
+    with pytest.raises(PromptError, match=r"after up to 0 retries, last with HTTP 429: .*slow down"):
+        openai_set(llm_server, tmp_path / "cache", max_retries=0)
+    assert len(llm_server.requests) == 1
 
 
 def test_a_slow_answer_times_out_and_is_retried(llm_server, tmp_path):
@@ -331,7 +355,7 @@ def test_a_slow_answer_times_out_and_is_retried(llm_server, tmp_path):
 
 def test_persistent_timeouts_name_the_timeout_setting(llm_server, tmp_path):
     llm_server.script = [answer(json.dumps(DESCRIPTIONS), delay_s=2.0)] * 2
-    expected = r"failed 2 times, last with no answer within 0\.3 s \(prompts\.openai\.timeout_s\)"
+    expected = r"after up to 1 retry, last with no answer within 0\.3 s \(prompts\.openai\.timeout_s\)"
     with pytest.raises(PromptError, match=expected):
         openai_set(llm_server, tmp_path / "cache", timeout_s=0.3, max_retries=1)
     assert len(llm_server.requests) == 2
@@ -341,9 +365,9 @@ def test_unreachable_endpoint_fails_after_retries(tmp_path):
     with socket.socket() as probe:  # a port nobody listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    expected = r"failed 2 times, last with connection failed \(check prompts\.openai\.base_url\)"
+    expected = r"after up to 1 retry, last with connection failed \(check prompts\.openai\.base_url\)"
     with pytest.raises(PromptError, match=expected):
-        openai_set(f"http://127.0.0.1:{port}/v1", tmp_path / "cache", max_retries=1, backoff_s=0.01)
+        openai_set(f"http://127.0.0.1:{port}/v1", tmp_path / "cache", max_retries=1)
 
 
 def test_malformed_answer_is_rejected_not_retried_and_not_cached(llm_server, tmp_path):
@@ -384,7 +408,7 @@ def test_the_key_never_appears_in_errors_logs_outputs_or_cache(llm_server, tmp_p
     assert f"rejected the API key in the environment variable {KEY_VARIABLE} (HTTP 401)" in str(rejected.value)
     assert len(llm_server.requests) == 1, "an authentication failure is not retried"
 
-    llm_server.script = [error(500, f"upstream saw {KEY}")] * 2
+    llm_server.script = [error(500, f"upstream saw {KEY}", retry_after_s=0.01)] * 2
     with pytest.raises(PromptError) as exhausted:
         openai_set(llm_server, tmp_path / "cache", max_retries=1)
 
@@ -394,7 +418,7 @@ def test_the_key_never_appears_in_errors_logs_outputs_or_cache(llm_server, tmp_p
 
     assert llm_server.requests[-1].headers["authorization"] == f"Bearer {KEY}"  # the key was in use
     assert KEY not in str(rejected.value) and KEY not in str(exhausted.value) and "***" in str(exhausted.value)
-    assert KEY not in caplog.text and "***" in caplog.text
+    assert KEY not in caplog.text  # the client's own logs, at DEBUG, included
     assert KEY not in (tmp_path / "car.json").read_text("utf-8")
     [cached] = cache_files(tmp_path / "cache")
     assert KEY not in cached.read_text("utf-8")

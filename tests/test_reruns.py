@@ -71,7 +71,7 @@ def planned(workdir, tmp_path, overlay: dict) -> dict[str, int]:
         ({"edges": {"threads": 1}}, NOTHING),
         ({"train": {"threads": 1, "device": "cpu"}}, NOTHING),
         ({"kcf": {"train": {"device": "cpu"}}}, NOTHING),
-        ({"prompts": {"openai": {"timeout_s": 5, "max_retries": 1, "backoff_s": 0.5}}}, NOTHING),
+        ({"prompts": {"openai": {"timeout_s": 5, "max_retries": 1}}}, NOTHING),
         ({"prompts": {"openai": {"model": "another-model"}}}, NOTHING),  # the template backend does not read it
         ({"generate": {"controlnet": {"steps": 3}}}, NOTHING),  # no controlnet variant is trained here
         ({"kcf": {"policy": {"mode": "fraction", "keep_fraction": 0.8}}}, AFTER_KCF_SELECT),

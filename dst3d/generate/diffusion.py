@@ -2,7 +2,7 @@
 
 A shard of images goes through Stable Diffusion 1.5 + the canny ControlNet v1.1 (``controlnet``) or SDXL + the
 canny SDXL ControlNet (``controlnet-sdxl``), conditioned on each image's Canny edge map and prompt. Defaults
-follow the published systems (``dst3d.generate.settings.DEFAULT_DIFFUSION_SETTINGS``; the official 3D-DST
+follow the published systems (config/schema.yaml's ``generate`` block; the official 3D-DST
 generation scripts named below):
 
 - ``controlnet``: DDIM with eta 1.0, 20 steps, classifier-free guidance 9.0, ControlNet scale 1.0, 512 px,
@@ -189,70 +189,99 @@ class ControlNetBackend:
         self.revisions = {key: model_revision(model) for key, model, _ in model_slots(self.settings)}
 
     def _load_pipeline(self):
+        """The pipeline of the settings, loaded, configured and on its device."""
         import_diffusers()
-        from diffusers import (
-            AutoencoderKL,
-            ControlNetModel,
-            DDIMScheduler,
-            EulerDiscreteScheduler,
-            StableDiffusionControlNetPipeline,
-            StableDiffusionXLControlNetPipeline,
-            UniPCMultistepScheduler,
-        )
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        settings, local_only = self.settings, offline(self.settings)
         started = time.perf_counter()
+        pipeline_class, components = self._pipeline_class()
+        components["controlnet"] = self._load_controlnets()
+        if self.settings["vae_model"] is not None:
+            from diffusers import AutoencoderKL
 
-        def load(key: str, model_class, **components):
-            model = settings[key]
-            try:
-                return model_class.from_pretrained(model, dtype=self.dtype, local_files_only=local_only, **components)
-            except OSError as error:
-                raise ModelNotAvailableError(
-                    f"generate.{self.backend}.{key} = {model!r} could not be loaded: {error}\n"
-                    + how_to_provide(self.backend, key, model)
-                ) from error
+            components["vae"] = self._load("vae_model", AutoencoderKL)
+        pipeline = self._load("base_model", pipeline_class, **components)
+        self._set_scheduler(pipeline)
+        self._set_attention(pipeline)
+        # One image per VAE decode: its group norms round differently for different positions in a batch.
+        pipeline.vae.enable_slicing()
+        pipeline.set_progress_bar_config(disable=True)
+        self._place(pipeline)
+        self._log_loaded(time.perf_counter() - started)
+        return pipeline
 
-        # The ControlNets of the conditioning, in the order their control images are passed: canny, then depth.
+    def _load(self, key: str, model_class, **components):
+        """``model_class`` from the model that ``key`` names (a Hub id or a local folder), in the configured dtype;
+        offline when the settings say so. An unavailable model raises ModelNotAvailableError saying how to
+        provide it."""
+        model = self.settings[key]
+        try:
+            return model_class.from_pretrained(
+                model, dtype=self.dtype, local_files_only=offline(self.settings), **components
+            )
+        except OSError as error:
+            raise ModelNotAvailableError(
+                f"generate.{self.backend}.{key} = {model!r} could not be loaded: {error}\n"
+                + how_to_provide(self.backend, key, model)
+            ) from error
+
+    def _load_controlnets(self):
+        """The ControlNet of the conditioning, or a list of them for a multi-ControlNet, in the order their
+        control images are passed: canny, then depth."""
+        from diffusers import ControlNetModel
+
         controlnets = [
-            load(key, ControlNetModel)
-            for key, _, is_pipeline in model_slots(settings)
+            self._load(key, ControlNetModel)
+            for key, _, _ in model_slots(self.settings)
             if key.endswith("controlnet_model")
         ]
-        components: dict[str, Any] = {"controlnet": controlnets[0] if len(controlnets) == 1 else controlnets}
-        if settings["vae_model"] is not None:
-            components["vae"] = load("vae_model", AutoencoderKL)
+        return controlnets[0] if len(controlnets) == 1 else controlnets
+
+    def _pipeline_class(self) -> tuple[type, dict[str, Any]]:
+        """The backend's pipeline class and the components it is built with besides the models."""
+        from diffusers import StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
+
         if self.backend == "controlnet":
             # As in 3D-DST: no safety checker (it would black out images and needs weights of its own).
-            pipeline_class = StableDiffusionControlNetPipeline
-            components.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        else:
-            # No invisible watermark, so that pixels do not depend on whether invisible-watermark is installed.
-            pipeline_class = StableDiffusionXLControlNetPipeline
-            components.update(add_watermarker=False)
-        pipeline = load("base_model", pipeline_class, **components)
+            return StableDiffusionControlNetPipeline, {
+                "safety_checker": None,
+                "feature_extractor": None,
+                "requires_safety_checker": False,
+            }
+        # No invisible watermark, so that pixels do not depend on whether invisible-watermark is installed.
+        return StableDiffusionXLControlNetPipeline, {"add_watermarker": False}
+
+    def _set_scheduler(self, pipeline) -> None:
+        """The configured scheduler, built from the base model's scheduler config."""
+        from diffusers import DDIMScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
         scheduler_class = {
             "ddim": DDIMScheduler,
             "unipc": UniPCMultistepScheduler,
             "euler": EulerDiscreteScheduler,
-        }[settings["scheduler"]]
+        }[self.settings["scheduler"]]
         pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
+
+    def _set_attention(self, pipeline) -> None:
+        """The configured attention processor in the UNet, every ControlNet and the VAE."""
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
         nets = getattr(pipeline.controlnet, "nets", [pipeline.controlnet])  # a MultiControlNetModel holds several
         for model in (pipeline.unet, *nets, pipeline.vae):
-            if settings["attention"] == "sdpa":
+            if self.settings["attention"] == "sdpa":
                 model.set_attn_processor(AttnProcessor2_0())
             else:
                 model.set_default_attn_processor()
-        # One image per VAE decode: its group norms round differently for different positions in a batch.
-        pipeline.vae.enable_slicing()
-        pipeline.set_progress_bar_config(disable=True)
-        if settings["cpu_offload"] and self.device.type == "cuda":
+
+    def _place(self, pipeline) -> None:
+        """The pipeline on its device, or offloaded to the CPU between uses (CUDA only)."""
+        if self.settings["cpu_offload"] and self.device.type == "cuda":
             pipeline.enable_model_cpu_offload(device=self.device)
-        else:
-            if settings["cpu_offload"]:
-                self.log.warning("cpu_offload is set but the device is %s: the models stay where they are", self.device)
-            pipeline.to(self.device)
+            return
+        if self.settings["cpu_offload"]:
+            self.log.warning("cpu_offload is set but the device is %s: the models stay where they are", self.device)
+        pipeline.to(self.device)
+
+    def _log_loaded(self, seconds: float) -> None:
+        settings = self.settings
         self.log.info(
             "loaded %s (%s + %s%s) on %s as %s in %.1f s",
             self.backend,
@@ -261,9 +290,8 @@ class ControlNetBackend:
             f" + {settings['vae_model']}" if settings["vae_model"] else "",
             self.device,
             str(self.dtype).removeprefix("torch."),
-            time.perf_counter() - started,
+            seconds,
         )
-        return pipeline
 
     def generation_record(self, negative_prompt: str) -> dict[str, Any]:
         """The settings that shape every image, as stored next to each image (``eta`` is null unless DDIM;

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dst3d.generate.settings import DEFAULT_DIFFUSION_SETTINGS, resolve_settings
+from dst3d.generate.settings import resolve_settings
 
 #: Pipeline components that the backend supplies itself or leaves out, so a base model need not hold them.
 _COMPONENTS_NOT_LOADED = ("controlnet", "safety_checker", "feature_extractor", "image_encoder")
@@ -55,7 +55,7 @@ def _looks_like_path(model: str) -> bool:
 
 def how_to_provide(backend: str, key: str, model: str) -> str:
     if _looks_like_path(model):
-        hub_id = DEFAULT_DIFFUSION_SETTINGS[backend][key] or "OWNER/NAME"
+        hub_id = resolve_settings(backend)[key] or "OWNER/NAME"
     else:
         hub_id = model
     return (

@@ -31,40 +31,32 @@ cached is not sent again and needs no API key, so reruns, resumed runs and other
 no calls; two jobs asking the same question at once take turns on a lock file (``<cache_dir>.locks/``), so only
 the first asks. Only answers that pass validation are cached.
 
-Failures raise ``PromptError``. Timeouts, connection errors, HTTP 429 and 5xx are retried ``max_retries``
-times, waiting ``backoff_s * 2**(retry - 1)`` seconds before each retry; other HTTP errors fail at once; the
-job never falls back to templates. A missing API key fails before any request is sent. The key is only given
-to the client: it is redacted from every message and never written to the prompt file or the cache.
+Failures raise ``PromptError``. The official client retries timeouts, connection errors and HTTP 408, 409, 429
+and 5xx itself, ``max_retries`` times, with exponential backoff and jitter (from 0.5 s, doubling, at most 8 s,
+in openai 3.57) or the wait a ``Retry-After`` header asks for; its retries are logged at INFO by the ``openai`` logger.
+Other HTTP errors fail at once; the job never falls back to templates. A missing API key fails before any
+request is sent. The key is only given to the client: it is redacted from every message and never written to
+the prompt file or the cache.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import itertools
 import json
 import logging
 import os
 import re
 import string
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dst3d.checks import is_integer, is_number
 from dst3d.identity import image_rng
 from dst3d.io import write_json
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "An image of {class}, best quality, extremely detailed"
-
-#: 3D-DST's negative prompt (from ControlNet's examples).
-DEFAULT_NEGATIVE_PROMPT = (
-    "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
-    "worst quality, low quality"
-)
 
 #: 24 colours for P3D-Diffusion's "[color] [category]" sampling (its list is unpublished): the 11 basic colour
 #: terms of English (Berlin and Kay) and 13 common names of paints and finishes of vehicles and furniture, all
@@ -112,31 +104,9 @@ PROMPT_PRESETS: dict[str, dict] = {
     },
 }
 
-#: The ``prompts:`` config block with its defaults. ``openai.base_url`` null means ``OPENAI_DEFAULT_BASE_URL``
-#: (the ``OPENAI_BASE_URL`` environment variable is deliberately not read: the config names the endpoint).
-DEFAULT_PROMPT_SETTINGS: dict = {
-    "backend": "template",  # "template" or "openai"
-    "preset": None,  # a PROMPT_PRESETS name: the published prompt form
-    "class_names": None,  # category -> name in the prompt: a mapping or a synset-words file (wnid words)
-    "template": DEFAULT_TEMPLATE,  # format string with the single field {class}
-    "use_keywords": True,  # CAD keywords of the image's model after the class name (template backend)
-    "max_keywords": 8,  # keywords per prompt (template) or per request (openai)
-    "colors": True,  # "[color] [category]" colour sampling (template backend)
-    "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
-    "openai": {
-        "base_url": None,  # any OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
-        "model": "gpt-4o-mini",
-        "api_key_env": "OPENAI_API_KEY",  # name of the environment variable that holds the key
-        "temperature": 0.7,
-        "prompts_per_category": 20,  # descriptions requested per prompt set
-        "timeout_s": 60.0,  # per request, seconds
-        "max_retries": 5,  # retries after the first attempt (timeouts, connection errors, 429, 5xx)
-        "backoff_s": 2.0,  # wait before the first retry, doubled before each further one, seconds
-        "max_prompt_chars": 300,  # longest accepted description (CLIP reads 77 tokens)
-    },
-}
-
-BACKENDS = ("template", "openai")
+#: What ``prompts.preset: null`` sets: dst3d's own form, a coloured class with its model's keywords. The schema
+#: gives these three keys no default, as the preset decides them; every other default is in config/schema.yaml.
+DEFAULT_FORM: dict = {"template": DEFAULT_TEMPLATE, "colors": True, "use_keywords": True}
 
 SYSTEM_MESSAGE = "You write prompts for a text-to-image diffusion model that generates realistic photographs."
 
@@ -158,73 +128,25 @@ class PromptError(RuntimeError):
 
 
 def resolve_prompt_settings(settings: Mapping | None) -> dict:
-    """The ``prompts:`` config block merged over ``DEFAULT_PROMPT_SETTINGS`` (a ``None`` value counts as
-    absent) and checked; raises ``PromptError`` naming the offending ``prompts.*`` key."""
-    resolved = copy.deepcopy(DEFAULT_PROMPT_SETTINGS)
-    given = dict(settings or {})
-    openai_given = given.pop("openai", None) or {}
-    if not isinstance(openai_given, Mapping):
-        raise PromptError(f"prompts.openai must be a mapping of settings, got {openai_given!r}")
-    preset = given.get("preset")
-    if preset is not None:
-        if preset not in PROMPT_PRESETS:
-            raise PromptError(f"prompts.preset must be one of {sorted(PROMPT_PRESETS)} or null, got {preset!r}")
-        resolved.update(PROMPT_PRESETS[preset])
-    scopes = (("prompts", resolved, given), ("prompts.openai", resolved["openai"], openai_given))
-    for scope, defaults, values in scopes:
-        unknown = sorted(set(values) - set(defaults))
-        if unknown:
-            raise PromptError(f"unknown keys {unknown} in {scope}; known keys: {', '.join(sorted(defaults))}")
-        defaults.update({key: value for key, value in values.items() if value is not None})
+    """The ``prompts:`` config block completed and checked: ``template``, ``colors`` and ``use_keywords`` from the
+    preset where the block does not give them, every other key from config/schema.yaml's defaults (a ``None``
+    value counts as absent); raises ``PromptError`` naming the offending ``prompts.*`` key."""
+    from dst3d.config_schema import block_schema, block_settings
 
-    def require(condition: bool, key: str, expectation: str, value: object) -> None:
-        if not condition:
-            raise PromptError(f"prompts.{key} must be {expectation}, got {value!r}")
-
-    require(resolved["backend"] in BACKENDS, "backend", f"one of {BACKENDS}", resolved["backend"])
-    require(
-        resolved["class_names"] is None or isinstance(resolved["class_names"], str | Mapping),
-        "class_names",
-        "a mapping of category to name, or the path of a synset-words file",
-        resolved["class_names"],
-    )
-    _check_template(resolved["template"])
-    for key in ("use_keywords", "colors"):
-        require(isinstance(resolved[key], bool), key, "true or false", resolved[key])
-    require(
-        is_integer(resolved["max_keywords"]) and resolved["max_keywords"] >= 0,
-        "max_keywords",
-        "an integer >= 0",
-        resolved["max_keywords"],
-    )
-    require(isinstance(resolved["negative_prompt"], str), "negative_prompt", "a string", resolved["negative_prompt"])
-    llm = resolved["openai"]
-    require(
-        llm["base_url"] is None or (isinstance(llm["base_url"], str) and llm["base_url"].strip()),
-        "openai.base_url",
-        "a URL or null",
-        llm["base_url"],
-    )
-    for key in ("model", "api_key_env"):
-        require(isinstance(llm[key], str) and bool(llm[key].strip()), f"openai.{key}", "a non-empty string", llm[key])
-    require(
-        is_number(llm["temperature"]) and 0 <= llm["temperature"] <= 2,
-        "openai.temperature",
-        "a number in [0, 2]",
-        llm["temperature"],
-    )
-    for key in ("prompts_per_category", "max_prompt_chars"):
-        require(is_integer(llm[key]) and llm[key] >= 1, f"openai.{key}", "an integer >= 1", llm[key])
-    require(
-        is_integer(llm["max_retries"]) and llm["max_retries"] >= 0,
-        "openai.max_retries",
-        "an integer >= 0",
-        llm["max_retries"],
-    )
-    require(is_number(llm["timeout_s"]) and llm["timeout_s"] > 0, "openai.timeout_s", "a number > 0", llm["timeout_s"])
-    require(
-        is_number(llm["backoff_s"]) and llm["backoff_s"] >= 0, "openai.backoff_s", "a number >= 0", llm["backoff_s"]
-    )
+    given = {key: value for key, value in (settings or {}).items() if value is not None}
+    if isinstance(given.get("openai"), Mapping):
+        given["openai"] = {key: value for key, value in given["openai"].items() if value is not None}
+    try:
+        filled = block_settings("prompts", given)
+    except ValueError as error:
+        raise PromptError(str(error)) from None
+    preset = filled["preset"]
+    filled = {**(DEFAULT_FORM if preset is None else PROMPT_PRESETS[preset]), **filled}
+    _check_template(filled["template"])
+    # In the schema's order, whatever order the config gave: the rule's params compare as text.
+    schema = block_schema("prompts")["properties"]
+    resolved = {key: filled[key] for key in schema}
+    resolved["openai"] = {key: filled["openai"][key] for key in schema["openai"]["properties"]}
     return resolved
 
 
@@ -426,37 +348,34 @@ def _cached_or_fetched(
 
 
 def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: str) -> tuple[str | None, str]:
-    """Send ``request``, retrying transient failures; returns the answer's text and the served model name."""
+    """Send ``request``; returns the answer's text and the served model name. The client retries transient
+    failures itself (see the module docstring); what is left to do here is a message that names the key to
+    change."""
     import openai  # only the openai backend needs the package
 
-    client = openai.OpenAI(
-        api_key=api_key, base_url=request["base_url"], timeout=openai_settings["timeout_s"], max_retries=0
-    )
     max_retries = openai_settings["max_retries"]
+    client = openai.OpenAI(
+        api_key=api_key, base_url=request["base_url"], timeout=openai_settings["timeout_s"], max_retries=max_retries
+    )
     endpoint = f"{request['base_url']} (model {request['model']})"
-    for attempt in itertools.count(1):
-        try:
-            response = client.chat.completions.create(
-                model=request["model"], temperature=request["temperature"], messages=request["messages"]
+    try:
+        response = client.chat.completions.create(
+            model=request["model"], temperature=request["temperature"], messages=request["messages"]
+        )
+    except openai.APITimeoutError:  # before APIConnectionError, its base class
+        problem = f"no answer within {openai_settings['timeout_s']} s (prompts.openai.timeout_s)"
+    except openai.APIConnectionError:
+        problem = "connection failed (check prompts.openai.base_url)"
+    except openai.AuthenticationError as error:
+        raise PromptError(
+            _redact(
+                f"{label}: {endpoint} rejected the API key in the environment variable "
+                f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}",
+                api_key,
             )
-            if not response.choices:
-                raise PromptError(f"{label}: {endpoint} answered without any choice")
-            return response.choices[0].message.content, response.model
-        except openai.APITimeoutError:
-            problem = f"no answer within {openai_settings['timeout_s']} s (prompts.openai.timeout_s)"
-        except openai.APIConnectionError:
-            problem = "connection failed (check prompts.openai.base_url)"
-        except (openai.RateLimitError, openai.InternalServerError) as error:
-            problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
-        except openai.AuthenticationError as error:
-            raise PromptError(
-                _redact(
-                    f"{label}: {endpoint} rejected the API key in the environment variable "
-                    f"{openai_settings['api_key_env']} (HTTP {error.status_code}): {error.message}",
-                    api_key,
-                )
-            ) from None
-        except openai.APIStatusError as error:
+        ) from None
+    except openai.APIStatusError as error:
+        if not _retried_status(error.status_code):
             raise PromptError(
                 _redact(
                     f"{label}: {endpoint} refused the request (HTTP {error.status_code}): {error.message}; check "
@@ -464,14 +383,22 @@ def _complete(request: Mapping, openai_settings: Mapping, api_key: str, label: s
                     api_key,
                 )
             ) from None
-        if attempt > max_retries:
-            raise PromptError(
-                f"{label}: {endpoint} failed {attempt} times, last with {problem}; try again later or raise "
-                "prompts.openai.max_retries / prompts.openai.backoff_s"
-            )
-        delay_s = openai_settings["backoff_s"] * 2 ** (attempt - 1)
-        log.warning("%s: %s from %s; retry %d of %d in %.2f s", label, problem, endpoint, attempt, max_retries, delay_s)
-        time.sleep(delay_s)
+        problem = _redact(f"HTTP {error.status_code}: {error.message}", api_key)
+    else:
+        if not response.choices:
+            raise PromptError(f"{label}: {endpoint} answered without any choice")
+        return response.choices[0].message.content, response.model
+    retries = f"{max_retries} {'retry' if max_retries == 1 else 'retries'}"
+    raise PromptError(
+        f"{label}: {endpoint} still failed after up to {retries}, last with {problem}; try again later or raise "
+        "prompts.openai.max_retries"
+    )
+
+
+def _retried_status(status: int) -> bool:
+    """Whether the openai client retries an HTTP status (``_should_retry`` in its ``_base_client``): a failure
+    with it is transient, one the retries did not outlast."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def _checked_images(images: Sequence[tuple[str, int, Sequence[str]]]) -> list[tuple[str, int, Sequence[str]]]:
@@ -524,7 +451,7 @@ def build_prompt_set(
     """The prompt set of ``category`` in ``split``, as written to ``results/prompts/{split}/{category}.json``.
 
     ``images``: (image_id, image_index, CAD keywords of the image's model) for every image of the set.
-    ``settings``: the ``prompts:`` config block (see ``DEFAULT_PROMPT_SETTINGS``). ``cache_dir``: the LLM
+    ``settings``: the ``prompts:`` config block (see ``resolve_prompt_settings``). ``cache_dir``: the LLM
     answer cache. ``env``: where the API key variable is looked up.
     Returns {"category", "split", "backend", "model" (None for template), "request_hash" (None for template),
     "seed" (the global seed the per-image draws derive from), "negative_prompt", "candidates" (the distinct
