@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,41 @@ def _fingerprint(settings: dict, labels: np.ndarray, ids: list[str], task: Task,
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Data:
+    """What the epochs draw their batches from: the uint8 crops (on the CPU), their labels (on the training
+    device) and the in-plane rotation augmentation."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    #: The standard deviation of the in-plane turns (radians); 0 when there are none.
+    rotate_sd: float
+    #: The label column re-binned after a turn (``Task.theta_column``), None when the labels stay as they are.
+    theta_column: int | None
+    #: The images' in-plane angles (radians, float64, on the CPU) when ``theta_column`` is set.
+    thetas: torch.Tensor | None
+
+
+@dataclass
+class _Run:
+    """A training run: the network, where it trains, and what it carries from epoch to epoch (saved after each
+    one for a resume)."""
+
+    device: torch.device
+    #: The memory layout of the network and its inputs (:func:`memory_layout`).
+    layout: torch.memory_format
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    #: The CPU generator of the shuffles and augmentations.
+    generator: torch.Generator
+    #: Of the data, settings, task and starting weights: a resume state with another one is not used.
+    fingerprint: str
+    history: list[dict] = field(default_factory=list)
+    #: Epochs done (by this job or, after a resume, by an earlier one).
+    epoch: int = 0
+
+
 def train(
     images: torch.Tensor,
     labels: np.ndarray,
@@ -155,11 +190,11 @@ def train(
     init: tuple[dict, str] | None = None,
     thetas: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the config's ``train``
-    block (backbone, pretrained, epochs, batch_size, lr, momentum, weight_decay, lr_step_epochs, lr_gamma,
-    augment, input_size, crop_jitter, colour_jitter, and optionally optimizer, lr_schedule, zero_init_residual,
-    device, precision); ``images`` are the padded uint8 crops of :func:`crops`, kept on the CPU (each batch is moved to the
-    training device). The returned model stays on the training device.
+    """Train a network for ``task`` (:data:`dst3d.training.pose.POSE`, or a classifier's). ``settings`` is the
+    config's ``train`` block (or the KCF fold models' version of it), checked and completed with the defaults of
+    config/schema.yaml by :func:`training_settings`; ``images`` are the padded uint8 crops of
+    :func:`dst3d.training.cropping.crops`, kept on the CPU (each batch is moved to the training device). The
+    returned model stays on the training device.
 
     Deterministic on the CPU for a given seed and thread count (on CUDA up to cuDNN's non-deterministic kernels;
     the batches and augmentations are the same). With ``resume_path``, the state after every epoch is
@@ -173,12 +208,45 @@ def train(
     with it (P3D-Diffusion's ``--rotate``): ``thetas`` are then the images' in-plane angles (radians), re-binned
     after the turn.
     """
+    settings = _seed_and_settings(settings, seed, threads)
+    device = resolve_device(settings["device"], "train.device")
+    layout = memory_layout(settings["precision"], device)
+    model = _initial_model(settings, task, init).to(device, memory_format=layout)
+    optimizer = make_optimizer(model, settings)
+    scheduler = make_scheduler(optimizer, settings)
+    data = _training_data(images, labels, thetas, settings, task, device)
+    run = _Run(
+        device=device,
+        layout=layout,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generator=torch.Generator().manual_seed(seed),
+        fingerprint=_fingerprint(settings, labels, ids, task, None if init is None else init[1]),
+    )
+    if resume_path is not None and Path(resume_path).is_file():
+        _resume(run, resume_path, log)
+    while run.epoch < settings["epochs"]:
+        epoch_started = time.perf_counter()
+        loss_sum, count = _train_epoch(run, data, settings, task)
+        _end_epoch(run, loss_sum, count)
+        _log_epoch(log, run.history[-1], settings["epochs"], count, time.perf_counter() - epoch_started)
+        if resume_path is not None:
+            _save_resume_state(run, resume_path)
+    return TrainResult(model=run.model, history=run.history)
+
+
+def _seed_and_settings(settings: dict, seed: int, threads: int) -> dict:
+    """Set torch's thread count and global seed (which the new network's initial weights draw on); the settings
+    checked and completed (:func:`training_settings`)."""
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
-    settings = training_settings(settings)
-    device = resolve_device(settings["device"], "train.device")
-    precision = settings["precision"]
-    layout = memory_layout(precision, device)
+    return training_settings(settings)
+
+
+def _initial_model(settings: dict, task: Task, init: tuple[dict, str] | None) -> torch.nn.Module:
+    """The network before training, on the CPU: ``task``'s head on the configured backbone, with ImageNet weights
+    when ``pretrained`` and no ``init``, or with ``init``'s weights."""
     model = build_model(
         settings["backbone"],
         settings["pretrained"] and init is None,
@@ -187,89 +255,138 @@ def train(
     )
     if init is not None:
         model.load_state_dict(init[0])
-    model = model.to(device, memory_format=layout)
-    optimizer = make_optimizer(model, settings)
-    scheduler = make_scheduler(optimizer, settings)
+    return model
+
+
+def _training_data(
+    images: torch.Tensor,
+    labels: np.ndarray,
+    thetas: np.ndarray | None,
+    settings: dict,
+    task: Task,
+    device: torch.device,
+) -> _Data:
+    """The crops with their labels on ``device`` and the rotation augmentation (none without ``augment``); an
+    error when the turns would change ``task``'s in-plane label and ``thetas`` are missing."""
     label_tensor = torch.from_numpy(labels).to(device)
     rotate_sd = math.radians(settings["rotate_deg"]) if settings["augment"] else 0.0
     relabel = rotate_sd > 0 and task.theta_column is not None  # a classifier's label is the same after a turn
     if relabel and thetas is None:
         raise ValueError(f"train.rotate_deg turns the {task.name} task's in-plane label: pass the images' thetas")
-    theta_tensor = torch.from_numpy(np.asarray(thetas, dtype=np.float64)) if relabel else None
-    generator = torch.Generator().manual_seed(seed)
-    fingerprint = _fingerprint(settings, labels, ids, task, None if init is None else init[1])
-    history, start_epoch = [], 0
-    if resume_path is not None and Path(resume_path).is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if state["fingerprint"] == fingerprint:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            generator.set_state(state["generator"])
-            history, start_epoch = state["history"], state["epoch"]
-            log.info("resuming from %s after epoch %d", resume_path, start_epoch)
-        else:
-            log.info("ignoring %s: it was made for other data or settings", resume_path)
-    for epoch in range(start_epoch, settings["epochs"]):
-        epoch_started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(images), generator=generator)
-        # The epoch's loss is summed on the training device (float64, as Python floats would be): reading each
-        # batch's loss with .item() would make the CPU wait for the GPU at every step.
-        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-        for start in range(0, len(order), settings["batch_size"]):
-            batch = order[start : start + settings["batch_size"]]
-            if len(batch) < 2:  # batch norm needs two samples
-                continue
-            pixels = images[batch].to(device, non_blocking=True)
-            inputs = (
-                augment(pixels, generator, settings)
-                if settings["augment"]
-                else centre_crop(pixels, settings["input_size"])
-            )
-            targets = label_tensor[batch.to(device)]
-            if rotate_sd > 0:  # drawn on the CPU generator, so the turns do not depend on the device
-                angles = torch.randn(len(batch), generator=generator, dtype=torch.float64) * rotate_sd
-                inputs = rotate(inputs.float(), angles)
-                if relabel:
-                    turned = torch.remainder(theta_tensor[batch] + angles + math.pi, 2 * math.pi) - math.pi
-                    targets = targets.clone()
-                    bins = geometry.signed_angle_to_bin(turned.numpy())
-                    targets[:, task.theta_column] = torch.from_numpy(np.asarray(bins, dtype=np.int64)).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-                logits = model(normalise(inputs).contiguous(memory_format=layout))
-            loss = task.loss(logits.float(), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().double() * len(batch)
-            count += len(batch)
-        scheduler.step()
-        history.append({"epoch": epoch + 1, "loss": total.item() / max(count, 1), "lr": scheduler.get_last_lr()[0]})
-        seconds = time.perf_counter() - epoch_started  # logged only: the history stays deterministic
-        log.info(
-            "epoch %d/%d loss %.4f lr %.3g, %.1f s, %.0f images/s, %s",
-            epoch + 1,
-            settings["epochs"],
-            history[-1]["loss"],
-            history[-1]["lr"],
-            seconds,
-            count / seconds if seconds > 0 else float("inf"),
-            eta_text(seconds * (settings["epochs"] - epoch - 1), epoch + 1, settings["epochs"]),
-        )
-        if resume_path is not None:
-            state = {
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "generator": generator.get_state(),
-                "history": history,
-            }
-            with atomic_write(resume_path) as temporary:
-                torch.save(state, temporary)
-    return TrainResult(model=model, history=history)
+    return _Data(
+        images=images,
+        labels=label_tensor,
+        rotate_sd=rotate_sd,
+        theta_column=task.theta_column if relabel else None,
+        thetas=torch.from_numpy(np.asarray(thetas, dtype=np.float64)) if relabel else None,
+    )
+
+
+def _resume(run: _Run, resume_path: Path, log: logging.Logger) -> None:
+    """Continue from the state saved at ``resume_path`` when it was made for the same fingerprint (otherwise it
+    is ignored, and overwritten after the first epoch)."""
+    state = torch.load(resume_path, map_location="cpu", weights_only=False)
+    if state["fingerprint"] != run.fingerprint:
+        log.info("ignoring %s: it was made for other data or settings", resume_path)
+        return
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.generator.set_state(state["generator"])
+    run.history, run.epoch = state["history"], state["epoch"]
+    log.info("resuming from %s after epoch %d", resume_path, run.epoch)
+
+
+def _train_epoch(run: _Run, data: _Data, settings: dict, task: Task) -> tuple[torch.Tensor, int]:
+    """One pass over the crops in a fresh shuffle, one optimiser step per batch (a last batch of one is left
+    out: batch norm needs two samples); the sum of the batches' losses times their sizes (a float64 tensor on the
+    training device) and the number of images trained on."""
+    run.model.train()
+    order = torch.randperm(len(data.images), generator=run.generator)
+    # The epoch's loss is summed on the training device (float64, as Python floats would be): reading each
+    # batch's loss with .item() would make the CPU wait for the GPU at every step.
+    total, count = torch.zeros((), dtype=torch.float64, device=run.device), 0
+    for start in range(0, len(order), settings["batch_size"]):
+        batch = order[start : start + settings["batch_size"]]
+        if len(batch) < 2:  # batch norm needs two samples
+            continue
+        inputs, targets = _batch(run, data, batch, settings)
+        loss = _step(run, inputs, targets, settings["precision"], task)
+        total += loss.detach().double() * len(batch)
+        count += len(batch)
+    return total, count
+
+
+def _batch(run: _Run, data: _Data, batch: torch.Tensor, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's inputs (augmented, or centre crops) and the labels of the crops ``batch`` indexes, on the
+    training device; turned in-plane (and their in-plane label with them) when the rotation augmentation is on.
+    The augmentations draw on the run's generator."""
+    device = run.device
+    pixels = data.images[batch].to(device, non_blocking=True)
+    inputs = (
+        augment(pixels, run.generator, settings) if settings["augment"] else centre_crop(pixels, settings["input_size"])
+    )
+    targets = data.labels[batch.to(device)]
+    if data.rotate_sd > 0:  # drawn on the CPU generator, so the turns do not depend on the device
+        angles = torch.randn(len(batch), generator=run.generator, dtype=torch.float64) * data.rotate_sd
+        inputs = rotate(inputs.float(), angles)
+        if data.theta_column is not None:
+            turned = torch.remainder(data.thetas[batch] + angles + math.pi, 2 * math.pi) - math.pi
+            targets = targets.clone()
+            bins = geometry.signed_angle_to_bin(turned.numpy())
+            targets[:, data.theta_column] = torch.from_numpy(np.asarray(bins, dtype=np.int64)).to(device)
+    return inputs, targets
+
+
+def _step(run: _Run, inputs: torch.Tensor, targets: torch.Tensor, precision: str, task: Task) -> torch.Tensor:
+    """One optimiser step on a batch (the forward pass under bfloat16 autocast when ``precision`` says so, the
+    loss in float32); the batch's loss."""
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        logits = run.model(normalise(inputs).contiguous(memory_format=run.layout))
+    loss = task.loss(logits.float(), targets)
+    run.optimizer.zero_grad()
+    loss.backward()
+    run.optimizer.step()
+    return loss
+
+
+def _end_epoch(run: _Run, loss_sum: torch.Tensor, count: int) -> None:
+    """Step the learning-rate schedule and add the epoch's mean loss and new learning rate to the history."""
+    run.scheduler.step()
+    run.epoch += 1
+    run.history.append(
+        {"epoch": run.epoch, "loss": loss_sum.item() / max(count, 1), "lr": run.scheduler.get_last_lr()[0]}
+    )
+
+
+def _log_epoch(log: logging.Logger, entry: dict, epochs: int, count: int, seconds: float) -> None:
+    """The epoch's progress line: its history ``entry``, its time and speed (logged only, so that the history
+    stays deterministic) and the time left."""
+    log.info(
+        "epoch %d/%d loss %.4f lr %.3g, %.1f s, %.0f images/s, %s",
+        entry["epoch"],
+        epochs,
+        entry["loss"],
+        entry["lr"],
+        seconds,
+        count / seconds if seconds > 0 else float("inf"),
+        eta_text(seconds * (epochs - entry["epoch"]), entry["epoch"], epochs),
+    )
+
+
+def _save_resume_state(run: _Run, resume_path: Path) -> None:
+    """Save the run after its latest epoch (atomically), for :func:`_resume`."""
+    state = {
+        "fingerprint": run.fingerprint,
+        "epoch": run.epoch,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "generator": run.generator.get_state(),
+        "history": run.history,
+    }
+    with atomic_write(resume_path) as temporary:
+        torch.save(state, temporary)
 
 
 def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
