@@ -79,10 +79,10 @@ CASES = {
         {"TORCH_HOME": "/nonexistent-torch-home"},
         ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"],
     ),
-    "benchmark-root": (
-        {"evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
+    "real-set-root": (
+        {"evaluate": {"real_sets": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
         None,
-        ["evaluate.benchmarks[0] ('p3d').root", "/nonexistent-pascal3d"],
+        ["evaluate.real_sets[0] ('p3d').root", "/nonexistent-pascal3d"],
     ),
 }
 
@@ -94,9 +94,9 @@ def test_missing_prerequisite_stops_the_run_before_any_job(tmp_path, case):
     result = attempt(tmp_path, overlay, env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    # A missing rule input (the model table, a benchmark root) Snakemake refuses itself when it builds the DAG,
+    # A missing rule input (the model table, a real set root) Snakemake refuses itself when it builds the DAG,
     # after the warnings that name the key; the other problems stop the run in onstart.
-    refused_by_snakemake = case in ("asset-folders", "benchmark-root")
+    refused_by_snakemake = case in ("asset-folders", "real-set-root")
     assert ("Missing input files" if refused_by_snakemake else "no job was started") in output, output[-3000:]
     for text in expected:
         assert text in output, (text, output[-3000:])
