@@ -10,6 +10,7 @@ import yaml
 from workflow_runs import REPO, run
 
 from dst3d import preflight
+from dst3d.config_schema import block_settings, validate_config
 from dst3d.identity import shard_names
 
 TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
@@ -146,3 +147,29 @@ def test_finished_outputs_need_no_prerequisites(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
     assert preflight.problems(config) == []
+
+
+RENAMED_LINE = "config: evaluate.benchmarks is now evaluate.real_sets (renamed; same entries)"
+
+
+def test_a_renamed_key_names_its_new_key():
+    entry = {"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}
+    with pytest.raises(ValueError) as raised:
+        validate_config({"evaluate": {"benchmarks": [entry]}})
+    assert str(raised.value) == RENAMED_LINE
+    with pytest.raises(ValueError, match=r"evaluate\.benchmarks is now evaluate\.real_sets"):
+        block_settings("evaluate", {"benchmarks": [entry]})
+
+
+def test_an_old_config_with_a_renamed_key_stops_before_any_job(tmp_path):
+    """A config written before evaluate.benchmarks became evaluate.real_sets stops in one line naming the new key,
+    dry run or not."""
+    entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path)}
+    for arguments in (("-n",), ()):
+        result = attempt(tmp_path, {"evaluate": {"benchmarks": [entry]}}, *arguments)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert RENAMED_LINE in output.splitlines(), output[-3000:]
+        assert "Job stats" not in output and "not a known key" not in output, output[-3000:]
+    workdir = tmp_path / "work"
+    assert not (workdir / "results").exists() and not (workdir / "logs").exists()
