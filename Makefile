@@ -19,7 +19,7 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/snakemake
 
-# The papers' real-data protocols on the embedded default and its pseudo-real benchmark (after `make run`, only
+# The papers' real-data protocols on the embedded default and its pseudo-real set (after `make run`, only
 # the protocols' own jobs run): results/tables/pose_protocol.* and few_shot.*.
 protocols: setup
 	$(VENV)/bin/snakemake --configfile config/config.yaml config/protocols.yaml

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+#: Keys that were renamed (old dotted key -> new one, same value): an old config that still uses one stops with a
+#: line naming the new key instead of an unknown-key error.
+RENAMED_KEYS = {"evaluate.benchmarks": "evaluate.real_sets"}
 
 
 @cache
@@ -60,6 +63,23 @@ def _with_defaults(schema: Mapping, value: Any) -> Any:
     return filled
 
 
+def _renamed(key: str) -> str:
+    return f"{key} is now {RENAMED_KEYS[key]} (renamed; same entries)"
+
+
+def _renamed_keys(config: Mapping) -> list[str]:
+    """One line per renamed key (:data:`RENAMED_KEYS`) that ``config`` still uses."""
+    found = []
+    for old in RENAMED_KEYS:
+        block = config
+        *parents, name = old.split(".")
+        for parent in parents:
+            block = block.get(parent) if isinstance(block, Mapping) else None
+        if isinstance(block, Mapping) and name in block:
+            found.append(_renamed(old))
+    return found
+
+
 def _message(error, prefix: tuple[str, ...] = ()) -> str:
     """One line for a schema error: the dotted key, what is wrong, and for an unknown key the closest known one."""
     import difflib
@@ -72,6 +92,9 @@ def _message(error, prefix: tuple[str, ...] = ()) -> str:
         for key in unknown:
             close = difflib.get_close_matches(key, known, n=1)
             where = ".".join([*path, key])
+            if where in RENAMED_KEYS:
+                parts.append(_renamed(where))
+                continue
             parts.append(f"{where} is not a known key" + (f" (did you mean {close[0]}?)" if close else ""))
         return "; ".join(parts) + f"; the keys of {'.'.join(path) or 'the top level'} are: {', '.join(known)}"
     return f"{'.'.join(path) or 'the config'}: {error.message}"
@@ -79,9 +102,13 @@ def _message(error, prefix: tuple[str, ...] = ()) -> str:
 
 def validate_config(config: dict) -> None:
     """Check the whole workflow config against config/schema.yaml and fill in its defaults, in place; raises
-    ValueError with one line per problem (the first three), each naming the key (see :func:`_message`)."""
+    ValueError with one line per problem (the first three), each naming the key (see :func:`_message`); a renamed
+    key (:data:`RENAMED_KEYS`) is reported alone, naming its new key."""
     import jsonschema
 
+    renamed = _renamed_keys(config)
+    if renamed:
+        raise ValueError("\n".join(f"config: {line}" for line in renamed))
     filled = _with_defaults(_schema(), config)
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(filled), key=lambda error: list(map(str, error.path)))

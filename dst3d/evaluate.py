@@ -2,7 +2,7 @@
 category and overall. Two overall means are reported, because codebases disagree on which one "mean" is:
 ``mean (pooled)`` over all images, and ``mean (per-category)``, the unweighted mean of the category rows.
 
-Evaluation runs a checkpoint on an image table (the held-out synthetic split or a real benchmark read by
+Evaluation runs a checkpoint on an image table (the held-out synthetic split or a real set read by
 :mod:`dst3d.inputs.datasets`); every metrics row names the checkpoint's file hash and data manifest hash, so a table
 row traces back to the exact model and training set.
 """
@@ -61,13 +61,13 @@ def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_category, pd.DataFrame([pooled, mean_row])], ignore_index=True)
 
 
-def evaluation_set(benchmark: dict | None, categories: list[str], shards: list[str] | None) -> tuple[str, pd.DataFrame]:
-    """(eval_set name, object table) of an evaluation job: a benchmark entry read by its reader, or the held-out
+def evaluation_set(real_set: dict | None, categories: list[str], shards: list[str] | None) -> tuple[str, pd.DataFrame]:
+    """(eval_set name, object table) of an evaluation job: a real set entry read by its reader, or the held-out
     synthetic split's shard tables in image-id order."""
-    if benchmark is not None:
+    if real_set is not None:
         from dst3d.inputs import datasets
 
-        return benchmark["name"], datasets.load_benchmark(benchmark, categories)
+        return real_set["name"], datasets.load_real_set(real_set, categories)
     from dst3d.io import read_tables
 
     return SYNTHETIC_TEST, read_tables(shards).sort_values("image_id").reset_index(drop=True)

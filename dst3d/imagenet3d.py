@@ -102,7 +102,7 @@ def task_variants(config: Mapping[str, Any]) -> list[str]:
 def check_tasks(config: Mapping[str, Any], variants: list[str], backends: list[str]) -> None:
     """The checks of ``tables.probing`` and ``tables.open_vocabulary`` that the schema cannot express;
     ``variants`` are every training variant of the run, ``backends`` the generate backends."""
-    benchmarks = [entry["name"] for entry in config["evaluate"]["benchmarks"]]
+    real_sets = [entry["name"] for entry in config["evaluate"]["real_sets"]]
     real = [entry["name"] for entry in config["train"]["real"]]
     probing = task_settings(config, "probing")
     if probing is not None:
@@ -113,10 +113,10 @@ def check_tasks(config: Mapping[str, Any], variants: list[str], backends: list[s
                 f"config: tables.probing.train_set {probing['train_set']!r}: use 'synthetic' (the generated "
                 f"training split) or a train.real name ({real or 'none'})"
             )
-        if probing["eval_set"] not in (SYNTHETIC_TEST, *benchmarks):
+        if probing["eval_set"] not in (SYNTHETIC_TEST, *real_sets):
             raise ValueError(
                 f"config: tables.probing.eval_set {probing['eval_set']!r}: use {SYNTHETIC_TEST!r} or an "
-                f"evaluate.benchmarks name ({benchmarks or 'none'})"
+                f"evaluate.real_sets name ({real_sets or 'none'})"
             )
         if probing["backend"] is not None and probing["backend"] not in backends:
             raise ValueError(
@@ -135,10 +135,10 @@ def check_tasks(config: Mapping[str, Any], variants: list[str], backends: list[s
         if both:
             raise ValueError(f"config: tables.open_vocabulary: {both} are both seen and novel; list each in one")
         for name in table["eval_sets"]:
-            if name not in (SYNTHETIC_TEST, *benchmarks):
+            if name not in (SYNTHETIC_TEST, *real_sets):
                 raise ValueError(
                     f"config: tables.open_vocabulary.eval_sets {name!r}: use {SYNTHETIC_TEST!r} or an "
-                    f"evaluate.benchmarks name ({benchmarks or 'none'})"
+                    f"evaluate.real_sets name ({real_sets or 'none'})"
                 )
 
 

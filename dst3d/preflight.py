@@ -8,7 +8,7 @@ jobs that are bound to fail on their node. Checked, each only when a job that ne
 - the API key variable of ``prompts.backend: openai``;
 - the asset folders and the model table of ``assets.source: folders``, and ``assets.environments_dir``;
 - the ImageNet weights of ``train.pretrained`` (and of ``imagenet-<backbone>`` probing sources) in the torch cache;
-- the root folder of every ``evaluate.benchmarks`` entry.
+- the root folder of every ``evaluate.real_sets`` entry.
 
 Only files and environment variables are looked at: no network and no GPU (the login node that plans a cluster
 run has none). Each problem names the config key, the path and how to fix it.
@@ -60,7 +60,7 @@ def problems(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ)
     found += _prompt_problems(config, environ)
     found += _asset_problems(config)
     found += _pretrained_problems(config)
-    found += _benchmark_problems(config)
+    found += _real_set_problems(config)
     return found
 
 
@@ -209,14 +209,14 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def pseudo_real_root(config: Mapping[str, Any]) -> Path | None:
-    """Where the workflow writes the pseudo-real benchmark (None when pseudo_real.enabled is false)."""
+    """Where the workflow writes the pseudo-real set (None when pseudo_real.enabled is false)."""
     return Path(f"{config['results']}/pseudo_real/PASCAL3D") if config["pseudo_real"]["enabled"] else None
 
 
-def _benchmark_problems(config: Mapping[str, Any]) -> list[str]:
+def _real_set_problems(config: Mapping[str, Any]) -> list[str]:
     found = []
     written = pseudo_real_root(config)
-    for key in ("evaluate.benchmarks", "train.real"):
+    for key in ("evaluate.real_sets", "train.real"):
         block, name = key.split(".")
         for position, entry in enumerate(config[block][name]):
             root = Path(entry["root"])
@@ -225,9 +225,9 @@ def _benchmark_problems(config: Mapping[str, Any]) -> list[str]:
             if not root.is_dir():
                 hint = ""
                 if written is None and root.as_posix().endswith("pseudo_real/PASCAL3D"):
-                    hint = " or set pseudo_real.enabled: true to have the workflow write the pseudo-real benchmark"
+                    hint = " or set pseudo_real.enabled: true to have the workflow write the pseudo-real set"
                 found.append(
                     f"{key}[{position}] ({entry['name']!r}).root = {entry['root']!r}: {root.resolve()} is not a "
-                    f"folder; point it at the benchmark as published (config/README.md lists each layout){hint}"
+                    f"folder; point it at the real set as published (config/README.md lists each layout){hint}"
                 )
     return found

@@ -105,7 +105,7 @@ def check_protocols(config: Mapping[str, Any]) -> None:
             parse_variant(variant, sources)
         except ValueError as error:
             raise ValueError(f"config: train.variants: {error}") from None
-    eval_sets = [SYNTHETIC_TEST, *(entry["name"] for entry in config["evaluate"]["benchmarks"])]
+    eval_sets = [SYNTHETIC_TEST, *(entry["name"] for entry in config["evaluate"]["real_sets"])]
     for name in TABLES:
         table = table_settings(config, name)
         if table is None:
@@ -131,7 +131,7 @@ def check_protocols(config: Mapping[str, Any]) -> None:
             if eval_set not in eval_sets:
                 raise ValueError(
                     f"config: tables.{name} reads the evaluation set {eval_set!r}, which is none of {eval_sets} "
-                    f"({SYNTHETIC_TEST!r} or an evaluate.benchmarks name)"
+                    f"({SYNTHETIC_TEST!r} or an evaluate.real_sets name)"
                 )
 
 

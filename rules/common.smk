@@ -30,7 +30,7 @@ CATEGORIES = config["categories"]
 ESTIMATOR_SETTINGS = estimator_settings(config)
 KCF_SETTINGS = kcf_settings(config)
 SPLITS = ["train", "test"]
-# The pseudo-real benchmark's render splits (pseudo_real.enabled) and the folder its PASCAL3D+ release is written to.
+# The pseudo-real set's render splits (pseudo_real.enabled) and the folder its PASCAL3D+ release is written to.
 PSEUDO_SPLITS = {"pseudo_train": "train", "pseudo_val": "val"}
 PSEUDO_REAL_ROOT = str(preflight.pseudo_real_root(config) or f"{RESULTS}/pseudo_real/PASCAL3D")
 DIFFUSION_BACKENDS = list(generate.DIFFUSION_BACKENDS)
@@ -52,7 +52,7 @@ def check_config():
                 "config: export.formats has 'bop', which reads OBJ and OFF models, but assets.folders.objaverse_dir "
                 "gives Objaverse .glb models: leave bop out of export.formats"
             )
-    datasets.check_entries(config["evaluate"]["benchmarks"])
+    datasets.check_entries(config["evaluate"]["real_sets"])
     datasets.check_entries(config["train"]["real"], "train.real")
     protocols.check_protocols(config)
     policy = config["kcf"]["policy"]
@@ -405,7 +405,7 @@ def table_metrics(name):
             if eval_set == SYNTHETIC_TEST:
                 files.append(rules.evaluate_pose.output.metrics.format(variant=variant))
             else:
-                files.append(rules.evaluate_pose_benchmark.output.metrics.format(variant=variant, benchmark=eval_set))
+                files.append(rules.evaluate_pose_real.output.metrics.format(variant=variant, real_set=eval_set))
     return list(dict.fromkeys(files))
 
 
@@ -424,7 +424,7 @@ def probe_inputs(wildcards):
     if PROBING["eval_set"] == SYNTHETIC_TEST:
         inputs["eval_shards"] = shard_files(rules.generate_shard.output.annotations, "test", backend=backend)
     else:
-        inputs["eval_root"] = BENCHMARKS[PROBING["eval_set"]]["root"]
+        inputs["eval_root"] = REAL_SETS[PROBING["eval_set"]]["root"]
     if wildcards.probe in VARIANTS:
         inputs["model"] = trained_model(wildcards.probe, "pose")
     return inputs
@@ -438,15 +438,15 @@ def open_vocabulary_inputs(wildcards):
             if eval_set == SYNTHETIC_TEST:
                 seen_only = rules.evaluate_open_vocabulary.output.predictions.format(variant=variant)
             else:
-                seen_only = rules.evaluate_open_vocabulary_benchmark.output.predictions.format(
-                    variant=variant, benchmark=eval_set
+                seen_only = rules.evaluate_open_vocabulary_real.output.predictions.format(
+                    variant=variant, real_set=eval_set
                 )
             inputs["seen_only"].append(seen_only)
             if eval_set == SYNTHETIC_TEST:
                 inputs["oracle"].append(rules.evaluate_pose.output.predictions.format(variant=variant))
             else:
                 inputs["oracle"].append(
-                    rules.evaluate_pose_benchmark.output.predictions.format(variant=variant, benchmark=eval_set)
+                    rules.evaluate_pose_real.output.predictions.format(variant=variant, real_set=eval_set)
                 )
     return inputs
 

@@ -1,9 +1,9 @@
 # evaluate: each trained network on the held-out synthetic split (and the pose estimators on the configured real
-# benchmarks), then one table per task with a row per variant, evaluation set and category, and the protocol
+# sets), then one table per task with a row per variant, evaluation set and category, and the protocol
 # tables (tables.pose_protocol, tables.few_shot) as CSV, Markdown and LaTeX.
 import re
 
-BENCHMARKS = {entry["name"]: entry for entry in config["evaluate"]["benchmarks"]}
+REAL_SETS = {entry["name"]: entry for entry in config["evaluate"]["real_sets"]}
 
 
 rule evaluate_pose:
@@ -27,17 +27,17 @@ rule evaluate_pose:
         "../scripts/evaluate_pose.py"
 
 
-rule evaluate_pose_benchmark:
+rule evaluate_pose_real:
     input:
         model=lambda wildcards: trained_model(wildcards.variant, "pose"),
-        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+        root=lambda wildcards: REAL_SETS[wildcards.real_set]["root"],
     output:
-        predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/predictions.csv",
-        metrics=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/metrics.csv",
+        predictions=f"{RESULTS}/evaluate/{{variant}}/real/{{real_set}}/predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/real/{{real_set}}/metrics.csv",
     log:
-        "logs/evaluate_pose_benchmark/{variant}/{benchmark}.log",
+        "logs/evaluate_pose_real/{variant}/{real_set}.log",
     wildcard_constraints:
-        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+        real_set="|".join(map(re.escape, REAL_SETS)) or "^$",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -45,7 +45,7 @@ rule evaluate_pose_benchmark:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(120),
     params:
-        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        real_set=lambda wildcards: REAL_SETS[wildcards.real_set],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
         categories=CATEGORIES,
     script:
@@ -55,7 +55,7 @@ rule evaluate_pose_benchmark:
 rule pose_table:
     input:
         expand(rules.evaluate_pose.output.metrics, variant=list(VARIANTS)),
-        expand(rules.evaluate_pose_benchmark.output.metrics, variant=list(VARIANTS), benchmark=list(BENCHMARKS)),
+        expand(rules.evaluate_pose_real.output.metrics, variant=list(VARIANTS), real_set=list(REAL_SETS)),
     output:
         csv=f"{RESULTS}/tables/pose_metrics.csv",
         markdown=f"{RESULTS}/tables/pose_metrics.md",
@@ -131,17 +131,17 @@ rule evaluate_joint:
         "../scripts/evaluate_joint.py"
 
 
-rule evaluate_joint_benchmark:
+rule evaluate_joint_real:
     input:
         model=lambda wildcards: trained_model(wildcards.variant, "joint"),
-        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+        root=lambda wildcards: REAL_SETS[wildcards.real_set]["root"],
     output:
-        predictions=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_predictions.csv",
-        metrics=f"{RESULTS}/evaluate/{{variant}}/benchmarks/{{benchmark}}/joint_metrics.csv",
+        predictions=f"{RESULTS}/evaluate/{{variant}}/real/{{real_set}}/joint_predictions.csv",
+        metrics=f"{RESULTS}/evaluate/{{variant}}/real/{{real_set}}/joint_metrics.csv",
     log:
-        "logs/evaluate_joint_benchmark/{variant}/{benchmark}.log",
+        "logs/evaluate_joint_real/{variant}/{real_set}.log",
     wildcard_constraints:
-        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+        real_set="|".join(map(re.escape, REAL_SETS)) or "^$",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -149,7 +149,7 @@ rule evaluate_joint_benchmark:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(120),
     params:
-        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        real_set=lambda wildcards: REAL_SETS[wildcards.real_set],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
         categories=CATEGORIES,
     script:
@@ -159,7 +159,7 @@ rule evaluate_joint_benchmark:
 rule joint_table:
     input:
         expand(rules.evaluate_joint.output.metrics, variant=list(VARIANTS)),
-        expand(rules.evaluate_joint_benchmark.output.metrics, variant=list(VARIANTS), benchmark=list(BENCHMARKS)),
+        expand(rules.evaluate_joint_real.output.metrics, variant=list(VARIANTS), real_set=list(REAL_SETS)),
     output:
         csv=f"{RESULTS}/tables/joint.csv",
         markdown=f"{RESULTS}/tables/joint.md",

@@ -25,7 +25,7 @@ rule probe_features:
         probe_settings={key: PROBING[key] for key in ("epochs", "lr", "weight_decay")} if PROBING else {},
         train_set=PROBING["train_set"] if PROBING else None,
         eval_set=PROBING["eval_set"] if PROBING else None,
-        benchmark=BENCHMARKS.get(PROBING["eval_set"]) if PROBING else None,
+        real_set=REAL_SETS.get(PROBING["eval_set"]) if PROBING else None,
         crops={key: ESTIMATOR_SETTINGS[key] for key in ("input_size", "context", "crop_jitter")},
         batch_size=config["evaluate"]["batch_size"],
         categories=CATEGORIES,
@@ -101,17 +101,17 @@ rule evaluate_open_vocabulary:
         "../scripts/evaluate_pose.py"
 
 
-rule evaluate_open_vocabulary_benchmark:
+rule evaluate_open_vocabulary_real:
     input:
         model=rules.train_open_vocabulary.output.model,
-        root=lambda wildcards: BENCHMARKS[wildcards.benchmark]["root"],
+        root=lambda wildcards: REAL_SETS[wildcards.real_set]["root"],
     output:
-        predictions=f"{RESULTS}/open_vocabulary/{{variant}}/{{benchmark}}/predictions.csv",
-        metrics=f"{RESULTS}/open_vocabulary/{{variant}}/{{benchmark}}/metrics.csv",
+        predictions=f"{RESULTS}/open_vocabulary/{{variant}}/{{real_set}}/predictions.csv",
+        metrics=f"{RESULTS}/open_vocabulary/{{variant}}/{{real_set}}/metrics.csv",
     log:
-        "logs/evaluate_open_vocabulary_benchmark/{variant}/{benchmark}.log",
+        "logs/evaluate_open_vocabulary_real/{variant}/{real_set}.log",
     wildcard_constraints:
-        benchmark="|".join(map(re.escape, BENCHMARKS)) or "^$",
+        real_set="|".join(map(re.escape, REAL_SETS)) or "^$",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -119,7 +119,7 @@ rule evaluate_open_vocabulary_benchmark:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(120),
     params:
-        benchmark=lambda wildcards: BENCHMARKS[wildcards.benchmark],
+        real_set=lambda wildcards: REAL_SETS[wildcards.real_set],
         settings={key: config["evaluate"][key] for key in ("batch_size", "flip")},
         categories=CATEGORIES,
     script:

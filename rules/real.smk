@@ -1,4 +1,4 @@
-# real: the real training sources and their few-shot subsets, and the pseudo-real benchmark of the embedded
+# real: the real training sources and their few-shot subsets, and the pseudo-real set of the embedded
 # default (pseudo_real.enabled), written in the PASCAL3D+ layout from render splits with a domain of their own.
 
 

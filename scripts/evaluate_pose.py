@@ -12,7 +12,7 @@ torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.settings
 params = snakemake.params
 eval_set, frame = evaluate.evaluation_set(
-    params.benchmark if "benchmark" in params.keys() else None,
+    params.real_set if "real_set" in params.keys() else None,
     params.categories if "categories" in params.keys() else [],
     snakemake.input.shards if "shards" in snakemake.input.keys() else None,
 )

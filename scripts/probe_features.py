@@ -26,7 +26,7 @@ train = train.sort_values("image_id").reset_index(drop=True)
 if "eval_shards" in inputs:
     test = read_tables(snakemake.input.eval_shards).sort_values("image_id").reset_index(drop=True)
 else:
-    test = datasets.load_benchmark(snakemake.params.benchmark, snakemake.params.categories)
+    test = datasets.load_real_set(snakemake.params.real_set, snakemake.params.categories)
 source = probing.parse_source(name, [name] if "model" in inputs else [])
 seed = derive_seed(snakemake.params.seed, "probing", name)
 model = probing.feature_extractor(source, seed, snakemake.input.model if "model" in inputs else None)

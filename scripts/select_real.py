@@ -7,7 +7,7 @@ from dst3d.io import write_table
 from dst3d.training.variants import few_shot
 
 entry, subset = snakemake.params.entry, snakemake.wildcards.subset
-frame = datasets.load_benchmark(entry, snakemake.params.categories)
+frame = datasets.load_real_set(entry, snakemake.params.categories)
 shots = None if subset == "all" else int(subset.removesuffix("shot"))
 selected = few_shot(frame, shots, snakemake.params.seed, entry["name"])
 write_table(selected, snakemake.output[0])

@@ -11,7 +11,7 @@ from dst3d.io import staged_directory
 
 release = {"format": "pascal3d", "root": snakemake.input.release, "sources": ["imagenet"]}
 objects = {
-    split: datasets.load_benchmark({**release, "name": "pseudo-real", "split": split}, snakemake.params.categories)
+    split: datasets.load_real_set({**release, "name": "pseudo-real", "split": split}, snakemake.params.categories)
     for split in ("train", "val")
 }
 backgrounds = pd.read_csv(snakemake.input.backgrounds)

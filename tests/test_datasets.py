@@ -1,6 +1,6 @@
-"""Readers of the real benchmarks on tiny fixtures in each published format: angles and boxes against the
+"""Readers of the real sets on tiny fixtures in each published format: angles and boxes against the
 annotated values converted by hand, the published rotation formula, split lists, skipped objects, and the
-category mapping and flag filters of a configured benchmark."""
+category mapping and flag filters of a configured real set."""
 
 import math
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from benchmark_fixtures import OODCV_VARIANTS, SPLITS, WRITERS, write_oodcv_wrong_columns
+from real_set_fixtures import OODCV_VARIANTS, SPLITS, WRITERS, write_oodcv_wrong_columns
 
 from dst3d import evaluate, geometry
 from dst3d.inputs import datasets
@@ -60,14 +60,14 @@ def check_objects(frame, expected, tmp_path):
 @pytest.mark.parametrize("format_name", sorted(WRITERS))
 def test_reader_gives_annotated_angles_in_radians_and_corner_boxes(tmp_path, format_name):
     expected = WRITERS[format_name](tmp_path)
-    check_objects(datasets.read_benchmark(format_name, tmp_path, SPLITS[format_name]), expected, tmp_path)
+    check_objects(datasets.read_real_set(format_name, tmp_path, SPLITS[format_name]), expected, tmp_path)
 
 
 @pytest.mark.parametrize("variant", sorted(OODCV_VARIANTS))
 def test_oodcv_variants_give_annotated_angles_in_radians_and_boxes(tmp_path, variant):
     writer, split = OODCV_VARIANTS[variant]
     expected = writer(tmp_path)
-    check_objects(datasets.read_benchmark("oodcv", tmp_path, split), expected, tmp_path)
+    check_objects(datasets.read_real_set("oodcv", tmp_path, split), expected, tmp_path)
 
 
 def test_pascal3d_by_hand(tmp_path):
@@ -91,7 +91,7 @@ def test_missing_split_list_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="boat_imagenet_val.txt"):
         datasets.read_pascal3d(tmp_path, "val", ["boat"])
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        datasets.read_benchmark("pascal3d", tmp_path / "nowhere", "val")
+        datasets.read_real_set("pascal3d", tmp_path / "nowhere", "val")
 
 
 def test_nemo_prepared_layout_by_hand(tmp_path):
@@ -111,21 +111,21 @@ def test_nemo_prepared_layout_by_hand(tmp_path):
 def test_nemo_nuisance_and_occlusion_level_select_samples(tmp_path):
     WRITERS["nemo"](tmp_path)
     entry = {"name": "oodcv-weather", "format": "nemo", "root": str(tmp_path), "split": "val", "nuisance": "weather"}
-    frame = datasets.load_benchmark(entry, ["airplane", "car", "boat"])
+    frame = datasets.load_real_set(entry, ["airplane", "car", "boat"])
     assert sorted(frame["image_id"]) == ["aeroplane/collection_aeroplane_fog_01_00", "car/pascal_car_2008_000027_01"]
     assert set(frame["category"]) == {"airplane", "car"} and set(frame["subset"]) == {"weather"}
-    iid = datasets.load_benchmark({**entry, "name": "oodcv-iid", "nuisance": "iid"}, ["car"])
+    iid = datasets.load_real_set({**entry, "name": "oodcv-iid", "nuisance": "iid"}, ["car"])
     assert list(iid["image_id"]) == ["car/imagenet_car_n02958343_13_00"]
     # OccludedPASCAL3D+ level 1 lives in carFGL1_BGL1; its objects are occluded, so exclude: [occluded] drops them.
     occluded = {"name": "p3d-l1", "format": "nemo", "root": str(tmp_path), "split": "val", "occlusion_level": 1}
     assert datasets.available_categories("nemo", tmp_path, "val", 1) == ["car"]
-    frame = datasets.load_benchmark(occluded, ["airplane", "car"])
+    frame = datasets.load_real_set(occluded, ["airplane", "car"])
     assert list(frame["image_id"]) == ["carFGL1_BGL1/n02958343_13_00"] and frame["occluded"].all()
     assert frame["subset"].tolist() == ["val-FGL1_BGL1"]
     with pytest.raises(ValueError, match="no object of the categories"):
-        datasets.load_benchmark({**occluded, "exclude": ["occluded"]}, ["car"])
+        datasets.load_real_set({**occluded, "exclude": ["occluded"]}, ["car"])
     with pytest.raises(ValueError, match="no object of the categories"):
-        datasets.load_benchmark({**entry, "nuisance": "snow"}, ["car"])
+        datasets.load_real_set({**entry, "nuisance": "snow"}, ["car"])
 
 
 def test_nemo_bad_settings_name_the_key_or_folder(tmp_path):
@@ -136,7 +136,7 @@ def test_nemo_bad_settings_name_the_key_or_folder(tmp_path):
         datasets.read_nemo(tmp_path, "val", ["boat"])
     WRITERS["oodcv"](tmp_path / "robin")
     with pytest.raises(ValueError, match="apply to format nemo only"):
-        datasets.load_benchmark(
+        datasets.load_real_set(
             {
                 "name": "o",
                 "format": "oodcv",
@@ -148,13 +148,13 @@ def test_nemo_bad_settings_name_the_key_or_folder(tmp_path):
         )
 
 
-def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
+def test_load_real_set_maps_names_and_excludes_flags(tmp_path):
     WRITERS["pascal3d"](tmp_path)
     entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path), "split": "val"}
-    frame = datasets.load_benchmark(entry, ["airplane"])
+    frame = datasets.load_real_set(entry, ["airplane"])
     assert set(frame["category"]) == {"airplane"} and len(frame) == 4  # 2 fine, 2 coarse
-    assert len(datasets.load_benchmark({**entry, "viewpoint": "fine"}, ["airplane"])) == 2
-    frame = datasets.load_benchmark({**entry, "exclude": ["occluded"]}, ["airplane", "car"])
+    assert len(datasets.load_real_set({**entry, "viewpoint": "fine"}, ["airplane"])) == 2
+    frame = datasets.load_real_set({**entry, "exclude": ["occluded"]}, ["airplane", "car"])
     assert sorted(frame["image_id"]) == [
         "aeroplane_imagenet/n02690373_1/0",
         "aeroplane_imagenet/n02690373_2/0",
@@ -162,24 +162,24 @@ def test_load_benchmark_maps_names_and_excludes_flags(tmp_path):
         "car_imagenet/n02958343_1/0",
         "car_pascal/2008_000003/0",
     ]
-    frame = datasets.load_benchmark({**entry, "sources": ["pascal"], "category_map": {"car": "auto"}}, ["auto"])
+    frame = datasets.load_real_set({**entry, "sources": ["pascal"], "category_map": {"car": "auto"}}, ["auto"])
     assert list(frame["image_id"]) == ["car_pascal/2008_000003/0"] and set(frame["category"]) == {"auto"}
     with pytest.raises(ValueError, match="no object of the categories"):
-        datasets.load_benchmark(
+        datasets.load_real_set(
             {**entry, "exclude": ["truncated", "occluded", "difficult"], "sources": ["pascal"]}, ["airplane", "car"]
         )
-    with pytest.raises(ValueError, match="the benchmark has"):
-        datasets.load_benchmark(entry, ["boat"])
+    with pytest.raises(ValueError, match="the real set has"):
+        datasets.load_real_set(entry, ["boat"])
     # A workflow that uses PASCAL3D+'s own name keeps it: the built-in aeroplane -> airplane rename applies only
     # when airplane is a workflow category.
-    frame = datasets.load_benchmark(entry, ["aeroplane", "car"])
+    frame = datasets.load_real_set(entry, ["aeroplane", "car"])
     assert "aeroplane" in set(frame["category"]) and "airplane" not in set(frame["category"])
 
 
-def test_categories_a_benchmark_lacks_are_skipped(tmp_path):
+def test_categories_a_real_set_lacks_are_skipped(tmp_path):
     WRITERS["imagenet3d"](tmp_path)
     entry = {"name": "in3d", "format": "imagenet3d", "root": str(tmp_path), "split": "val"}
-    assert set(datasets.load_benchmark(entry, ["airplane", "car"])["category"]) == {"car"}
+    assert set(datasets.load_real_set(entry, ["airplane", "car"])["category"]) == {"car"}
 
 
 def test_objectnet3d_keeps_every_category_unless_asked(tmp_path):
@@ -188,15 +188,15 @@ def test_objectnet3d_keeps_every_category_unless_asked(tmp_path):
     assert set(datasets.read_objectnet3d(tmp_path, "val", ["car"])["category"]) == {"car"}
     entry = {"name": "on3d", "format": "objectnet3d", "root": str(tmp_path), "split": "val", "exclude": ["truncated"]}
     # The car with empty fine fields (MATLAB []) is read from its coarse viewpoint; with viewpoint: fine it is not.
-    assert list(datasets.load_benchmark(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0", "n02958343_7/1"]
-    fine = datasets.load_benchmark({**entry, "viewpoint": "fine"}, ["chair", "car"])
+    assert list(datasets.load_real_set(entry, ["chair", "car"])["image_id"]) == ["n03001627_1/0", "n02958343_7/1"]
+    fine = datasets.load_real_set({**entry, "viewpoint": "fine"}, ["chair", "car"])
     assert list(fine["image_id"]) == ["n03001627_1/0"]
     with pytest.raises(ValueError, match="viewpoint .* applies to formats pascal3d and objectnet3d only"):
-        datasets.load_benchmark({**entry, "format": "imagenet3d", "viewpoint": "fine"}, ["car"])
+        datasets.load_real_set({**entry, "format": "imagenet3d", "viewpoint": "fine"}, ["car"])
 
 
 @pytest.mark.parametrize("format_name", ["oodcv", "nemo", "oodcv-labels"])
-def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path, format_name):
+def test_a_pose_estimator_runs_on_a_real_set_table(tmp_path, format_name):
     if format_name == "oodcv-labels":  # ROBIN's object crops: NaN boxes, cropped as the whole image
         writer, split = OODCV_VARIANTS["labels"]
         writer(tmp_path)
@@ -206,7 +206,7 @@ def test_a_pose_estimator_runs_on_a_benchmark_table(tmp_path, format_name):
         entry = {"name": "ood", "format": format_name, "root": str(tmp_path), "split": SPLITS[format_name]}
     if format_name == "nemo":
         entry["nuisance"] = "weather"
-    frame = datasets.load_benchmark(entry, ["airplane", "car"])
+    frame = datasets.load_real_set(entry, ["airplane", "car"])
     settings = {"input_size": 32, "context": 1.2, "crop_jitter": 0.0}
     torch.manual_seed(0)
     model = loop.build_model("resnet18", pretrained=False, outputs=pose.POSE_OUTPUTS)
@@ -320,9 +320,9 @@ def test_oodcv_pose_challenge_by_hand(tmp_path):
         datasets.read_oodcv(tmp_path, "weather", ["aeroplane", "car"])
     with pytest.raises(FileNotFoundError, match="_snow.txt"):
         datasets.read_oodcv(tmp_path, "snow")
-    # Configured as a benchmark, the workflow's categories the nuisance has no list for are skipped, not an error.
+    # Configured as a real set, the workflow's categories the nuisance has no list for are skipped, not an error.
     entry = {"name": "oodcv-weather", "format": "oodcv", "root": str(tmp_path), "split": "weather"}
-    loaded = datasets.load_benchmark(entry, ["airplane", "car", "boat"])
+    loaded = datasets.load_real_set(entry, ["airplane", "car", "boat"])
     assert list(loaded["image_id"]) == ["car/fog_car_7/0"]
     (tmp_path / "images" / "car" / "fog_car_7.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="fog_car_7.png"):

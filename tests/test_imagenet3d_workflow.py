@@ -40,7 +40,7 @@ def _write_config(workdir: Path) -> Path:
         "backgrounds": 4,
     }
     entry = {"format": "pascal3d", "root": PSEUDO_ROOT, "sources": ["imagenet"]}
-    config["evaluate"] = {"benchmarks": [{"name": "pseudo-real", "split": "val", **entry}]}
+    config["evaluate"] = {"real_sets": [{"name": "pseudo-real", "split": "val", **entry}]}
     config["train"].update({"real": [{"name": "pseudo", "split": "train", **entry}], "tasks": ["pose", "joint"]})
     config["tables"] = {
         "probing": {

@@ -171,7 +171,7 @@ def test_object_boxes_scale_the_render_box_and_fill_empty_masks():
         }
     )
     np.testing.assert_array_equal(cropping.object_boxes(frame), [[20, 80, 60, 160], [0, 0, 128, 256]])
-    real = frame.drop(columns=["width", "height"])  # benchmark tables: boxes already in image pixels
+    real = frame.drop(columns=["width", "height"])  # real-set tables: boxes already in image pixels
     np.testing.assert_array_equal(cropping.object_boxes(real)[0], [10, 20, 30, 40])
 
 

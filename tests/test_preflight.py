@@ -10,6 +10,7 @@ import yaml
 from workflow_runs import REPO, run
 
 from dst3d import preflight
+from dst3d.config_schema import block_settings, validate_config
 from dst3d.identity import shard_names
 
 TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
@@ -79,10 +80,10 @@ CASES = {
         {"TORCH_HOME": "/nonexistent-torch-home"},
         ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"],
     ),
-    "benchmark-root": (
-        {"evaluate": {"benchmarks": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
+    "real-set-root": (
+        {"evaluate": {"real_sets": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
         None,
-        ["evaluate.benchmarks[0] ('p3d').root", "/nonexistent-pascal3d"],
+        ["evaluate.real_sets[0] ('p3d').root", "/nonexistent-pascal3d"],
     ),
 }
 
@@ -94,9 +95,9 @@ def test_missing_prerequisite_stops_the_run_before_any_job(tmp_path, case):
     result = attempt(tmp_path, overlay, env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    # A missing rule input (the model table, a benchmark root) Snakemake refuses itself when it builds the DAG,
+    # A missing rule input (the model table, a real set root) Snakemake refuses itself when it builds the DAG,
     # after the warnings that name the key; the other problems stop the run in onstart.
-    refused_by_snakemake = case in ("asset-folders", "benchmark-root")
+    refused_by_snakemake = case in ("asset-folders", "real-set-root")
     assert ("Missing input files" if refused_by_snakemake else "no job was started") in output, output[-3000:]
     for text in expected:
         assert text in output, (text, output[-3000:])
@@ -146,3 +147,29 @@ def test_finished_outputs_need_no_prerequisites(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
     assert preflight.problems(config) == []
+
+
+RENAMED_LINE = "config: evaluate.benchmarks is now evaluate.real_sets (renamed; same entries)"
+
+
+def test_a_renamed_key_names_its_new_key():
+    entry = {"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}
+    with pytest.raises(ValueError) as raised:
+        validate_config({"evaluate": {"benchmarks": [entry]}})
+    assert str(raised.value) == RENAMED_LINE
+    with pytest.raises(ValueError, match=r"evaluate\.benchmarks is now evaluate\.real_sets"):
+        block_settings("evaluate", {"benchmarks": [entry]})
+
+
+def test_an_old_config_with_a_renamed_key_stops_before_any_job(tmp_path):
+    """A config written before evaluate.benchmarks became evaluate.real_sets stops in one line naming the new key,
+    dry run or not."""
+    entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path)}
+    for arguments in (("-n",), ()):
+        result = attempt(tmp_path, {"evaluate": {"benchmarks": [entry]}}, *arguments)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert RENAMED_LINE in output.splitlines(), output[-3000:]
+        assert "Job stats" not in output and "not a known key" not in output, output[-3000:]
+    workdir = tmp_path / "work"
+    assert not (workdir / "results").exists() and not (workdir / "logs").exists()

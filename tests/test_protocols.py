@@ -172,9 +172,9 @@ def test_pseudo_real_release_reads_back_through_the_pascal3d_reader(tmp_path):
         inside = image[record.bbox_y0 + 2 : record.bbox_y1 - 2, record.bbox_x0 + 2 : record.bbox_x1 - 2]
         assert np.abs(inside - (250, 20, 120)).max() < 40
         assert np.abs(image[45:, 40:] - (10, 200, 30)).max() < 40
-    # Through load_benchmark, aeroplane becomes the workflow's airplane.
+    # Through load_real_set, aeroplane becomes the workflow's airplane.
     entry = {"name": "pseudo", "format": "pascal3d", "root": str(root), "split": "train", "sources": ["imagenet"]}
-    assert set(datasets.load_benchmark(entry, ["car", "airplane"])["category"]) == {"car", "airplane"}
+    assert set(datasets.load_real_set(entry, ["car", "airplane"])["category"]) == {"car", "airplane"}
 
 
 def test_pseudo_real_coarse_objects_have_empty_fine_fields_and_rounded_coarse_angles(tmp_path):
@@ -255,7 +255,7 @@ def _config(**overrides):
     config = {
         "categories": ["car"],
         "train": {"real": [{"name": "pseudo", "format": "pascal3d", "root": "r", "split": "train"}]},
-        "evaluate": {"benchmarks": [{"name": "val", "format": "pascal3d", "root": "r"}]},
+        "evaluate": {"real_sets": [{"name": "val", "format": "pascal3d", "root": "r"}]},
         **overrides,
     }
     validate_config(config)

@@ -61,7 +61,7 @@ def test_protocols_config_plans_the_tables_on_the_embedded_default(tmp_path):
     assert trained_tasks(result.stdout) == {"pose": 9} and counts["protocol_table"] == 2
     assert counts["select_real"] == 4  # all, 7shot, 20shot, 50shot
     assert counts["render_shard"] == 28 + 4 + 4  # one shard per category of pseudo_train and of pseudo_val
-    assert counts["evaluate_pose_benchmark"] == 9 and counts["write_pseudo_real"] == 1
+    assert counts["evaluate_pose_real"] == 9 and counts["write_pseudo_real"] == 1
 
 
 @pytest.mark.slow
@@ -71,9 +71,9 @@ def test_real_data_protocols_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     results = tmp_path / "results"
 
-    # The pseudo-real release, read back by the PASCAL3D+ reader as a benchmark entry of the config.
+    # The pseudo-real release, read back by the PASCAL3D+ reader as a real set entry of the config.
     entry = {"name": "pseudo-real", "format": "pascal3d", "root": str(results / "pseudo_real" / "PASCAL3D")}
-    val = datasets.load_benchmark({**entry, "split": "val", "sources": ["imagenet"]}, ["car", "boat"])
+    val = datasets.load_real_set({**entry, "split": "val", "sources": ["imagenet"]}, ["car", "boat"])
     assert 0 < len(val) <= 8
     pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
     counted = pose_table[(pose_table["eval_set"] == "pseudo-real") & (pose_table["category"] == "mean (pooled)")]

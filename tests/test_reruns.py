@@ -1,6 +1,6 @@
 """A job reruns only when what it reads changes: after one complete run of the tiny config (the session's
 reference run, tests/workflow_runs.py), each config change below is dry-run and must plan exactly the jobs whose
-output it changes. Threads and devices are resources, not settings; a new real benchmark adds its own
+output it changes. Threads and devices are resources, not settings; a new real set adds its own
 evaluation and the table, nothing else. The last cases are the controls: a setting that does change the data
 plans everything after it."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from benchmark_fixtures import write_pascal3d
+from real_set_fixtures import write_pascal3d
 from workflow_runs import CONFIGS, job_counts, reference_run, run
 
 pytestmark = pytest.mark.slow
@@ -111,11 +111,11 @@ def test_a_change_plans_only_the_jobs_it_changes(finished, tmp_path, overlay, ex
     assert planned(finished, tmp_path, overlay) == expected
 
 
-def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
+def test_a_new_real_set_entry_evaluates_only_on_it(finished, tmp_path):
     write_pascal3d(tmp_path / "pascal3d")
     entry = {"name": "p3d", "format": "pascal3d", "root": str(tmp_path / "pascal3d")}
-    assert planned(finished, tmp_path, {"evaluate": {"benchmarks": [entry]}}) == {
-        "evaluate_pose_benchmark": 1,
+    assert planned(finished, tmp_path, {"evaluate": {"real_sets": [entry]}}) == {
+        "evaluate_pose_real": 1,
         "pose_table": 1,
         "table_html": 1,
         "plot_accuracy": 1,
@@ -124,7 +124,7 @@ def test_a_new_benchmark_entry_evaluates_only_on_it(finished, tmp_path):
 
 
 def test_adding_the_protocols_after_a_run_plans_only_their_own_jobs(finished, tmp_path):
-    """config/protocols.yaml over a finished run: the pseudo-real benchmark, the real variants and the tables are
+    """config/protocols.yaml over a finished run: the pseudo-real set, the real variants and the tables are
     added; nothing of the synthetic data or of composite-kcf is redone, only the pose table gains rows."""
     overlay = yaml.safe_load((CONFIGS[0].parent / "protocols.yaml").read_text())
     overlay["pseudo_real"].update(
@@ -140,7 +140,7 @@ def test_adding_the_protocols_after_a_run_plans_only_their_own_jobs(finished, tm
         "select_real": 2,
         "train_model": 4,
         "evaluate_pose": 4,
-        "evaluate_pose_benchmark": 5,  # the 4 new variants and composite-kcf on the new benchmark
+        "evaluate_pose_real": 5,  # the 4 new variants and composite-kcf on the new real set
         "pose_table": 1,
         "protocol_table": 2,
         "table_html": 3,  # the report pages of the pose table and both protocol tables

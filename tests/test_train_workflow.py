@@ -1,6 +1,6 @@
 """The KCF, training and evaluation rules as a user drives them: per-category KCF, the ablation variants, the
-category classifier and real benchmarks in the DAG (dry runs), config errors, and (slow) a small real run that
-fills both tables from the four benchmark formats."""
+category classifier and real sets in the DAG (dry runs), config errors, and (slow) a small real run that
+fills both tables from real sets in the four formats."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from benchmark_fixtures import SPLITS, WRITERS
+from real_set_fixtures import SPLITS, WRITERS
 from test_workflow import REPO, job_counts, snakemake
 from workflow_runs import trained_tasks
 
@@ -31,14 +31,14 @@ def test_per_category_kcf_plans_folds_times_categories(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["kcf_fold"] == 3 * 2 and counts["kcf_select"] == 1  # tiny.yaml: car and boat
-    assert trained_tasks(result.stdout) == {"pose": 1} and "evaluate_pose_benchmark" not in counts
+    assert trained_tasks(result.stdout) == {"pose": 1} and "evaluate_pose_real" not in counts
 
 
-def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
+def test_ablation_tasks_and_real_sets_are_one_dag(tmp_path):
     overrides = {
         "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
         "evaluate": {
-            "benchmarks": [
+            "real_sets": [
                 {"name": "p3d", "format": "pascal3d", "root": str(tmp_path)},
                 {"name": "ood-weather", "format": "oodcv", "root": str(tmp_path), "split": "weather"},
             ]
@@ -50,12 +50,12 @@ def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
     assert trained_tasks(result.stdout) == {"pose": 2, "category": 2}
     for rule in ("evaluate_pose", "evaluate_category_classifier"):
         assert counts[rule] == 2, rule
-    assert counts["evaluate_pose_benchmark"] == 2 * 2 and counts["kcf_select"] == 1
+    assert counts["evaluate_pose_real"] == 2 * 2 and counts["kcf_select"] == 1
     assert counts["pose_table"] == 1 and counts["category_table"] == 1
 
 
 @pytest.mark.parametrize(
-    "benchmarks, expected",
+    "real_sets, expected",
     [
         ([{"name": "x", "format": "pascal5d", "root": "/data"}], "pascal5d"),
         ([{"name": "x", "format": "pascal3d"}], "root"),
@@ -67,18 +67,18 @@ def test_ablation_tasks_and_benchmarks_are_one_dag(tmp_path):
         ([{"name": "x", "format": "oodcv", "root": "/a", "nuisance": "weather"}], "apply to format nemo only"),
     ],
 )
-def test_bad_benchmark_config_says_what_is_wrong(tmp_path, benchmarks, expected):
-    result = run(tmp_path, {"evaluate": {"benchmarks": benchmarks}}, "-n")
+def test_bad_real_set_config_says_what_is_wrong(tmp_path, real_sets, expected):
+    result = run(tmp_path, {"evaluate": {"real_sets": real_sets}}, "-n")
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
 
 
 @pytest.mark.slow
-def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
-    benchmarks = []
+def test_ablation_classifier_and_real_sets_end_to_end(tmp_path):
+    real_sets = []
     for format_name, writer in WRITERS.items():
         writer(tmp_path / format_name)
-        benchmarks.append(
+        real_sets.append(
             {
                 "name": format_name,
                 "format": format_name,
@@ -89,7 +89,7 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
     overrides = {
         "categories": ["car", "airplane"],
         "train": {"variants": ["composite-all", "composite-kcf"], "tasks": ["pose", "category"]},
-        "evaluate": {"benchmarks": benchmarks},
+        "evaluate": {"real_sets": real_sets},
     }
     result = run(tmp_path, overrides)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -98,7 +98,7 @@ def test_ablation_classifier_and_benchmarks_end_to_end(tmp_path):
     pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
     assert set(pose_table["variant"]) == {"composite-all", "composite-kcf"}
     assert set(pose_table["eval_set"]) == {"synthetic-test", *WRITERS}
-    # Benchmark rows use our category names (PASCAL3D+'s aeroplane is our airplane) and only our categories.
+    # Real-set rows use our category names (PASCAL3D+'s aeroplane is our airplane) and only our categories.
     assert set(pose_table.loc[pose_table["eval_set"] == "pascal3d", "category"]) == {
         "airplane",
         "car",

@@ -1,9 +1,9 @@
-"""Readers of real 3D pose benchmarks in their published formats, into one object table.
+"""Readers of real sets (real 3D pose image sets) in their published formats, into one object table.
 
 Every reader returns one row per annotated object with the columns of :data:`COLUMNS`:
 
 * ``image_id``: a unique id of the object (annotation file and object index), ``image_path`` its image;
-* ``category`` as the benchmark names it (``aeroplane``, not our ``airplane``: see :func:`map_categories`);
+* ``category`` as the real set names it (``aeroplane``, not our ``airplane``: see :func:`map_categories`);
 * ``bbox_x0, bbox_y0, bbox_x1, bbox_y1``: the object's box in image pixels with the pixel-corner origin (the
   convention of our renders): the MATLAB boxes of PASCAL3D+, ObjectNet3D and OOD-CV, 1-based and inclusive
   ``[x1 y1 x2 y2]``, become ``(x1 - 1, y1 - 1, x2, y2)``;
@@ -12,10 +12,10 @@ Every reader returns one row per annotated object with the columns of :data:`COL
 * ``truncated, occluded, difficult`` (booleans; missing where a format has no such flag) and ``subset`` (the
   source or nuisance the object comes from).
 
-The four benchmarks share the PASCAL3D+ viewpoint convention (camera at ``d (cos e sin a, -cos e cos a,
+The formats share the PASCAL3D+ viewpoint convention (camera at ``d (cos e sin a, -cos e cos a,
 sin e)``, ``R = Rz(theta) Rx(e - pi/2) Rz(-a)``), so reading them is a change of units and box origin only.
 
-Formats (``root`` is the benchmark's top folder as published):
+Formats (``root`` is the real set's top folder as published):
 
 * ``pascal3d`` (PASCAL3D+ release 1.1): ``Annotations/<cat>_<source>/<name>.mat`` holding ``record`` (filename,
   objects: class, bbox, truncated, occluded, difficult, viewpoint with azimuth, elevation, theta, distance in
@@ -85,7 +85,7 @@ COLUMNS = [
     "subset",
     "viewpoint",
 ]
-#: ``viewpoint`` of an ``evaluate.benchmarks`` entry (PASCAL3D+ and ObjectNet3D): ``fine`` reads only objects with
+#: ``viewpoint`` of an ``evaluate.real_sets`` entry (PASCAL3D+ and ObjectNet3D): ``fine`` reads only objects with
 #: a fine viewpoint; ``fine_or_coarse`` (the default) falls back to ``azimuth_coarse``/``elevation_coarse`` (theta
 #: 0, distance unknown) where the fine fields are missing, empty or the distance is 0, as the official evaluation
 #: codes do: ObjectNet3D's toolbox, and for PASCAL3D+ the VDPM evaluation and ViewpointsAndKeypoints.
@@ -95,7 +95,7 @@ PASCAL3D_SOURCES = ("imagenet", "pascal")
 #: The split folders of OOD-CV's v1.1 CSV release (for reference: the readers take any split folder there is).
 OODCV_SPLITS = ("train", "iid_test", "shape", "pose", "texture", "context", "weather", "occlusion")
 NEMO_OCCLUSION_LEVELS = (0, 1, 2, 3)
-#: Benchmark category names that differ from ours; a benchmark entry's ``category_map`` adds to it.
+#: Real-set category names that differ from ours; a real set entry's ``category_map`` adds to it.
 DEFAULT_CATEGORY_MAP = {"aeroplane": "airplane"}
 FLAGS = ("truncated", "occluded", "difficult")
 
@@ -103,7 +103,7 @@ FLAGS = ("truncated", "occluded", "difficult")
 def _read_list(path: Path) -> list[str]:
     """Names in a split list (first token of each line); a missing list is an error naming the file."""
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark split list {path} does not exist: check the benchmark's root and split")
+        raise FileNotFoundError(f"real set split list {path} does not exist: check the real set's root and split")
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -178,7 +178,7 @@ def read_record_objects(
     """Rows of the objects with a viewpoint in one PASCAL3D+/ObjectNet3D ``record`` annotation file (a fine one,
     or with ``fine_or_coarse`` the coarse one where the fine one is missing: :data:`VIEWPOINT_MODES`)."""
     if viewpoint_mode not in VIEWPOINT_MODES:
-        raise ValueError(f"benchmark viewpoint must be one of {VIEWPOINT_MODES}, got {viewpoint_mode!r}")
+        raise ValueError(f"real set viewpoint must be one of {VIEWPOINT_MODES}, got {viewpoint_mode!r}")
     record = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["record"]
     rows = []
     for index, obj in enumerate(np.atleast_1d(record.objects)):
@@ -289,7 +289,7 @@ def _oodcv_split_folder(root: Path, split: str) -> Path:
     )
     raise FileNotFoundError(
         f"OOD-CV split folder for split {split!r} not found: tried {tried[0]} and {tried[1]}; "
-        f"the split folders with a CSV under {root} are {found}: check the benchmark's root and split"
+        f"the split folders with a CSV under {root} are {found}: check the real set's root and split"
     )
 
 
@@ -356,7 +356,7 @@ def _read_oodcv_pose_challenge(root: Path, nuisance: str, categories: list[str] 
             present = sorted(path.name for path in (root / "lists").glob("*.txt"))
             raise FileNotFoundError(
                 f"no OOD-CV list {root / 'lists'}/<category>{suffix} for nuisance {nuisance!r} "
-                f"(the lists there are {present}): check the benchmark's root and split"
+                f"(the lists there are {present}): check the real set's root and split"
             )
     rows = []
     for category in categories:
@@ -393,7 +393,7 @@ def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None
     folder = _oodcv_split_folder(root, split)
     tables = sorted(folder.glob("*.csv"))
     if not tables:
-        raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the benchmark's root and split")
+        raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the real set's root and split")
     rows = []
     for path in tables:
         table = pd.read_csv(path)
@@ -475,7 +475,7 @@ def read_nemo(
         lists = sorted((base / "lists" / folder).glob("*.txt"))
         if not lists:
             raise FileNotFoundError(
-                f"no sample list in {base / 'lists' / folder}: check the benchmark's root, split and occlusion_level"
+                f"no sample list in {base / 'lists' / folder}: check the real set's root, split and occlusion_level"
             )
         names = sorted({name for path in lists for name in _read_list(path)})
         for name in names:
@@ -530,7 +530,7 @@ def available_categories(format_name: str, root: str | Path, split: str, occlusi
     return None
 
 
-def read_benchmark(
+def read_real_set(
     format_name: str,
     root: str | Path,
     split: str,
@@ -540,11 +540,11 @@ def read_benchmark(
     nuisance: str | None = None,
     viewpoint_mode: str = "fine_or_coarse",
 ) -> pd.DataFrame:
-    """Objects of one benchmark split in its published format (see the module docstring); ``categories`` are
-    the benchmark's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only,
+    """Objects of one real set split in its published format (see the module docstring); ``categories`` are
+    the real set's own names (None: all); ``occlusion_level`` and ``nuisance`` apply to ``nemo`` only,
     ``viewpoint_mode`` (:data:`VIEWPOINT_MODES`) to ``pascal3d`` and ``objectnet3d``."""
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"benchmark root {root} is not a folder: set evaluate.benchmarks[].root")
+        raise FileNotFoundError(f"real set root {root} is not a folder: set evaluate.real_sets[].root")
     if format_name == "pascal3d":
         return read_pascal3d(root, split, categories, tuple(sources), viewpoint_mode)
     if format_name == "objectnet3d":
@@ -555,18 +555,18 @@ def read_benchmark(
         return read_imagenet3d(root, split, categories)
     if format_name == "nemo":
         return read_nemo(root, split, categories, occlusion_level, nuisance)
-    raise ValueError(f"benchmark format must be one of {FORMATS}, got {format_name!r}")
+    raise ValueError(f"real set format must be one of {FORMATS}, got {format_name!r}")
 
 
 def category_map(overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Benchmark category name -> our category name: :data:`DEFAULT_CATEGORY_MAP` updated by ``overrides``."""
+    """Real-set category name -> our category name: :data:`DEFAULT_CATEGORY_MAP` updated by ``overrides``."""
     return {**DEFAULT_CATEGORY_MAP, **(overrides or {})}
 
 
-def check_entries(entries: list[dict], key: str = "evaluate.benchmarks") -> None:
-    """The checks of ``evaluate.benchmarks`` (or ``train.real``: ``key``) that the schema cannot express (unique
+def check_entries(entries: list[dict], key: str = "evaluate.real_sets") -> None:
+    """The checks of ``evaluate.real_sets`` (or ``train.real``: ``key``) that the schema cannot express (unique
     names, nemo-only keys); ValueError names the key and the entry. The workflow runs them when it reads its
-    config, :func:`load_benchmark` for every entry it loads."""
+    config, :func:`load_real_set` for every entry it loads."""
     names = [entry["name"] for entry in entries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -584,20 +584,20 @@ def check_entries(entries: list[dict], key: str = "evaluate.benchmarks") -> None
             )
 
 
-def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
-    """The objects of a configured benchmark (an ``evaluate.benchmarks`` entry: name, format, root, split,
+def load_real_set(entry: dict, categories: list[str]) -> pd.DataFrame:
+    """The objects of a configured real set (an ``evaluate.real_sets`` entry: name, format, root, split,
     sources, occlusion_level, nuisance, exclude, category_map) whose category is one of ours, renamed to our category names, without
     the objects carrying an excluded flag. An empty result is an error that names what was found."""
     # Rename only into a workflow category: with categories [aeroplane, ...] (config/paper.yaml, PASCAL3D+'s
     # names) PASCAL3D+'s aeroplane stays aeroplane, as the synthetic rows call it.
     mapping = {theirs: ours for theirs, ours in category_map(entry.get("category_map")).items() if ours in categories}
-    to_benchmark = {ours: theirs for theirs, ours in mapping.items()}
-    wanted = [to_benchmark.get(category, category) for category in categories]
+    to_real_set = {ours: theirs for theirs, ours in mapping.items()}
+    wanted = [to_real_set.get(category, category) for category in categories]
     split = entry.get("split", "val")
     check_entries([entry])
     occlusion_level = int(entry.get("occlusion_level", 0))
     available = available_categories(entry["format"], entry["root"], split, occlusion_level)
-    frame = read_benchmark(
+    frame = read_real_set(
         entry["format"],
         entry["root"],
         split,
@@ -612,11 +612,11 @@ def load_benchmark(entry: dict, categories: list[str]) -> pd.DataFrame:
     frame["category"] = frame["category"].map(lambda name: mapping.get(name, name))
     for flag in entry.get("exclude", []):
         if flag not in FLAGS:
-            raise ValueError(f"benchmark {entry['name']}: exclude takes {FLAGS}, got {flag!r}")
+            raise ValueError(f"real set {entry['name']}: exclude takes {FLAGS}, got {flag!r}")
         frame = frame[~frame[flag].astype("boolean").fillna(False).astype(bool)]  # a missing flag keeps the object
     if frame.empty:
         raise ValueError(
-            f"benchmark {entry['name']}: no object of the categories {categories} is left "
-            f"(the benchmark has {found}; names mapped with {mapping}; excluded: {entry.get('exclude', [])})"
+            f"real set {entry['name']}: no object of the categories {categories} is left "
+            f"(the real set has {found}; names mapped with {mapping}; excluded: {entry.get('exclude', [])})"
         )
     return frame.reset_index(drop=True)

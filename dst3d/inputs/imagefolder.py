@@ -113,7 +113,7 @@ def write_stand_in(
     """The embedded default's ImageFolder: per split (``train``, ``val``), every annotated object of the pseudo-real
     release cropped square around its box into ``<out>/<category>/``, a ``background`` class (crops of the split's
     background photos, a class no generated image has), and ``rendition``: the val images as sketches.
-    ``objects`` are the release's split tables (:func:`dst3d.inputs.datasets.load_benchmark`)."""
+    ``objects`` are the release's split tables (:func:`dst3d.inputs.datasets.load_real_set`)."""
     rng = np.random.default_rng(seed)
     counts = {split: frame["category"].value_counts() for split, frame in objects.items()}
     for split, frame in objects.items():

@@ -1,5 +1,5 @@
-"""The pseudo-real benchmark of the embedded default: a stand-in for PASCAL3D+ that runs offline, so the papers'
-real-data protocols (fine-tuning, few-shot) run end to end on the same reader code as the real benchmark.
+"""The pseudo-real set of the embedded default: a stand-in for PASCAL3D+ that runs offline, so the papers'
+real-data protocols (fine-tuning, few-shot) run end to end on the same reader code as a real set.
 
 Two render splits, ``pseudo_train`` and ``pseudo_val``, are rendered from the same CAD models as the synthetic
 data but in a domain of their own: textures and background "photos" of another kind than the embedded
@@ -30,7 +30,7 @@ from dst3d.inputs.datasets import DEFAULT_CATEGORY_MAP
 from dst3d.inputs.embedded import write_rgb_jpeg
 from dst3d.io import read_image
 
-#: The render splits of the pseudo-real benchmark and the PASCAL3D+ split each becomes.
+#: The render splits of the pseudo-real set and the PASCAL3D+ split each becomes.
 SPLITS = {"pseudo_train": "train", "pseudo_val": "val"}
 COARSE_STEP_DEG = 15.0
 
@@ -94,7 +94,7 @@ def build_assets(
     )
 
 
-def benchmark_name(category: str) -> str:
+def pascal3d_name(category: str) -> str:
     """Our category's PASCAL3D+ name (``airplane`` -> ``aeroplane``)."""
     return {ours: theirs for theirs, ours in DEFAULT_CATEGORY_MAP.items()}.get(category, category)
 
@@ -128,7 +128,7 @@ def write_pascal3d(out_dir: Path, tables: dict[str, pd.DataFrame], coarse_fracti
         for record in table.sort_values("image_id").itertuples(index=False):
             if record.bbox_x0 < 0:
                 continue
-            category = benchmark_name(record.category)
+            category = pascal3d_name(record.category)
             folder = f"{category}_imagenet"
             name = f"{split}_{record.category}_{int(record.image_index):06d}"
             image = composite(read_image(record.render_path, cv2.IMREAD_UNCHANGED), read_image(record.background_path))

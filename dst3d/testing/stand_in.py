@@ -153,7 +153,7 @@ def write_preset_tree(preset: Path, root: Path) -> None:
     if isinstance(class_names, str):
         (root / class_names).parent.mkdir(parents=True, exist_ok=True)
         (root / class_names).write_text("".join(f"{name} stand-in class {name}\n" for name in categories))
-    for entry in config.get("evaluate", {}).get("benchmarks", []):
+    for entry in config.get("evaluate", {}).get("real_sets", []):
         (root / entry["root"]).mkdir(parents=True, exist_ok=True)
     table = config.get("tables", {}).get("classification")
     if table:

@@ -24,7 +24,7 @@ def object_boxes(frame: pd.DataFrame) -> np.ndarray:
 
     Generated images carry the render's mask box (``bbox_*`` in render pixels, render size ``width`` x
     ``height``), scaled here to the generated image's size; an empty mask (``bbox_x0 < 0``) gives the whole
-    image. Real benchmark tables (:mod:`dst3d.inputs.datasets`) have no render size (no ``width`` column, or a
+    image. Real-set tables (:mod:`dst3d.inputs.datasets`) have no render size (no ``width`` column, or a
     missing one in a mixed table): their ``bbox_*`` are already in image pixels and are kept, NaN included (an
     object crop whose box is the whole image, which :func:`load_crop` takes from the decoded image).
     """
@@ -53,7 +53,7 @@ def load_crop(image_path: str, box: np.ndarray, input_size: int, context: float)
     """The RGB crop around one object (input_size x input_size x 3 uint8); outside the image is black.
 
     The crop window is cut at whole pixels and shrunk with area averaging, so large real photos are not aliased.
-    An all-NaN box is the whole image, (0, 0, width, height) of the decoded image (benchmarks of object crops);
+    An all-NaN box is the whole image, (0, 0, width, height) of the decoded image (real sets of object crops);
     a box with only some NaN values is a ValueError naming the image.
     """
     image = read_image(image_path)
@@ -151,7 +151,7 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 def crops(frame: pd.DataFrame, settings: dict, threads: int) -> torch.Tensor:
     """The uint8 crops (with the augmentation padding) of every object of an image table, in row order: a
-    generated-image table or a benchmark table of :mod:`dst3d.inputs.datasets`."""
+    generated-image table or a real-set table of :mod:`dst3d.inputs.datasets`."""
     size = padded_size(settings)
     context = settings["context"] * size / settings["input_size"]
     return load_images(frame["image_path"].tolist(), object_boxes(frame), size, context, threads)

@@ -1,4 +1,4 @@
-"""Tiny benchmark folders in the published formats of PASCAL3D+, ObjectNet3D, OOD-CV, ImageNet3D and the
+"""Tiny real-set folders in the published formats of PASCAL3D+, ObjectNet3D, OOD-CV, ImageNet3D and the
 NeMo-prepared layout.
 
 Each writer lays out a few annotation files the way the real release does (MATLAB ``record`` structs written
