@@ -29,7 +29,7 @@ from dst3d.testing.tiny_diffusion import build_tiny_controlnet, build_tiny_pipel
 
 pytestmark = pytest.mark.slow
 
-TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
+TINY = [REPO / "config" / "config.yaml", REPO / ".test" / "config" / "config.yaml"]
 DESCRIPTIONS = ["a red car", "a photo of a car", "a blue car"]
 VARIANTS = ["controlnet-all", "controlnet-kcf", "controlnet-sdxl-all"]
 SIZE = 64

@@ -19,7 +19,7 @@ from dst3d import evaluate
 from dst3d.training import loop
 
 TASKS = REPO / "config" / "tasks.yaml"
-TINY = REPO / "tests" / "data" / "tiny.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 PSEUDO_ROOT = "results/pseudo_real/PASCAL3D"
 
 

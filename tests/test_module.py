@@ -1,4 +1,4 @@
-"""dst3d as a Snakemake module of another workflow (README.md, "Using dst3d from another workflow"): a host
+"""dst3d as a Snakemake module of another workflow, and the catalog's .test/ config (README.md, "Using dst3d from another workflow"): a host
 Snakefile that names the repository's Snakefile, passes its own config and takes every rule under a prefix plans
 the same jobs as dst3d run directly, and its jobs write the same files (the render and edge stages, byte for
 byte, against the session's direct reference run)."""
@@ -33,8 +33,8 @@ rule all:
 """
 
 
-def merged_config() -> dict:
-    """config/config.yaml with the tiny overlay laid over it, as one file (a host passes one config)."""
+def merged_config(paths=CONFIGS) -> dict:
+    """The config files of the workflow tests' runs laid over each other, as one (a host passes one config)."""
 
     def merge(base: dict, overlay: dict) -> dict:
         for key, value in overlay.items():
@@ -44,7 +44,7 @@ def merged_config() -> dict:
         return base
 
     config: dict = {}
-    for path in CONFIGS:
+    for path in paths:
         merge(config, yaml.safe_load(path.read_text()))
     return config
 
@@ -89,3 +89,15 @@ def test_a_host_workflow_renders_the_same_files(tmp_path, tmp_path_factory):
         for path in files:
             digests = [hashlib.sha256((root / path).read_bytes()).hexdigest() for root in (workdir, reference)]
             assert digests[0] == digests[1], path
+
+
+def test_the_catalog_test_config_alone_is_the_tiny_run():
+    """`snakemake --directory .test` reads .test/config/config.yaml alone (the Snakefile's configfile is relative
+    to the working directory); the workflow tests lay it over config/config.yaml. Both must be one config."""
+    from dst3d.config_schema import validate_config
+
+    alone = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    layered = merged_config([REPO / "config" / "config.yaml", REPO / ".test" / "config" / "config.yaml"])
+    validate_config(alone)
+    validate_config(layered)
+    assert alone == layered

@@ -92,7 +92,7 @@ def test_a_3d_dst_stand_in_tree_renders_through_the_workflow(tmp_path):
     categories = ["n02690373", "n04285008"]
     folders = stand_in.write_3d_dst(tmp_path / "data", categories)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for key, value in yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()).items():
+    for key, value in yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text()).items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     config["categories"] = categories
     config["assets"] = {"source": "folders", "folders": folders}

@@ -13,7 +13,7 @@ from dst3d import preflight
 from dst3d.config_schema import block_settings, validate_config
 from dst3d.identity import shard_names
 
-TINY = [REPO / "config" / "config.yaml", REPO / "tests" / "data" / "tiny.yaml"]
+TINY = [REPO / "config" / "config.yaml", REPO / ".test" / "config" / "config.yaml"]
 
 
 def attempt(tmp_path, overlay: dict, *arguments: str, env: dict | None = None):
@@ -127,7 +127,7 @@ def test_finished_outputs_need_no_prerequisites(tmp_path):
     """A finished ControlNet run copied to a machine without the weights (to redo a table) is not refused."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for layer in (
-        yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()),
+        yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text()),
         {
             "train": {"variants": ["controlnet-all"]},
             "results": str(tmp_path / "results"),

@@ -15,7 +15,7 @@ from workflow_runs import trained_tasks
 from dst3d.inputs import datasets
 
 PROTOCOLS = REPO / "config" / "protocols.yaml"
-TINY = REPO / "tests" / "data" / "tiny.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 FINETUNED = [
     "composite-kcf_then_real-pseudo",
     "composite-kcf_then_real-pseudo-2shot",
@@ -28,7 +28,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_config(workdir: Path, **changes) -> Path:
-    """config/config.yaml, tests/data/tiny.yaml and config/protocols.yaml, made seconds-scale: 8 + 4 pseudo-real
+    """config/config.yaml, .test/config/config.yaml and config/protocols.yaml, made seconds-scale: 8 + 4 pseudo-real
     images per category, 2 and 4 shots, every row kind, the mixed variant in the pose table, both tasks."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for layer in (yaml.safe_load(TINY.read_text()), yaml.safe_load(PROTOCOLS.read_text())):

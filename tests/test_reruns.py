@@ -14,7 +14,7 @@ from workflow_runs import CONFIGS, job_counts, reference_run, run
 pytestmark = pytest.mark.slow
 
 NOTHING = {}
-# The tiny config (tests/data/tiny.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
+# The tiny config (.test/config/config.yaml): 2 categories, 2 + 1 shards each, 2 KCF folds over all categories.
 AFTER_KCF_SELECT = {
     "kcf_select": 1,
     "train_model": 1,

@@ -1,6 +1,6 @@
 """Resume and faults, with real processes: the workflow is SIGKILLed (Snakemake and every job, as a lost node
 or an out-of-memory kill would) inside a render shard and inside training, then rerun; and a job fails on a bad
-model file. Runs use tests/data/tiny.yaml (see tests/workflow_runs.py) and are compared with one uninterrupted
+model file. Runs use .test/config/config.yaml (see tests/workflow_runs.py) and are compared with one uninterrupted
 run of the same configuration."""
 
 from __future__ import annotations

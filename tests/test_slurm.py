@@ -1,7 +1,7 @@
 """The SLURM profile (profiles/slurm): what it asks for, checked by dry runs anywhere; and the workflow through
 it on a real SLURM (marked ``slurm``): Debian's slurm-wlm 22.05 as a one-node cluster on 127.0.0.1
 (tests/slurm_cluster.py), installed with apt-get when missing and possible (root, apt-get), else skipped (in CI,
-where CI is set, that is a failure instead). The configuration is tests/data/tiny.yaml (via tests/workflow_runs.py),
+where CI is set, that is a failure instead). The configuration is .test/config/config.yaml (via tests/workflow_runs.py),
 not the full embedded default, to keep CI in minutes; the profile is used as users use it, with the local
 partition given by DST3D_PARTITION and only faster status checks added on the command line."""
 

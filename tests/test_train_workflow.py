@@ -12,11 +12,11 @@ from real_set_fixtures import SPLITS, WRITERS
 from test_workflow import REPO, job_counts, snakemake
 from workflow_runs import trained_tasks
 
-TINY = REPO / "tests" / "data" / "tiny.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def run(workdir: Path, overrides: dict, *arguments: str):
-    """Snakemake on the embedded default with tests/data/tiny.yaml and ``overrides`` laid over it."""
+    """Snakemake on the embedded default with .test/config/config.yaml and ``overrides`` laid over it."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for layer in (yaml.safe_load(TINY.read_text()), overrides):
         for key, value in layer.items():
@@ -30,7 +30,7 @@ def test_per_category_kcf_plans_folds_times_categories(tmp_path):
     result = run(tmp_path, {"kcf": {"per_category": True, "folds": 3}}, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["kcf_fold"] == 3 * 2 and counts["kcf_select"] == 1  # tiny.yaml: car and boat
+    assert counts["kcf_fold"] == 3 * 2 and counts["kcf_select"] == 1  # .test: car and boat
     assert trained_tasks(result.stdout) == {"pose": 1} and "evaluate_pose_real" not in counts
 
 

@@ -1,7 +1,7 @@
 """Whole-workflow runs for the resume, fault and SLURM tests: the command line, one uninterrupted reference run
 shared by the tests of a session, and the comparison of two runs' results.
 
-Every run uses the seconds-scale configuration ``tests/data/tiny.yaml`` laid over ``config/config.yaml``, plus
+Every run uses the seconds-scale configuration ``.test/config/config.yaml`` laid over ``config/config.yaml``, plus
 ``tests/data/interrupt.yaml`` (render shards and training long enough for a kill to land inside them).
 """
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 CONFIGS = [
     REPO / "config" / "config.yaml",
-    REPO / "tests" / "data" / "tiny.yaml",
+    REPO / ".test" / "config" / "config.yaml",
     REPO / "tests" / "data" / "interrupt.yaml",
 ]
 
