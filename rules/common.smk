@@ -186,13 +186,12 @@ def table_targets():
         for name in protocols.TABLES
         if config["tables"][name] is not None
     ]
-    named = {"probing": rules.probing_table, "open_vocabulary": rules.open_vocabulary_table}
-    named["classification"] = rules.classification_table
-    targets += [
-        named[name].output.csv
-        for name in (*imagenet3d.TASK_TABLES, "classification")
-        if config["tables"][name] is not None
-    ]
+    named_tables = {
+        "probing": rules.probing_table,
+        "open_vocabulary": rules.open_vocabulary_table,
+        "classification": rules.classification_table,
+    }
+    targets += [rule.output.csv for name, rule in named_tables.items() if config["tables"][name] is not None]
     return targets
 
 

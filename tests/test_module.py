@@ -10,6 +10,7 @@ import subprocess
 
 import pandas as pd
 import yaml
+from snakemake.utils import update_config
 from workflow_runs import CONFIGS, REPO, SNAKEMAKE, _read, job_counts, reference_run, run
 
 HOST = """\
@@ -34,18 +35,11 @@ rule all:
 
 
 def merged_config(paths=CONFIGS) -> dict:
-    """The config files of the workflow tests' runs laid over each other, as one (a host passes one config)."""
-
-    def merge(base: dict, overlay: dict) -> dict:
-        for key, value in overlay.items():
-            base[key] = (
-                merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-            )
-        return base
-
+    """The config files of the workflow tests' runs laid over each other as Snakemake lays `--configfile`s, as
+    one (a host passes one config)."""
     config: dict = {}
     for path in paths:
-        merge(config, yaml.safe_load(path.read_text()))
+        update_config(config, yaml.safe_load(path.read_text()))
     return config
 
 

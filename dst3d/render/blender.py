@@ -4,10 +4,11 @@ The scene is built once per shard: a camera (lens/sensor from the config, princi
 one large area light placed near the camera with jitter (3D-DST uses one large area light, P3D-Diffusion
 lamps at the camera), a world that is a uniform grey or an HDR environment map, and a transparent film;
 Blender's stamp metadata is off, so no file carries a date, a render time or Cycles' statistics and the same
-image always has the same bytes. Each model of the shard is imported once, turned into one mesh in the canonical frame (file axes converted,
-modifiers, parenting and instancing applied, cameras/lights/empties of the file dropped) and normalised (largest
-bounding-box side 1, centred, as 3D-DST); per image only the camera, the light, the texture, the environment,
-the model's stretch and Cycles' seed change, which costs nothing measurable next to the render itself.
+image always has the same bytes. Each model of the shard is imported once, turned into one mesh in the
+canonical frame (file axes converted, modifiers, parenting and instancing applied, cameras/lights/empties of the
+file dropped) and normalised (largest bounding-box side 1, centred, as 3D-DST); per image only the camera, the
+light, the texture, the environment, the model's stretch and Cycles' seed change, which costs nothing
+measurable next to the render itself.
 
 :func:`render_shard` plans every image (:func:`dst3d.render.annotations.plan_image`, from the shard's
 :class:`~dst3d.render.annotations.ShardAssets`), then renders the plans grouped by model in named steps:
@@ -420,7 +421,7 @@ class _Stage:
 
 @dataclass(frozen=True)
 class _Model:
-    """The model in the scene: its normalised mesh object and bounding box, and the table row it came from."""
+    """The model in the scene: its id and file (for messages), its normalised mesh object and bounding box."""
 
     model_id: str
     path: str
