@@ -1,6 +1,6 @@
 # dst3d: synthetic training images with exact 3D annotations (3D-DST / P3D-Diffusion), end to end.
 # Stages: assets -> render -> edges -> prompts -> generate -> kcf -> (real data) -> train -> evaluate ->
-# (ImageNet3D tasks) -> tables / figures.
+# (NeMo, ImageNet3D tasks) -> tables / figures.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -22,6 +22,7 @@ include: "rules/kcf.smk"
 include: "rules/real.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/nemo.smk"
 include: "rules/imagenet3d.smk"
 include: "rules/classification.smk"
 include: "rules/report.smk"

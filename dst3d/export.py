@@ -389,16 +389,13 @@ def bop_model_mesh(model: dict, axes: dict) -> tuple[np.ndarray, np.ndarray]:
     by Blender alone."""
     from dst3d.inputs import meshes
 
-    readers = {"obj": meshes.read_obj, "off": meshes.read_off}
-    if model["format"] not in readers:
+    if model["format"] not in meshes.READERS:
         raise ValueError(
             f"the BOP export reads OBJ and OFF models; {model['path']} is {model['format']!r}: leave bop out of "
             "export.formats for this asset set"
         )
-    vertices, faces = readers[model["format"]](model["path"])
-    vertices = vertices @ meshes.axis_matrix(*meshes.model_axes(model, {"axes": axes})).T
-    centre, scale = meshes.normalisation(vertices)
-    return (vertices - centre) * scale * BOP_MM_PER_UNIT, faces
+    vertices, faces = meshes.canonical_mesh(model, axes)
+    return vertices * BOP_MM_PER_UNIT, faces
 
 
 def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -254,8 +254,13 @@ def training_figure(histories: dict[str, pd.DataFrame]):
 
 
 def accuracy_figure(metrics: pd.DataFrame, metric: str = "acc_pi_6"):
-    """Per evaluation set, ``metric`` per category (bars: one per variant), from pose_metrics.csv."""
+    """Per evaluation set, ``metric`` per category (bars: one per variant), from pose_metrics.csv; with NeMo rows
+    (``estimator`` nemo) a bar is a variant and estimator, the NeMo ones labelled ``<variant> (NeMo)``."""
     names = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18"}
+    if "estimator" in metrics and (metrics["estimator"] != "resnet").any():
+        metrics = metrics.assign(
+            variant=metrics["variant"].where(metrics["estimator"] == "resnet", metrics["variant"] + " (NeMo)")
+        )
     eval_sets = list(dict.fromkeys(metrics["eval_set"]))
     figure, axes = plt.subplots(1, len(eval_sets), figsize=(4.5 * len(eval_sets), 3.2), squeeze=False, sharey=True)
     for axis, eval_set in zip(axes[0], eval_sets, strict=True):

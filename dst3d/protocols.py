@@ -10,6 +10,12 @@ themselves, built from the per-variant metrics files (``tables.pose_protocol``, 
 Every cell is the evaluation set's ``mean (per-category)`` row (the unweighted mean over categories, as the papers
 report); the sidecar ``<table>.provenance.csv`` gives, per cell, the checkpoint's file hash, its data manifest hash
 and the metrics file it was read from.
+
+With NeMo models configured (``nemo.variants``, dst3d.nemo_workflow) both tables get an ``estimator`` column first
+(``resnet`` for the rows above) and NeMo rows after the ResNet's: in ``pose_protocol`` one per NeMo model (CC3D's
+``<variant>+cc3d`` included), in ``few_shot`` one per row kind that has a NeMo model among its shot variants and
+one more per row kind with a CC3D-adapted one; a shot without such a model is an empty cell, and so is the row's
+mean then. Without NeMo the tables are as above.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from dst3d import nemo_workflow
 from dst3d.evaluate import PER_CATEGORY, SYNTHETIC_TEST
+from dst3d.tables import RESNET
 from dst3d.training.variants import SOURCE_NAME, parse_variant, real_variant
 
 ROW_LABELS = {
@@ -27,6 +35,8 @@ ROW_LABELS = {
     "finetune": "synthetic, then fine-tuned on real",
     "mixed": "synthetic + real",
 }
+#: What a few-shot row of CC3D-adapted NeMo models adds to its row kind's label.
+CC3D_LABEL = ", then CC3D on unlabelled real"
 #: The pose metrics of a few-shot cell, in column order.
 POSE_METRICS = ("acc_pi_6", "acc_pi_18", "median_error_deg")
 
@@ -66,6 +76,17 @@ def table_variants(config: Mapping[str, Any], name: str) -> list[str]:
     if name == "pose_protocol":
         return list(table["variants"])
     return list(dict.fromkeys(few_shot_variants(table).values()))
+
+
+def table_nemo_models(config: Mapping[str, Any], name: str) -> list[str]:
+    """The NeMo models a configured table has rows of (see the module docstring; empty without NeMo)."""
+    table = table_settings(config, name)
+    if table is None:
+        return []
+    if name == "pose_protocol":
+        return nemo_workflow.models(config)
+    variants = set(few_shot_variants(table).values())
+    return [model for model in nemo_workflow.models(config) if nemo_workflow.model_variant(model) in variants]
 
 
 def table_eval_sets(config: Mapping[str, Any], name: str) -> list[str]:
@@ -135,17 +156,22 @@ def check_protocols(config: Mapping[str, Any]) -> None:
                 )
 
 
-def _cell(metrics: pd.DataFrame, variant: str, eval_set: str) -> pd.Series:
+def _cell(metrics: pd.DataFrame, variant: str, eval_set: str, estimator: str = RESNET) -> pd.Series:
     rows = metrics[(metrics["variant"] == variant) & (metrics["eval_set"] == eval_set)]
+    if "estimator" in rows:
+        rows = rows[rows["estimator"].fillna(RESNET) == estimator]
     rows = rows[rows["category"] == PER_CATEGORY]
     if len(rows) != 1:
-        raise ValueError(f"the metrics hold {len(rows)} {PER_CATEGORY!r} rows of {variant} on {eval_set}, not one")
+        model = variant if estimator == RESNET else f"{variant} ({estimator})"
+        raise ValueError(f"the metrics hold {len(rows)} {PER_CATEGORY!r} rows of {model} on {eval_set}, not one")
     return rows.iloc[0]
 
 
-def _provenance(cell: pd.Series, **where: str) -> dict:
-    """Where a table cell comes from: ``where`` (its row and column) and the metrics row's provenance."""
+def _provenance(cell: pd.Series, estimator: str | None = None, **where: str) -> dict:
+    """Where a table cell comes from: ``where`` (its row and column) and the metrics row's provenance; with
+    ``estimator`` (tables with NeMo rows) that first."""
     return {
+        **({"estimator": estimator} if estimator else {}),
         **where,
         "variant": cell["variant"],
         "eval_set": cell["eval_set"],
@@ -156,37 +182,62 @@ def _provenance(cell: pd.Series, **where: str) -> dict:
     }
 
 
-def pose_protocol_table(metrics: pd.DataFrame, table: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The 3D-DST pose table and its provenance from the concatenated metrics files (with ``metrics_file``)."""
+def pose_protocol_table(
+    metrics: pd.DataFrame, table: Mapping[str, Any], nemo_models: list[str] | tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The 3D-DST pose table and its provenance from the concatenated metrics files (with ``metrics_file``), with
+    rows of ``nemo_models`` after the ResNet's (:func:`table_nemo_models`)."""
     rows, provenance = [], []
     sets = [*table["in_distribution"], *table["out_of_distribution"]]
-    for variant in table["variants"]:
-        row = {"variant": variant}
+    tagged = bool(nemo_models)
+    entries = [(RESNET, variant) for variant in table["variants"]]
+    entries += [(nemo_workflow.ESTIMATOR, model) for model in nemo_models]
+    for estimator, variant in entries:
+        row = {"estimator": estimator} if tagged else {}
+        row["variant"] = variant
         for eval_set in sets:
-            cell = _cell(metrics, variant, eval_set)
+            cell = _cell(metrics, variant, eval_set, estimator)
             for key in ("acc_pi_6", "acc_pi_18"):
                 row[f"{eval_set}/{key}"] = float(cell[key])
-            provenance.append(_provenance(cell, table_row=variant))
+            provenance.append(_provenance(cell, estimator if tagged else None, table_row=variant))
         rows.append(row)
     return pd.DataFrame(rows), pd.DataFrame(provenance)
 
 
-def few_shot_table(metrics: pd.DataFrame, table: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The P3D-Diffusion few-shot table and its provenance; ``mean`` averages the shot columns."""
+def few_shot_table(
+    metrics: pd.DataFrame, table: Mapping[str, Any], nemo_models: list[str] | tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The P3D-Diffusion few-shot table and its provenance; ``mean`` averages the shot columns. With
+    ``nemo_models`` (:func:`table_nemo_models`), their rows follow the ResNet's (module docstring)."""
     names = few_shot_variants(table)
+    tagged, available = bool(nemo_models), set(nemo_models)
+    # (estimator, label, {shots: the model of the cell}), the ResNet's rows first.
+    entries = [(RESNET, ROW_LABELS[kind], {n: names[(kind, n)] for n in table["shots"]}) for kind in table["rows"]]
+    for suffix, label in (("", ""), (nemo_workflow.CC3D_SUFFIX, CC3D_LABEL)):
+        for kind in table["rows"]:
+            cells = {n: names[(kind, n)] + suffix for n in table["shots"] if names[(kind, n)] + suffix in available}
+            if cells:
+                entries.append((nemo_workflow.ESTIMATOR, ROW_LABELS[kind] + label, cells))
     rows, provenance = [], []
-    for kind in table["rows"]:
-        row = {"training_data": ROW_LABELS[kind]}
+    for estimator, label, cells in entries:
+        row = {"estimator": estimator} if tagged else {}
+        row["training_data"] = label
         for key in POSE_METRICS:
             values = []
             for shots in table["shots"]:
-                cell = _cell(metrics, names[(kind, shots)], table["eval_set"])
+                if shots not in cells:
+                    row[f"{shots}shot/{key}"] = float("nan")
+                    continue
+                cell = _cell(metrics, cells[shots], table["eval_set"], estimator)
                 row[f"{shots}shot/{key}"] = float(cell[key])
                 values.append(float(cell[key]))
                 if key == "acc_pi_6":
-                    provenance.append(_provenance(cell, table_row=ROW_LABELS[kind], shots=str(shots)))
-            row[f"mean/{key}"] = sum(values) / len(values)
-        ordered = ["training_data"] + [
+                    provenance.append(
+                        _provenance(cell, estimator if tagged else None, table_row=label, shots=str(shots))
+                    )
+            row[f"mean/{key}"] = sum(values) / len(values) if len(values) == len(table["shots"]) else float("nan")
+        ordered = (["estimator"] if tagged else []) + ["training_data"]
+        ordered += [
             f"{column}/{key}" for column in [*(f"{n}shot" for n in table["shots"]), "mean"] for key in POSE_METRICS
         ]
         rows.append({column: row[column] for column in ordered})

@@ -139,3 +139,17 @@ def dataset_statistics(
     for column in ("kcf_kept", "kcf_dropped"):
         table[column] = table[column].astype("Int64")
     return table
+
+
+#: The ``estimator`` of the ResNet pose classifier's metrics rows (NeMo's are ``nemo``, dst3d.nemo_workflow).
+RESNET = "resnet"
+
+
+def with_estimator(metrics: pd.DataFrame) -> pd.DataFrame:
+    """A pose metrics table with the ``estimator`` column first: the ResNet's metrics files have none (their rows
+    are :data:`RESNET`'s), NeMo's start with it."""
+    metrics = metrics.copy()
+    if "estimator" not in metrics:
+        metrics.insert(0, "estimator", RESNET)
+    metrics["estimator"] = metrics["estimator"].fillna(RESNET)
+    return metrics[["estimator", *(column for column in metrics.columns if column != "estimator")]]

@@ -22,7 +22,11 @@ RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "edges": ("threads",),
     "train": ("threads", "device"),
     "generate": ("device", "cpu_offload", "local_files_only"),
+    "nemo": ("device",),
 }
+#: Keys of the ``nemo`` block that configure the workflow (which models exist, which interpreter runs them), not
+#: a NeMo job: left out of the jobs' settings (``nemo.cc3d.variants`` too, see :func:`nemo_settings`).
+WORKFLOW_NEMO_KEYS = ("variants", "python")
 #: Keys of ``prompts.openai`` that say how requests are sent, not what is asked (the answer cache ignores them).
 PROMPT_RUNTIME_KEYS = ("timeout_s", "max_retries")
 
@@ -42,6 +46,15 @@ def finetune_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of the fine-tuning stage of ``<synthetic>_then_<real>`` variants: the estimator settings with
     ``train.finetune`` laid over them."""
     return {**estimator_settings(config), **config["train"]["finetune"]}
+
+
+def nemo_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of the NeMo jobs (their job JSON's ``settings``): the ``nemo`` block without
+    :data:`WORKFLOW_NEMO_KEYS` and ``cc3d.variants``; ``device`` included (``output_settings(..., "nemo")`` drops
+    it for the rules' params)."""
+    settings = {key: value for key, value in config["nemo"].items() if key not in WORKFLOW_NEMO_KEYS}
+    settings["cc3d"] = {key: value for key, value in settings["cc3d"].items() if key != "variants"}
+    return settings
 
 
 def output_settings(settings: Mapping[str, Any], block: str) -> dict[str, Any]:

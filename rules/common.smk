@@ -1,21 +1,27 @@
 # Config validation, prerequisite checks, path helpers and input functions shared by the stage files.
+import json
 import re
 import sys
 from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
 # The package beside this workflow, also when Snakemake was installed without it (or runs this as a module).
 sys.path.insert(0, workflow.basedir)
-from dst3d import classification, generate, imagenet3d, preflight, protocols, tables
+from dst3d import classification, generate, imagenet3d, nemo_workflow, preflight, protocols, tables
 from dst3d.config_schema import validate_config
 from dst3d.inputs import datasets
 from dst3d.identity import shard_names
 from dst3d.generate.prompts import job_settings as prompt_job_settings
 from dst3d.evaluate import SYNTHETIC_TEST
 from dst3d.training.variants import parse_variant
-from dst3d.workflow_config import estimator_settings, finetune_settings, kcf_settings, output_settings
+from dst3d.workflow_config import estimator_settings, finetune_settings, kcf_settings, nemo_settings, output_settings
+
+# The workflow's own folder (this file's parent's), also when it runs as a module of another workflow (whose
+# workflow.basedir is the host's): NeMo's jobs import its dst3d and find nemo.python relative to it.
+WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).resolve().parent
 
 # config/schema.yaml's defaults filled in; a wrong key or value stops here in one line that names it.
 try:
@@ -55,6 +61,7 @@ def check_config():
     datasets.check_entries(config["evaluate"]["real_sets"])
     datasets.check_entries(config["train"]["real"], "train.real")
     protocols.check_protocols(config)
+    nemo_workflow.check(config)
     policy = config["kcf"]["policy"]
     if policy["mode"] == "threshold" and "max_loss" not in policy:
         raise ValueError("config: kcf.policy.mode is 'threshold' but kcf.policy.max_loss is not set")
@@ -77,6 +84,15 @@ try:
 except ValueError as error:
     raise WorkflowError(str(error)) from None
 
+# NeMo (rules/nemo.smk; empty when nemo.variants is): the variants a NeMo model is trained on, parsed, the models
+# evaluated (those and the CC3D-adapted <variant>+cc3d), and the jobs' settings (the nemo block without the
+# interpreter and the model lists; params without the device, a resource).
+NEMO_VARIANTS = {name: parse_variant(name, list(REAL_SOURCES)) for name in nemo_workflow.trained_variants(config)}
+NEMO_MODELS = nemo_workflow.models(config)
+NEMO_CC3D = list(config["nemo"]["cc3d"]["variants"])
+NEMO_SETTINGS = nemo_settings(config)
+NEMO_PARAMS = output_settings(NEMO_SETTINGS, "nemo")
+
 # The task tables (dst3d/imagenet3d.py, dst3d/classification.py) with their defaults; None when not configured.
 PROBING = imagenet3d.task_settings(config, "probing")
 OPEN_VOCABULARY = imagenet3d.task_settings(config, "open_vocabulary")
@@ -85,10 +101,30 @@ CLASSIFICATION = classification.settings(config)
 CLASSIFICATION_SETS = classification.eval_sets(CLASSIFICATION) if CLASSIFICATION else {}
 PSEUDO_IMAGEFOLDER = f"{RESULTS}/pseudo_real/ImageFolder"
 
+
 # What the run needs and lacks (models, API key, asset folders, weights): warnings now, so that a dry run shows
 # them; an error before the first job of a real run (onstart). Only the main process checks: a cluster job re-reads
 # this file on its node, where the run was already checked.
+def uses_conda():
+    """Whether this run deploys the rules' conda environments (--software-deployment-method conda)."""
+    return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+
+
+def nemo_interpreter():
+    """The NeMo rules' Python: envs/nemo.yaml's under conda, else nemo.python (relative to the workflow's folder
+    unless absolute)."""
+    if uses_conda():
+        return "python"
+    return str(WORKFLOW_DIR / config["nemo"]["python"])
+
+
 PREREQUISITE_PROBLEMS = preflight.problems(config) if workflow.is_main_process else []
+if workflow.is_main_process and NEMO_MODELS and not uses_conda() and not Path(nemo_interpreter()).is_file():
+    PREREQUISITE_PROBLEMS.append(
+        f"nemo.python: the NeMo interpreter {nemo_interpreter()} does not exist, and nemo.variants needs it: run "
+        "`make nemo-setup` (a venv with envs/nemo.yaml's packages: torch 2.2.2, PyTorch3D), set nemo.python to one, "
+        "or run with --software-deployment-method conda"
+    )
 for problem in PREREQUISITE_PROBLEMS:
     logger.warning(f"dst3d prerequisite missing: {problem}")
 
@@ -208,6 +244,7 @@ def all_targets():
     targets += expand(rules.plot_kcf.output.png, backend=kcf_backends())
     if "pose" in config["train"]["tasks"]:
         targets += [rules.plot_training.output.png, rules.plot_accuracy.output.png]
+    targets += nemo_metrics()  # with train.tasks [pose], pose_table's inputs already
     exports = {
         "coco": list(rules.export_coco.output),
         "nemo": rules.export_nemo.output,
@@ -372,6 +409,15 @@ def training_inputs(wildcards, task=None):
     selected real objects of the real part, and for a fine-tuned variant the synthetic variant's checkpoint of the
     same task (``task``, else the {task} wildcard)."""
     variant = VARIANTS[wildcards.variant]
+    found = labelled_inputs(variant)
+    if variant.kind == "finetune":
+        found["init"] = trained_model(variant.synthetic, task or wildcards.task)
+    return found
+
+
+def labelled_inputs(variant):
+    """A training variant's labelled data: the generated training shards (and KCF's kept list) of its synthetic
+    part, the selected real objects of its real part (a fine-tuned variant: only the real part)."""
     found = {}
     if variant.kind in ("synthetic", "mixed"):
         found["shards"] = shard_files(rules.generate_shard.output.annotations, "train", backend=variant.backend)
@@ -379,8 +425,6 @@ def training_inputs(wildcards, task=None):
             found["kept"] = rules.kcf_select.output.kept.format(backend=variant.backend)
     if variant.source is not None:
         found["real"] = rules.select_real.output[0].format(source=variant.source, subset=variant.subset)
-    if variant.kind == "finetune":
-        found["init"] = trained_model(variant.synthetic, task or wildcards.task)
     return found
 
 
@@ -397,7 +441,7 @@ def training_settings(wildcards):
 
 
 def table_metrics(name):
-    """The metrics files a protocol table reads."""
+    """The metrics files a protocol table reads: the ResNet's of its variants, then NeMo's of its NeMo models."""
     files = []
     for variant in protocols.table_variants(config, name):
         for eval_set in protocols.table_eval_sets(config, name):
@@ -405,6 +449,7 @@ def table_metrics(name):
                 files.append(rules.evaluate_pose.output.metrics.format(variant=variant))
             else:
                 files.append(rules.evaluate_pose_real.output.metrics.format(variant=variant, real_set=eval_set))
+    files += nemo_metrics(protocols.table_nemo_models(config, name), protocols.table_eval_sets(config, name))
     return list(dict.fromkeys(files))
 
 
@@ -474,3 +519,119 @@ def kcf_fold_shards(wildcards):
     category from the image ids alone, so a category's job reads only its own shards and scores the same."""
     categories = None if wildcards.group == "all" else [wildcards.group]
     return shard_files(rules.generate_shard.output.annotations, "train", categories, backend=wildcards.backend)
+
+
+# NeMo (rules/nemo.smk). Each job gets one JSON (--job) for `python -m dst3d.nemo.cli`; params functions that take
+# input, output or threads are not rerun triggers (Snakemake leaves such derived params out), so the job JSON, the
+# interpreter and the workflow's folder change nothing by themselves; the settings, seed and categories are the
+# rules' plain params, the rerun triggers.
+
+
+def nemo_python(wildcards, input):
+    return nemo_interpreter()
+
+
+def nemo_root(wildcards, input):
+    return str(WORKFLOW_DIR)
+
+
+def nemo_model(model):
+    """The checkpoint of a NeMo model (a variant's, or a CC3D-adapted ``<variant>+cc3d``)."""
+    if model.endswith(nemo_workflow.CC3D_SUFFIX):
+        return rules.cc3d_nemo.output.model.format(variant=nemo_workflow.model_variant(model))
+    return rules.train_nemo.output.model.format(variant=model)
+
+
+def nemo_metrics(models=None, eval_sets=None):
+    """The NeMo metrics files of ``models`` (default: all) on ``eval_sets`` (default: every evaluation set)."""
+    models = NEMO_MODELS if models is None else models
+    eval_sets = [SYNTHETIC_TEST, *REAL_SETS] if eval_sets is None else eval_sets
+    files = []
+    for model in models:
+        for eval_set in eval_sets:
+            if eval_set == SYNTHETIC_TEST:
+                files.append(rules.evaluate_nemo.output.metrics.format(model=model))
+            else:
+                files.append(rules.evaluate_nemo_real.output.metrics.format(model=model, real_set=eval_set))
+    return files
+
+
+def nemo_training_inputs(wildcards):
+    """A NeMo training job's labelled data (as the ResNet's), the meshes, and for a fine-tuned variant the NeMo
+    model of its synthetic part."""
+    variant = NEMO_VARIANTS[wildcards.variant]
+    found = labelled_inputs(variant)
+    if variant.kind == "finetune":
+        found["init"] = rules.train_nemo.output.model.format(variant=variant.synthetic)
+    found["meshes"] = expand(rules.nemo_mesh.output[0], category=CATEGORIES)
+    return found
+
+
+def nemo_cc3d_inputs(wildcards):
+    """CC3D's start (the variant's NeMo model), the unlabelled real objects (nemo.cc3d.source's training split,
+    pose labels unused) and the variant's own labelled training data."""
+    source = config["nemo"]["cc3d"]["source"]
+    return {
+        "model": rules.train_nemo.output.model.format(variant=wildcards.variant),
+        "unlabelled": rules.select_real.output[0].format(source=source, subset="all"),
+        **labelled_inputs(NEMO_VARIANTS[wildcards.variant]),
+    }
+
+
+def _labelled_job(input):
+    return {"shards": list(input.get("shards", [])), "kept": input.get("kept"), "real": input.get("real")}
+
+
+def nemo_train_job(wildcards, input, output, threads):
+    return json.dumps(
+        {
+            "variant": wildcards.variant,
+            **_labelled_job(input),
+            "init": input.get("init"),
+            "meshes": dict(zip(CATEGORIES, input.meshes, strict=True)),
+            "categories": CATEGORIES,
+            "settings": NEMO_SETTINGS,
+            "seed": config["seed"],
+            "threads": threads,
+            "outputs": {"model": output.model, "history": output.history},
+        }
+    )
+
+
+def nemo_cc3d_job(wildcards, input, output, threads):
+    return json.dumps(
+        {
+            "variant": wildcards.variant + nemo_workflow.CC3D_SUFFIX,
+            "model": input.model,
+            "unlabelled": input.unlabelled,
+            **_labelled_job(input),
+            "categories": CATEGORIES,
+            "settings": NEMO_SETTINGS,
+            "seed": config["seed"],
+            "threads": threads,
+            "outputs": {"model": output.model, "history": output.history, "pseudo_labels": output.pseudo_labels},
+        }
+    )
+
+
+def nemo_test_shards(wildcards):
+    """A NeMo model's synthetic-test set: its variant's backend's generated test split, and for a real-only
+    variant the one the ResNet variants are evaluated on (evaluation_backend)."""
+    backend = NEMO_VARIANTS[nemo_workflow.model_variant(wildcards.model)].backend
+    backend = backend or (synthetic_backends() or ["composite"])[0]
+    return shard_files(rules.generate_shard.output.annotations, "test", backend=backend)
+
+
+def nemo_evaluate_job(wildcards, input, output, threads):
+    real_set = getattr(wildcards, "real_set", None)
+    return json.dumps(
+        {
+            "model": input.model,
+            "shards": None if real_set else list(input.shards),
+            "real_set": REAL_SETS[real_set] if real_set else None,
+            "categories": CATEGORIES,
+            "batch_size": config["evaluate"]["batch_size"],
+            "threads": threads,
+            "outputs": {"predictions": output.predictions, "metrics": output.metrics},
+        }
+    )

@@ -56,6 +56,7 @@ rule pose_table:
     input:
         expand(rules.evaluate_pose.output.metrics, variant=list(VARIANTS)),
         expand(rules.evaluate_pose_real.output.metrics, variant=list(VARIANTS), real_set=list(REAL_SETS)),
+        lambda wildcards: nemo_metrics(),  # NeMo's (rules/nemo.smk), none without nemo.variants
     output:
         csv=f"{RESULTS}/tables/pose_metrics.csv",
         markdown=f"{RESULTS}/tables/pose_metrics.md",
@@ -194,6 +195,7 @@ rule protocol_table:
         runtime=by_attempt(15),
     params:
         table=lambda wildcards: protocols.table_settings(config, wildcards.table),
+        nemo_models=lambda wildcards: protocols.table_nemo_models(config, wildcards.table),
     script:
         "../scripts/protocol_table.py"
 

@@ -2,7 +2,9 @@
 installed on the project's machines, so the files are not solved here; these tests check what can be checked
 without it: each file parses, every rule names one, their pins agree with pyproject.toml, and each environment
 lists (directly or through the dependencies of what it lists, as installed in the project's venv) every package
-that its rules' scripts import, following the imports through dst3d/."""
+that its rules' scripts import, following the imports through dst3d/. The NeMo rules run a module of dst3d in an
+interpreter of their own (envs/nemo.yaml, torch 2.2.2 + PyTorch3D): its torch pins are its own, the rest agree with
+pyproject.toml, and the Makefile installs exactly its pip section."""
 
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 ENVS = {path.stem: path for path in sorted((REPO / "envs").glob("*.yaml"))}
-KINDS = {"blender", "vision", "diffusion", "llm", "torch"}
+KINDS = {"blender", "vision", "diffusion", "llm", "torch", "nemo"}
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # Modules that ship inside another distribution's wheel without saying so in its metadata.
-MODULE_DISTRIBUTIONS = {"mathutils": "bpy", "bpy": "bpy"}
+MODULE_DISTRIBUTIONS = {"mathutils": "bpy", "bpy": "bpy", "pytorch3d": "pipablepytorch3d"}
+#: envs/nemo.yaml's own pins, where it parts from pyproject.toml: PyTorch3D 0.7.6's wheels need torch 2.2.2.
+NEMO_OWN = {"torch": "==2.2.2", "torchvision": "==0.17.2", "pipablepytorch3d": "==0.7.6"}
 
 
 def pip_requirements(name: str) -> list[Requirement]:
@@ -53,6 +57,16 @@ def rule_blocks() -> dict[str, str]:
 def directive(block: str, name: str) -> str | None:
     match = re.search(rf"^    {name}:\n\s+\"([^\"]+)\"", block, re.MULTILINE)
     return match.group(1) if match else None
+
+
+def entry_point(block: str) -> Path:
+    """The file a rule runs: its script, or for a shell rule the dst3d module it runs with ``python -m``."""
+    script = directive(block, "script")
+    if script:
+        return (REPO / "rules" / script).resolve()
+    match = re.search(r"-m (dst3d(?:\.\w+)+)", block)
+    assert match, "a shell rule must run a dst3d module with python -m"
+    return REPO / (match.group(1).replace(".", "/") + ".py")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -153,6 +167,9 @@ def test_pins_agree_with_pyproject(name):
     pins = pyproject_requirements()
     for requirement in pip_requirements(name):
         key = canonicalize_name(requirement.name)
+        if name == "nemo" and key in NEMO_OWN:
+            assert str(requirement.specifier) == NEMO_OWN[key], f"envs/nemo.yaml pins {requirement}"
+            continue
         assert key in pins, f"envs/{name}.yaml: {requirement.name} is not in pyproject.toml"
         assert requirement.specifier == pins[key].specifier, (
             f"envs/{name}.yaml pins {requirement}, pyproject.toml {pins[key]}"
@@ -163,10 +180,27 @@ def test_pins_agree_with_pyproject(name):
         assert canonicalize_name(Requirement(line).name) in listed, f"envs/{name}.yaml lacks {line}"
 
 
+def test_nemo_setup_installs_the_nemo_environments_pip_section():
+    listed = subprocess.run(
+        ["make", "--no-print-directory", "-s", "nemo-requirements"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [Requirement(line) for line in listed.stdout.splitlines()] == pip_requirements("nemo")
+    recipe = subprocess.run(
+        ["make", "-n", "nemo-setup", "NEMO_VENV=/nonexistent/venv"], capture_output=True, text=True, cwd=REPO
+    )
+    assert "/nonexistent/venv/bin/python -m pip install --quiet -r /nonexistent/venv/requirements.txt" in recipe.stdout
+
+
 @pytest.mark.parametrize("rule", sorted(set(rule_blocks()) - {"all"}))
 def test_environment_provides_what_the_rule_imports(rule):
     block = rule_blocks()[rule]
-    script = REPO / "rules" / directive(block, "script")
+    script = entry_point(block)
+    assert script.is_file(), f"rule {rule} runs {script}, which does not exist"
     name = Path(directive(block, "conda")).stem
-    missing = needed_distributions(script.resolve()) - provided_distributions(pip_requirements(name))
+    missing = needed_distributions(script) - provided_distributions(pip_requirements(name))
     assert not missing, f"rule {rule} imports {sorted(missing)}, which envs/{name}.yaml does not provide"

@@ -74,3 +74,18 @@ def test_training_curves_and_accuracy_bars_draw_the_tables_numbers():
     heights = [patch.get_height() for patch in axis.patches]
     assert heights == [50.0, 40.0, 25.0, 30.0]  # variant a's bars, then b's, in percent
     assert axis.get_title() == "synthetic-test" and axis.get_ylabel() == "Acc@pi/6 (%)"
+
+
+def test_accuracy_bars_keep_a_variants_resnet_and_nemo_apart():
+    metrics = pd.DataFrame(
+        {
+            "estimator": ["resnet", "resnet", "nemo", "nemo"],
+            "variant": ["a", "a", "a", "a"],
+            "eval_set": ["synthetic-test"] * 4,
+            "category": ["car", "mean (pooled)", "car", "mean (pooled)"],
+            "acc_pi_6": [0.5, 0.4, 0.25, 0.3],
+        }
+    )
+    (axis,) = accuracy_figure(metrics).axes
+    assert [patch.get_height() for patch in axis.patches] == [50.0, 40.0, 25.0, 30.0]
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["a", "a (NeMo)"]

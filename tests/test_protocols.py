@@ -251,6 +251,80 @@ def test_pose_protocol_table_has_a_row_per_variant_and_two_columns_per_set():
         protocols.pose_protocol_table(metrics, {**table, "out_of_distribution": ["missing"]})
 
 
+def _nemo(frame, acc6):
+    """A metrics table as NeMo's evaluation writes it: estimator nemo first, its own numbers and checkpoint."""
+    frame = frame.assign(acc_pi_6=acc6, checkpoint_sha256="nemo-" + frame["checkpoint_sha256"])
+    frame.insert(0, "estimator", "nemo")
+    return frame
+
+
+def test_pose_protocol_table_puts_nemo_rows_after_the_resnets_with_the_estimator_first():
+    table = {"variants": ["composite-kcf", "real-p"], "in_distribution": ["id"], "out_of_distribution": []}
+    resnet = pd.concat([_metrics(variant, "id", 0.5, 0.25, 9.0) for variant in table["variants"]])
+    nemo = pd.concat(
+        [
+            _nemo(_metrics("composite-kcf", "id", 0.0, 0.1, 9.0), 0.7),
+            _nemo(_metrics("composite-kcf+cc3d", "id", 0.0, 0.1, 9.0), 0.8),
+        ]
+    )
+    metrics = tables.with_estimator(pd.concat([resnet, nemo], ignore_index=True))
+    result, provenance = protocols.pose_protocol_table(metrics, table, ["composite-kcf", "composite-kcf+cc3d"])
+    assert list(result.columns) == ["estimator", "variant", "id/acc_pi_6", "id/acc_pi_18"]
+    assert list(zip(result["estimator"], result["variant"], result["id/acc_pi_6"], strict=True)) == [
+        ("resnet", "composite-kcf", 0.5),
+        ("resnet", "real-p", 0.5),
+        ("nemo", "composite-kcf", 0.7),
+        ("nemo", "composite-kcf+cc3d", 0.8),
+    ]
+    assert list(provenance["estimator"]) == ["resnet", "resnet", "nemo", "nemo"]
+    assert list(provenance["checkpoint_sha256"])[2:] == ["nemo-c-composite-kcf", "nemo-c-composite-kcf+cc3d"]
+    # Without NeMo models the same metrics give the table as before: no estimator column, ResNet rows only.
+    plain, _ = protocols.pose_protocol_table(metrics, table)
+    assert list(plain.columns) == ["variant", "id/acc_pi_6", "id/acc_pi_18"] and len(plain) == 2
+
+
+def test_few_shot_table_has_nemo_rows_with_empty_cells_for_shots_nemo_did_not_train():
+    table = {"source": "pseudo", "eval_set": "val", "shots": [7, 20], "synthetic": "composite-kcf", "rows": ["real"]}
+    resnet = [_metrics(f"real-pseudo-{n}shot", "val", 0.1 * n, 0.01, 9.0) for n in (7, 20)]
+    nemo = [
+        _nemo(_metrics("real-pseudo-7shot", "val", 0.0, 0.0, 5.0), 0.9),
+        _nemo(_metrics("real-pseudo-7shot+cc3d", "val", 0.0, 0.0, 5.0), 0.95),
+        _nemo(_metrics("real-pseudo-20shot+cc3d", "val", 0.0, 0.0, 5.0), 0.85),
+    ]
+    metrics = tables.with_estimator(pd.concat([*resnet, *nemo], ignore_index=True))
+    models = ["real-pseudo-7shot", "real-pseudo-7shot+cc3d", "real-pseudo-20shot+cc3d"]
+    result, provenance = protocols.few_shot_table(metrics, table, models)
+    assert list(result.columns[:3]) == ["estimator", "training_data", "7shot/acc_pi_6"]
+    assert list(result["training_data"]) == ["real only", "real only", "real only" + protocols.CC3D_LABEL]
+    assert list(result["estimator"]) == ["resnet", "nemo", "nemo"]
+    nemo_row, cc3d_row = result.iloc[1], result.iloc[2]
+    assert (
+        nemo_row["7shot/acc_pi_6"] == 0.9
+        and pd.isna(nemo_row["20shot/acc_pi_6"])
+        and pd.isna(nemo_row["mean/acc_pi_6"])
+    )
+    assert cc3d_row["mean/acc_pi_6"] == pytest.approx(0.9)
+    assert len(provenance) == 2 + 1 + 2 and set(provenance["estimator"]) == {"resnet", "nemo"}
+
+
+def test_nemo_models_of_each_table():
+    config = _config(
+        tables={
+            "pose_protocol": {"variants": ["composite-kcf"], "in_distribution": ["val"]},
+            "few_shot": {"source": "pseudo", "eval_set": "val", "shots": [7]},
+        },
+        nemo={
+            "variants": ["composite-kcf_then_real-pseudo-7shot"],
+            "cc3d": {"variants": ["composite-kcf_then_real-pseudo-7shot"]},
+        },
+    )
+    models = ["composite-kcf_then_real-pseudo-7shot", "composite-kcf", "composite-kcf_then_real-pseudo-7shot+cc3d"]
+    assert protocols.table_nemo_models(config, "pose_protocol") == models
+    assert protocols.table_nemo_models(config, "few_shot") == [models[0], models[2]]
+    config["tables"]["few_shot"] = None
+    assert protocols.table_nemo_models(config, "few_shot") == []
+
+
 def _config(**overrides):
     config = {
         "categories": ["car"],

@@ -1,8 +1,11 @@
 """The real-data protocols through the whole workflow: the pseudo-real PASCAL3D+ release written by the workflow
 and read by the real reader, real / few-shot / fine-tuned / mixed variants, both protocol tables with their
-provenance, and what a table or a fine-tuning setting change reruns."""
+provenance, and what a table or a fine-tuning setting change reruns. The same run trains and evaluates NeMo and
+CC3D (tests/data/nemo.yaml) in the NeMo interpreter: DST3D_NEMO_PYTHON, else the repository's .venv-nemo (`make
+test` builds it); without one the run leaves NeMo out and the NeMo checks are skipped (in CI, they fail)."""
 
 import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +19,7 @@ from dst3d.inputs import datasets
 
 PROTOCOLS = REPO / "config" / "protocols.yaml"
 TINY = REPO / ".test" / "config" / "config.yaml"
+NEMO = REPO / "tests" / "data" / "nemo.yaml"
 FINETUNED = [
     "composite-kcf_then_real-pseudo",
     "composite-kcf_then_real-pseudo-2shot",
@@ -27,13 +31,23 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_config(workdir: Path, **changes) -> Path:
+def nemo_python() -> str | None:
+    """The NeMo interpreter the tests run NeMo with, or None when there is none."""
+    path = os.environ.get("DST3D_NEMO_PYTHON") or str(REPO / ".venv-nemo" / "bin" / "python")
+    return path if Path(path).is_file() else None
+
+
+def _write_config(workdir: Path, nemo: str | None = None, **changes) -> Path:
     """config/config.yaml, .test/config/config.yaml and config/protocols.yaml, made seconds-scale: 8 + 4 pseudo-real
-    images per category, 2 and 4 shots, every row kind, the mixed variant in the pose table, both tasks."""
+    images per category, 2 and 4 shots, every row kind, the mixed variant in the pose table, both tasks; with
+    ``nemo`` (the NeMo interpreter) tests/data/nemo.yaml too."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for layer in (yaml.safe_load(TINY.read_text()), yaml.safe_load(PROTOCOLS.read_text())):
+    layers = [TINY, PROTOCOLS, *([NEMO] if nemo else [])]
+    for layer in map(yaml.safe_load, (path.read_text() for path in layers)):
         for key, value in layer.items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    if nemo:
+        config["nemo"]["python"] = nemo
     config["pseudo_real"].update(
         {
             "train": {"images_per_category": 8, "shard_size": 8},
@@ -66,7 +80,10 @@ def test_protocols_config_plans_the_tables_on_the_embedded_default(tmp_path):
 
 @pytest.mark.slow
 def test_real_data_protocols_end_to_end(tmp_path):
-    config = _write_config(tmp_path)
+    nemo = nemo_python()
+    if nemo is None and os.environ.get("CI"):
+        pytest.fail("CI must run NeMo: no NeMo interpreter (DST3D_NEMO_PYTHON, or .venv-nemo from make nemo-setup)")
+    config = _write_config(tmp_path, nemo)
     result = snakemake(tmp_path, configfile=config)
     assert result.returncode == 0, result.stderr[-5000:]
     results = tmp_path / "results"
@@ -76,9 +93,11 @@ def test_real_data_protocols_end_to_end(tmp_path):
     val = datasets.load_real_set({**entry, "split": "val", "sources": ["imagenet"]}, ["car", "boat"])
     assert 0 < len(val) <= 8
     pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
+    assert pose_table.columns[0] == "estimator"
     counted = pose_table[(pose_table["eval_set"] == "pseudo-real") & (pose_table["category"] == "mean (pooled)")]
-    assert set(counted["images"]) == {len(val)}
-    assert len(set(pose_table["variant"])) == 4 + 2 * 3  # the pose table's 4, then 2 shots x 3 kinds
+    assert set(counted["images"]) == {len(val)}  # NeMo's rows too
+    resnet = pose_table[pose_table["estimator"] == "resnet"]
+    assert len(set(resnet["variant"])) == 4 + 2 * 3  # the pose table's 4, then 2 shots x 3 kinds
 
     # Few-shot subsets are nested; every training set is what its variant says.
     subsets = {
@@ -105,16 +124,22 @@ def test_real_data_protocols_end_to_end(tmp_path):
 
     # Both tables, in three formats, every cell traced to its checkpoint.
     few_shot = pd.read_csv(results / "tables" / "few_shot.csv")
-    assert list(few_shot["training_data"]) == ["real only", "synthetic, then fine-tuned on real", "synthetic + real"]
+    few_shot_resnet = few_shot[few_shot["estimator"] == "resnet"] if nemo else few_shot
+    assert list(few_shot_resnet["training_data"]) == [
+        "real only",
+        "synthetic, then fine-tuned on real",
+        "synthetic + real",
+    ]
     assert "mean/acc_pi_6" in few_shot and "4shot/median_error_deg" in few_shot
     protocol = pd.read_csv(results / "tables" / "pose_protocol.csv")
-    assert list(protocol["variant"]) == [
+    protocol_resnet = protocol[protocol["estimator"] == "resnet"] if nemo else protocol
+    assert list(protocol_resnet["variant"]) == [
         "composite-kcf",
         "real-pseudo",
         *FINETUNED[:1],
         "composite-kcf_plus_real-pseudo",
     ]
-    assert list(protocol.columns[1:]) == [
+    assert list(protocol.columns[2 if nemo else 1 :]) == [
         f"{s}/{m}" for s in ("pseudo-real", "synthetic-test") for m in ("acc_pi_6", "acc_pi_18")
     ]
     for name in ("few_shot", "pose_protocol"):
@@ -122,16 +147,21 @@ def test_real_data_protocols_end_to_end(tmp_path):
         assert r"\begin{tabular}" in (results / "tables" / f"{name}.tex").read_text()
         provenance = pd.read_csv(results / "tables" / f"{name}.provenance.csv")
         for row in provenance.itertuples():
+            if nemo and row.estimator == "nemo":
+                assert row.checkpoint_sha256 == _sha256(results / "nemo" / "train" / f"{row.variant}.pt")
+                continue
             model = results / "train" / row.variant / "pose.pt"
             assert row.checkpoint_sha256 == _sha256(model)
             assert row.manifest_hash == checkpoints[row.variant]["manifest_hash"]
-    cell = protocol.set_index("variant").loc["real-pseudo", "pseudo-real/acc_pi_6"]
-    source = pose_table[
-        (pose_table["variant"] == "real-pseudo")
-        & (pose_table["eval_set"] == "pseudo-real")
-        & (pose_table["category"] == "mean (per-category)")
+    cell = protocol_resnet.set_index("variant").loc["real-pseudo", "pseudo-real/acc_pi_6"]
+    source = resnet[
+        (resnet["variant"] == "real-pseudo")
+        & (resnet["eval_set"] == "pseudo-real")
+        & (resnet["category"] == "mean (per-category)")
     ]
     assert cell == pytest.approx(source["acc_pi_6"].iloc[0])
+    if nemo:
+        _check_nemo(tmp_path, config, pose_table, protocol, few_shot)
 
     # Asking for one table rebuilds only it; a fine-tuning setting reruns only the fine-tuned variants.
     for suffix in ("csv", "md", "tex", "provenance.csv"):
@@ -139,12 +169,60 @@ def test_real_data_protocols_end_to_end(tmp_path):
     again = snakemake(tmp_path, "-n", str(Path("results") / "tables" / "few_shot.csv"), configfile=config)
     assert again.returncode == 0, again.stderr[-3000:]
     assert job_counts(again.stdout) == {"protocol_table": 1, "total": 1}
-    changed = _write_config(tmp_path, **{"train.finetune": {"epochs": 2}})
+    changed = _write_config(tmp_path, nemo, **{"train.finetune": {"epochs": 2}})
     rerun = snakemake(tmp_path, "-n", configfile=changed)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     counts = job_counts(rerun.stdout)
     assert trained_tasks(rerun.stdout) == {"pose": 3, "category": 3}
     assert "kcf_fold" not in counts and "select_real" not in counts and "render_shard" not in counts
+    assert "train_nemo" not in counts and "cc3d_nemo" not in counts  # NeMo has no train.finetune
+    if nemo is None:
+        pytest.skip("no NeMo interpreter (DST3D_NEMO_PYTHON or .venv-nemo): the run left NeMo out")
+
+
+NEMO_MODELS = ["composite-kcf", "composite-kcf_then_real-pseudo-2shot", "composite-kcf+cc3d"]
+
+
+def _check_nemo(workdir: Path, config: Path, pose_table, protocol, few_shot) -> None:
+    """NeMo's part of the protocols run: its rows in every table, CC3D's model and pseudo-labels, nothing left to
+    do, and no rerun for a new interpreter path or device (runtime, not settings)."""
+    results, settings = workdir / "results", yaml.safe_load(NEMO.read_text())["nemo"]
+    rows = pose_table[pose_table["estimator"] == "nemo"]
+    pooled = rows[rows["category"] == "mean (pooled)"]
+    assert sorted(zip(pooled["variant"], pooled["eval_set"], strict=True)) == sorted(
+        (model, eval_set) for model in NEMO_MODELS for eval_set in ("pseudo-real", "synthetic-test")
+    )
+    assert set(rows["category"]) == {"car", "boat", "mean (pooled)", "mean (per-category)"}
+    assert rows[["acc_pi_6", "acc_pi_18"]].apply(lambda column: column.between(0, 1)).all().all()
+    for model in NEMO_MODELS:
+        sha = _sha256(results / "nemo" / "train" / f"{model}.pt")
+        assert set(rows.loc[rows["variant"] == model, "checkpoint_sha256"]) == {sha}, model
+        assert (results / "nemo" / "train" / f"{model}_history.csv").stat().st_size > 0, model
+    labels = pd.read_csv(results / "nemo" / "train" / "composite-kcf+cc3d_pseudo_labels.csv")
+    assert 0 < len(labels) and labels.groupby("category").size().max() <= settings["cc3d"]["keep"]
+    unlabelled = set(pd.read_parquet(results / "real" / "pseudo" / "all.parquet")["image_id"])
+    assert set(labels["image_id"]) <= unlabelled
+    # The protocol tables: the ResNet's rows, then one per NeMo model; few-shot: NeMo's fine-tuned row, 2 shots.
+    assert list(protocol.columns[:2]) == ["estimator", "variant"]
+    assert list(protocol.loc[protocol["estimator"] == "nemo", "variant"]) == NEMO_MODELS
+    nemo_cell = protocol[(protocol["estimator"] == "nemo") & (protocol["variant"] == "composite-kcf+cc3d")]
+    source = rows[
+        (rows["variant"] == "composite-kcf+cc3d")
+        & (rows["eval_set"] == "pseudo-real")
+        & (rows["category"] == "mean (per-category)")
+    ]
+    assert nemo_cell["pseudo-real/acc_pi_6"].iloc[0] == pytest.approx(source["acc_pi_6"].iloc[0])
+    nemo_few_shot = few_shot[few_shot["estimator"] == "nemo"]
+    assert list(nemo_few_shot["training_data"]) == ["synthetic, then fine-tuned on real"]
+    assert nemo_few_shot["2shot/acc_pi_6"].notna().all() and nemo_few_shot["4shot/acc_pi_6"].isna().all()
+    # Done is done; the interpreter's path and the device are not settings.
+    again = snakemake(workdir, "-n", configfile=config)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    runtime = yaml.safe_load(config.read_text())
+    runtime["nemo"].update(python=str(Path(runtime["nemo"]["python"]).with_name("python3")), device="auto")
+    (workdir / "runtime.yaml").write_text(yaml.safe_dump(runtime))
+    again = snakemake(workdir, "-n", configfile=workdir / "runtime.yaml")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
 
 def test_one_table_from_nothing_plans_only_its_own_variants(tmp_path):

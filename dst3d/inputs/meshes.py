@@ -143,3 +143,18 @@ def model_axes(model, settings: dict) -> tuple[str, str]:
         return forward, up
     default = settings["axes"][model["format"]]
     return default["forward"], default["up"]
+
+
+#: The mesh formats dst3d reads itself (the others only Blender reads, when rendering).
+READERS = {"obj": read_obj, "off": read_off}
+
+
+def canonical_mesh(model, axes: dict) -> Mesh:
+    """A model file's mesh as the renders place it before any stretch: the file's axes turned into the canonical
+    frame (``axes``: the ``render.axes`` block; the model's forward_axis/up_axis columns win) and normalised
+    (largest bounding-box side 1, centred). ``model`` is a model table row with ``path`` and ``format``, which
+    must be one of :data:`READERS` (KeyError otherwise: callers say which of their features needs it)."""
+    vertices, faces = READERS[model["format"]](model["path"])
+    vertices = vertices @ axis_matrix(*model_axes(model, {"axes": axes})).T
+    centre, scale = normalisation(vertices)
+    return (vertices - centre) * scale, faces
