@@ -12,6 +12,10 @@ Job keys (every path as the rule gives it):
   categories, settings, seed, threads, outputs {model, history, pseudo_labels}.
 * ``evaluate``: model, shards (the held-out synthetic split) or real_set (an ``evaluate.real_sets`` entry),
   categories, batch_size, threads, outputs {predictions, metrics}.
+* ``kcf_fold``: KCF with NeMo as the fold model (``kcf.estimator: nemo``): backend, group (a category or
+  ``all``), fold, folds, shards (the backend's generated training tables), meshes, categories, settings, seed,
+  threads, outputs {scores}: a NeMo model trained on the other folds scores each held-out image by its
+  reconstruction loss at the annotated pose (``kcf_loss``, the columns of the ResNet fold job's table).
 """
 
 from __future__ import annotations
@@ -149,7 +153,35 @@ def evaluate_model(job: dict) -> None:
     log.info("\n%s", metrics.to_string(index=False))
 
 
-COMMANDS = {"train": train, "cc3d": cc3d, "evaluate": evaluate_model}
+def kcf_fold(job: dict) -> None:
+    from dst3d import kcf
+    from dst3d.identity import derive_seed
+
+    settings, threads, fold = job["settings"], job["threads"], int(job["fold"])
+    frame = read_tables(job["shards"])
+    frame["kcf_fold"] = kcf.assign_folds(frame, job["folds"], job["seed"])
+    training_part, held_out = kcf.fold_split(frame, fold, job["group"])
+    log.info(
+        "NeMo KCF fold %d of group %s: training on %d images, scoring %d",
+        fold,
+        job["group"],
+        len(training_part),
+        len(held_out),
+    )
+    categories = sorted(set(frame["category"]) & set(job["categories"]))
+    meshes = {category: read_mesh(job["meshes"][category]) for category in categories}
+    seed = derive_seed(job["seed"], "kcf-train", job["backend"], job["group"], fold)
+    model = training.build(meshes, settings, seed)
+    crops = training.load_crops(training_part.reset_index(drop=True), model.meshes, settings, threads)
+    training.train(model, crops, settings["epochs"], settings["lr"], seed, threads, log)
+    held_out = held_out.reset_index(drop=True)
+    scored = training.load_crops(held_out, model.meshes, settings, threads)
+    scores = held_out[["image_id", "category", "kcf_fold"]].copy()
+    scores["kcf_loss"] = np.round(training.annotation_losses(model, scored, settings["batch_size"], threads), 6)
+    write_table(scores, job["outputs"]["scores"])
+
+
+COMMANDS = {"train": train, "cc3d": cc3d, "evaluate": evaluate_model, "kcf_fold": kcf_fold}
 
 
 def main(argv: list[str] | None = None) -> None:

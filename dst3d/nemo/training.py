@@ -396,6 +396,27 @@ def confidence(feature_maps, vertices, faces, vertex_features, poses, camera) ->
     return torch.where(cells > 0, (similarity * silhouette).sum(dim=(1, 2)) / cells.clamp(min=1), 0.0)
 
 
+@torch.no_grad()
+def annotation_losses(model: Model, crops: Crops, batch_size: int, threads: int) -> np.ndarray:
+    """The reconstruction loss (eq. 3) of each labelled crop at its annotated pose and camera: how well the
+    image agrees with its label under the model, NeMo's counterpart of the classifier's loss that KCF scores
+    images by (higher: more suspect)."""
+    maps = feature_maps(model, crops, batch_size, threads)
+    losses = []
+    for start in range(0, len(crops), batch_size):
+        chunk = list(range(start, min(start + batch_size, len(crops))))
+        categories = [crops.categories[row] for row in chunk]
+        meshes = [model.mesh_tensors(category) for category in categories]
+        background = search.background_scores(maps[chunk], [model.banks[c].background for c in categories])
+        R, t = raster.extrinsics(crops.poses[chunk])
+        batch = raster.meshes([m[0] for m in meshes], [m[1] for m in meshes])
+        K = raster.scaled_camera(crops.cameras[chunk], 1 / STRIDE)
+        fragments = raster.rasterise(batch, R, t, K, tuple(maps.shape[-2:]))
+        rendered, silhouette = raster.render_features(batch, [model.banks[c].vertex for c in categories], fragments)
+        losses.append(search.reconstruction_loss(maps[chunk], rendered, silhouette, background))
+    return torch.cat(losses).numpy() if losses else np.zeros(0)
+
+
 def pseudo_labels(
     model: Model, unlabelled: pd.DataFrame, crops: Crops, keep: int, batch_size: int, threads: int
 ) -> tuple[pd.DataFrame, Crops]:
