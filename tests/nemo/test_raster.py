@@ -252,3 +252,28 @@ def test_pseudo_labels_keep_the_most_confident_per_category(cuboid, monkeypatch)
     assert chosen["image_id"].tolist() == ["b", "c", "d", "e"]
     assert labelled.categories == ["car", "car", "boat", "boat"]
     np.testing.assert_allclose(labelled.poses[:, 0].numpy(), [0.2, 0.3, 0.4, 0.5], atol=1e-6)
+
+
+def test_annotation_loss_is_lowest_for_the_true_label(cuboid, monkeypatch):
+    # KCF with NeMo scores an image by the loss of its label: a wrong label (azimuth off by 90 or 180 degrees,
+    # an image generated with its object turned) must score worse than the right one.
+    mesh, vertices, faces = cuboid
+    settings = {"backbone": "resnet18", "feature_dim": 64, "background_features": 32, "bank_momentum": 0.9}
+    model = training.build({"car": mesh}, settings, seed=5)
+    K = torch.tensor(raster.centred_camera(SIZE, 2.0 * SIZE), dtype=torch.float32)
+    truths = torch.tensor([[0.8, 0.3, 0.0, 0.0], [2.0, 0.5, 0.1, 0.0]])
+    truths[:, 3] = search.fit_distance(vertices, truths[:, :3], K, SIZE / 1.2)
+    maps = _rendered_scene(vertices, faces, model.banks["car"], truths, K)
+    monkeypatch.setattr(training, "feature_maps", lambda *args, **kwargs: maps)
+    losses = {}
+    for name, offset in {"right": 0.0, "90 degrees": math.pi / 2, "180 degrees": math.pi}.items():
+        labels = truths.clone()
+        labels[:, 0] += offset
+        crops = training.Crops(
+            torch.zeros(2, 3, SIZE, SIZE, dtype=torch.uint8), ["car", "car"], K.expand(2, 3, 3), labels
+        )
+        losses[name] = training.annotation_losses(model, crops, batch_size=2, threads=1)
+    assert (losses["right"] < 0.01).all()
+    assert (losses["90 degrees"] > losses["right"] + 0.05).all() and (
+        losses["180 degrees"] > losses["right"] + 0.05
+    ).all()
