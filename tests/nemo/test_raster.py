@@ -277,3 +277,32 @@ def test_annotation_loss_is_lowest_for_the_true_label(cuboid, monkeypatch):
     assert (losses["90 degrees"] > losses["right"] + 0.05).all() and (
         losses["180 degrees"] > losses["right"] + 0.05
     ).all()
+
+
+def test_front_view_by_hand():
+    # Azimuth 0 looks at the front (-y) from (0, -3, 0): object +x is image right, +z image up. The front top
+    # right corner (0.5, -0.2, 0.15) is 2.8 in front of the camera: u = 128 + 400 * 0.5 / 2.8 = 199.43,
+    # v = 128 - 400 * 0.15 / 2.8 = 106.57; only the front face is visible.
+    neural = cuboid_mesh(np.array([-0.5, -0.2, -0.15]), np.array([0.5, 0.2, 0.15]), 300)
+    vertices, faces = torch.from_numpy(neural.vertices), torch.from_numpy(neural.faces)
+    R, t = raster.extrinsics(torch.tensor([[0.0, 0.0, 0.0, 3.0]], dtype=torch.float64))
+    K = torch.tensor(geometry.intrinsics(400.0, 256, 256))[None]
+    ((ids, points),) = raster.visible_points(raster.meshes([vertices], [faces]), R, t, K, (256, 256))
+    corner = int(np.argmin(np.linalg.norm(neural.vertices - np.array([0.5, -0.2, 0.15]), axis=1)))
+    assert corner in ids.tolist()
+    np.testing.assert_allclose(points[ids.tolist().index(corner)].numpy(), [128 + 200 / 2.8, 128 - 60 / 2.8], atol=1e-4)
+    assert np.allclose(neural.vertices[ids.numpy(), 1], -0.2)
+
+
+def test_domain_loss_by_hand(cuboid):
+    # Equation 4 per correspondence: features (0, 1) at vertices whose features are (1, 0) and (0, 1): squared
+    # distances 2 and 0, mean 1.
+    mesh, _, _ = cuboid
+    model = training.build(
+        {"car": mesh},
+        {"backbone": "resnet18", "feature_dim": 2, "background_features": 4, "bank_momentum": 0.9},
+        seed=0,
+    )
+    model.banks["car"].vertex[:2] = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    found = [(torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1]), None)]
+    assert training._domain(model, ["car"], found).item() == pytest.approx(1.0)
