@@ -21,13 +21,17 @@ STRIDE = 8
 class FeatureNet(torch.nn.Module):
     """A torchvision ResNet (``resnet18``/``34``/``50``...; random weights, or loaded by the caller) whose last
     block's output is upsampled to stride 8, joined with the stride-8 block's and projected to ``dim`` unit-length
-    features per pixel: images B x 3 x H x W (H, W multiples of 32) -> B x dim x H/8 x W/8."""
+    features per pixel: images B x 3 x H x W (H, W multiples of 32) -> B x dim x H/8 x W/8. ``weights``: a
+    torchvision state dict of the same ResNet (e.g. its ImageNet weights) for the backbone; its ``fc`` is not
+    used."""
 
-    def __init__(self, backbone: str = "resnet50", dim: int = 128):
+    def __init__(self, backbone: str = "resnet50", dim: int = 128, weights: dict | None = None):
         super().__init__()
         if not backbone.startswith("resnet"):
             raise ValueError(f"NeMo's feature extractor is a ResNet, got backbone {backbone!r}")
         network = getattr(import_torchvision().models, backbone)(weights=None)
+        if weights is not None:
+            network.load_state_dict(weights)
         self.stem = torch.nn.Sequential(network.conv1, network.bn1, network.relu, network.maxpool, network.layer1)
         self.layer2, self.layer3, self.layer4 = network.layer2, network.layer3, network.layer4
         channels2 = _out_channels(network.layer2)
