@@ -18,6 +18,16 @@ import pandas as pd
 METRICS = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18", "median_error_deg": "MedErr", "accuracy": "Acc"}
 #: Long columns (hashes, weight paths) of the CSVs left out of the Markdown and LaTeX versions (the CSV keeps them).
 HASH_COLUMNS = ("manifest_hash", "checkpoint_sha256", "weights")
+#: Columns of hex digests in the workflow's CSVs, which :func:`read_csv` reads as text.
+DIGEST_COLUMNS = ("manifest_hash", "checkpoint_sha256", "init_checkpoint_sha256", "settings_hash")
+
+
+def read_csv(path) -> pd.DataFrame:
+    """A CSV the workflow wrote, with its digest columns (:data:`DIGEST_COLUMNS`) as text. Left to pandas' type
+    inference, a digest such as ``9e6478285294...`` is tried as a float, and pandas 2.3.3's C parser crashes the
+    interpreter (SIGSEGV) on such a huge exponent (a digest that starts with digits, ``e`` and digits can be read so);
+    as text it is never parsed."""
+    return pd.read_csv(path, dtype={column: str for column in DIGEST_COLUMNS})
 
 
 def _cell(column: str, value) -> str:

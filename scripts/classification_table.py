@@ -8,7 +8,7 @@ from dst3d import classification, tables
 from dst3d.io import atomic_write, write_table
 
 settings = snakemake.params.table
-metrics = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)
+metrics = pd.concat([tables.read_csv(path) for path in snakemake.input], ignore_index=True)
 table = classification.table(metrics, settings["pretraining"], settings["backbones"], snakemake.params.sets)
 write_table(metrics, snakemake.output.metrics)
 write_table(table, snakemake.output.csv)

@@ -10,7 +10,7 @@ from dst3d import tables
 from dst3d.io import atomic_write, write_table
 from dst3d.tables import with_estimator
 
-table = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)
+table = pd.concat([tables.read_csv(path) for path in snakemake.input], ignore_index=True)
 if Path(snakemake.output.csv).stem == "pose_metrics":  # the ResNet's rows and NeMo's (rules/nemo.smk)
     table = with_estimator(table)
 write_table(table, snakemake.output.csv)

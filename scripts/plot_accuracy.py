@@ -2,10 +2,9 @@ from _bootstrap import start
 
 log = start(snakemake, "plot_accuracy")
 
-import pandas as pd
-
+from dst3d import tables
 from dst3d.figures import accuracy_figure, plot_both
 
-metrics = pd.read_csv(snakemake.input[0])
+metrics = tables.read_csv(snakemake.input[0])
 plot_both(accuracy_figure(metrics), snakemake.output.png, snakemake.output.pdf)
 log.info("accuracy bars of %d variants", metrics["variant"].nunique())

@@ -1,20 +1,21 @@
 """The real-data protocols through the whole workflow: the pseudo-real PASCAL3D+ release written by the workflow
 and read by the real reader, real / few-shot / fine-tuned / mixed variants, both protocol tables with their
 provenance, and what a table or a fine-tuning setting change reruns. The same run trains and evaluates NeMo and
-CC3D (tests/data/nemo.yaml) in the NeMo interpreter: DST3D_NEMO_PYTHON, else the repository's .venv-nemo (`make
-test` builds it); without one the run leaves NeMo out and the NeMo checks are skipped (in CI, they fail)."""
+CC3D (tests/data/nemo.yaml) in the NeMo interpreter (tests/nemo_env.py: DST3D_NEMO_PYTHON, else the repository's
+.venv-nemo that `make test` builds; a missing one fails the test)."""
 
 import hashlib
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from nemo_env import nemo_python
 from test_workflow import REPO, job_counts, snakemake
 from workflow_runs import trained_tasks
 
+from dst3d import tables
 from dst3d.inputs import datasets
 
 PROTOCOLS = REPO / "config" / "protocols.yaml"
@@ -29,12 +30,6 @@ FINETUNED = [
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def nemo_python() -> str | None:
-    """The NeMo interpreter the tests run NeMo with, or None when there is none."""
-    path = os.environ.get("DST3D_NEMO_PYTHON") or str(REPO / ".venv-nemo" / "bin" / "python")
-    return path if Path(path).is_file() else None
 
 
 def _write_config(workdir: Path, nemo: str | None = None, **changes) -> Path:
@@ -81,8 +76,6 @@ def test_protocols_config_plans_the_tables_on_the_embedded_default(tmp_path):
 @pytest.mark.slow
 def test_real_data_protocols_end_to_end(tmp_path):
     nemo = nemo_python()
-    if nemo is None and os.environ.get("CI"):
-        pytest.fail("CI must run NeMo: no NeMo interpreter (DST3D_NEMO_PYTHON, or .venv-nemo from make nemo-setup)")
     config = _write_config(tmp_path, nemo)
     result = snakemake(tmp_path, configfile=config)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -92,7 +85,7 @@ def test_real_data_protocols_end_to_end(tmp_path):
     entry = {"name": "pseudo-real", "format": "pascal3d", "root": str(results / "pseudo_real" / "PASCAL3D")}
     val = datasets.load_real_set({**entry, "split": "val", "sources": ["imagenet"]}, ["car", "boat"])
     assert 0 < len(val) <= 8
-    pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
+    pose_table = tables.read_csv(results / "tables" / "pose_metrics.csv")
     assert pose_table.columns[0] == "estimator"
     counted = pose_table[(pose_table["eval_set"] == "pseudo-real") & (pose_table["category"] == "mean (pooled)")]
     assert set(counted["images"]) == {len(val)}  # NeMo's rows too
@@ -123,31 +116,31 @@ def test_real_data_protocols_end_to_end(tmp_path):
     assert category["init_checkpoint_sha256"] == _sha256(results / "train" / "composite-kcf" / "category.pt")
 
     # Both tables, in three formats, every cell traced to its checkpoint.
-    few_shot = pd.read_csv(results / "tables" / "few_shot.csv")
-    few_shot_resnet = few_shot[few_shot["estimator"] == "resnet"] if nemo else few_shot
+    few_shot = tables.read_csv(results / "tables" / "few_shot.csv")
+    few_shot_resnet = few_shot[few_shot["estimator"] == "resnet"]
     assert list(few_shot_resnet["training_data"]) == [
         "real only",
         "synthetic, then fine-tuned on real",
         "synthetic + real",
     ]
     assert "mean/acc_pi_6" in few_shot and "4shot/median_error_deg" in few_shot
-    protocol = pd.read_csv(results / "tables" / "pose_protocol.csv")
-    protocol_resnet = protocol[protocol["estimator"] == "resnet"] if nemo else protocol
+    protocol = tables.read_csv(results / "tables" / "pose_protocol.csv")
+    protocol_resnet = protocol[protocol["estimator"] == "resnet"]
     assert list(protocol_resnet["variant"]) == [
         "composite-kcf",
         "real-pseudo",
         *FINETUNED[:1],
         "composite-kcf_plus_real-pseudo",
     ]
-    assert list(protocol.columns[2 if nemo else 1 :]) == [
+    assert list(protocol.columns[2:]) == [
         f"{s}/{m}" for s in ("pseudo-real", "synthetic-test") for m in ("acc_pi_6", "acc_pi_18")
     ]
     for name in ("few_shot", "pose_protocol"):
         assert (results / "tables" / f"{name}.md").read_text().count("\n|") >= 3
         assert r"\begin{tabular}" in (results / "tables" / f"{name}.tex").read_text()
-        provenance = pd.read_csv(results / "tables" / f"{name}.provenance.csv")
+        provenance = tables.read_csv(results / "tables" / f"{name}.provenance.csv")
         for row in provenance.itertuples():
-            if nemo and row.estimator == "nemo":
+            if row.estimator == "nemo":
                 assert row.checkpoint_sha256 == _sha256(results / "nemo" / "train" / f"{row.variant}.pt")
                 continue
             model = results / "train" / row.variant / "pose.pt"
@@ -160,8 +153,7 @@ def test_real_data_protocols_end_to_end(tmp_path):
         & (resnet["category"] == "mean (per-category)")
     ]
     assert cell == pytest.approx(source["acc_pi_6"].iloc[0])
-    if nemo:
-        _check_nemo(tmp_path, config, pose_table, protocol, few_shot)
+    _check_nemo(tmp_path, config, pose_table, protocol, few_shot)
 
     # Asking for one table rebuilds only it; a fine-tuning setting reruns only the fine-tuned variants.
     for suffix in ("csv", "md", "tex", "provenance.csv"):
@@ -176,8 +168,6 @@ def test_real_data_protocols_end_to_end(tmp_path):
     assert trained_tasks(rerun.stdout) == {"pose": 3, "category": 3}
     assert "kcf_fold" not in counts and "select_real" not in counts and "render_shard" not in counts
     assert "train_nemo" not in counts and "cc3d_nemo" not in counts  # NeMo has no train.finetune
-    if nemo is None:
-        pytest.skip("no NeMo interpreter (DST3D_NEMO_PYTHON or .venv-nemo): the run left NeMo out")
 
 
 NEMO_MODELS = ["composite-kcf", "composite-kcf_then_real-pseudo-2shot", "composite-kcf+cc3d"]

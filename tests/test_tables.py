@@ -1,9 +1,15 @@
 """The tables for reading (Markdown, LaTeX) and the dataset statistics, by hand."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from dst3d import tables
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_markdown_and_latex_format_accuracies_errors_counts_and_missing_cells():
@@ -40,3 +46,14 @@ def test_dataset_statistics_count_generated_empty_and_kept_images():
     assert set(table["settings_hash"]) == {"abc"}
     assert tables.settings_hash({"a": 1, "b": [2]}) == tables.settings_hash({"b": [2], "a": 1})
     assert tables.settings_hash({"a": 1}) != tables.settings_hash({"a": 2})
+
+
+def test_digest_columns_are_read_as_text_not_parsed_as_numbers(tmp_path):
+    """A hex digest like 9e6478285294... reads as a float with a huge exponent, on which pandas 2.3.3's C parser
+    crashes the interpreter (SIGSEGV); tables.read_csv reads digests as text. In a subprocess, so a crash is a
+    failure, not the end of the suite."""
+    path = tmp_path / "metrics.csv"
+    path.write_text("variant,manifest_hash,checkpoint_sha256\na,4cb0ac47,9e647828529417f9964f430a7b61853b\n")
+    code = "import sys; from dst3d import tables; print(tables.read_csv(sys.argv[1]).loc[0, 'checkpoint_sha256'])"
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and result.stdout.strip() == "9e647828529417f9964f430a7b61853b", result
