@@ -128,8 +128,9 @@ def load_crops(frame: pd.DataFrame, meshes: dict[str, NeuralMesh], settings: dic
             angles = [record.azimuth, record.elevation, record.theta]
             if real:  # the distance at which the mesh fills the box under this camera
                 vertices = torch.from_numpy(meshes[record.category].vertices).double()
+                angles_tensor = torch.tensor([angles], dtype=torch.float64)
                 distance = float(
-                    search.fit_distance(vertices, torch.tensor([angles]), torch.from_numpy(camera), size / context)[0]
+                    search.fit_distance(vertices, angles_tensor, torch.from_numpy(camera), size / context)[0]
                 )
             else:
                 distance = float(record.distance)

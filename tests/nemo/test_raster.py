@@ -306,3 +306,34 @@ def test_domain_loss_by_hand(cuboid):
     model.banks["car"].vertex[:2] = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     found = [(torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1]), None)]
     assert training._domain(model, ["car"], found).item() == pytest.approx(1.0)
+
+
+def test_real_objects_get_the_centred_camera_and_a_fitted_distance(cuboid, tmp_path):
+    # A real-set table (no render camera, boxes in image pixels): the crop's camera is the centred one and the
+    # distance the one at which the mesh fills the box's share of the crop (1 / context of it).
+    import cv2
+
+    mesh, vertices, _ = cuboid
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((90, 120, 3), 128, np.uint8))
+    table = pd.DataFrame(
+        {
+            "image_id": ["a"],
+            "image_path": [str(tmp_path / "a.png")],
+            "category": ["car"],
+            "bbox_x0": [20.0],
+            "bbox_y0": [10.0],
+            "bbox_x1": [80.0],
+            "bbox_y1": [70.0],
+            "azimuth": [0.7],
+            "elevation": [0.3],
+            "theta": [0.1],
+            "distance": [5.0],
+        }
+    )
+    crops = training.load_crops(table, {"car": mesh}, {"input_size": 64, "context": 1.25}, threads=1)
+    camera = raster.centred_camera(64, training.CENTRED_FOCAL * 64)
+    np.testing.assert_allclose(crops.cameras[0].numpy(), camera)
+    R, t = raster.extrinsics(crops.poses.double())
+    pixels, _ = raster.project(vertices.double(), R, t, torch.from_numpy(camera)[None])
+    assert (pixels.amax(1) - pixels.amin(1)).amax().item() == pytest.approx(64 / 1.25, rel=0.01)
+    np.testing.assert_allclose(crops.poses[0, :3].numpy(), [0.7, 0.3, 0.1], atol=1e-6)
