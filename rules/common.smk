@@ -119,9 +119,11 @@ def nemo_interpreter():
 
 
 PREREQUISITE_PROBLEMS = preflight.problems(config) if workflow.is_main_process else []
-if workflow.is_main_process and NEMO_MODELS and not uses_conda() and not Path(nemo_interpreter()).is_file():
+NEMO_NEEDED = bool(NEMO_MODELS) or config["kcf"]["estimator"] == "nemo"
+if workflow.is_main_process and NEMO_NEEDED and not uses_conda() and not Path(nemo_interpreter()).is_file():
     PREREQUISITE_PROBLEMS.append(
-        f"nemo.python: the NeMo interpreter {nemo_interpreter()} does not exist, and nemo.variants needs it: run "
+        f"nemo.python: the NeMo interpreter {nemo_interpreter()} does not exist, and nemo.variants or kcf.estimator "
+        "nemo needs it: run "
         "`make nemo-setup` (a venv with envs/nemo.yaml's packages: torch 2.2.2, PyTorch3D), set nemo.python to one, "
         "or run with --software-deployment-method conda"
     )
@@ -330,8 +332,9 @@ def kcf_select_inputs(wildcards):
     """The fold scores and/or the consistency scores, as kcf.policy.scores chooses."""
     inputs = {}
     if "kcf" in config["kcf"]["policy"]["scores"]:
+        fold_rule = rules.kcf_fold_nemo if config["kcf"]["estimator"] == "nemo" else rules.kcf_fold
         inputs["folds"] = expand(
-            rules.kcf_fold.output[0], backend=wildcards.backend, group=kcf_groups(), fold=range(config["kcf"]["folds"])
+            fold_rule.output[0], backend=wildcards.backend, group=kcf_groups(), fold=range(config["kcf"]["folds"])
         )
     if "consistency" in config["kcf"]["policy"]["scores"]:
         inputs["consistency"] = rules.kcf_consistency.output[0].format(backend=wildcards.backend)
@@ -610,6 +613,24 @@ def nemo_cc3d_job(wildcards, input, output, threads):
             "seed": config["seed"],
             "threads": threads,
             "outputs": {"model": output.model, "history": output.history, "pseudo_labels": output.pseudo_labels},
+        }
+    )
+
+
+def nemo_kcf_job(wildcards, input, output, threads):
+    return json.dumps(
+        {
+            "backend": wildcards.backend,
+            "group": wildcards.group,
+            "fold": int(wildcards.fold),
+            "folds": config["kcf"]["folds"],
+            "shards": list(input.shards),
+            "meshes": dict(zip(CATEGORIES, input.meshes, strict=True)),
+            "categories": CATEGORIES,
+            "settings": NEMO_SETTINGS,
+            "seed": config["seed"],
+            "threads": threads,
+            "outputs": {"scores": output[0]},
         }
     )
 

@@ -1,4 +1,4 @@
-# kcf: K-fold consistency scores for every generated training image, the model-free consistency of each image with
+# kcf: K-fold consistency scores for every generated training image (fold models of kcf.estimator's family), the model-free consistency of each image with
 # its render, then the kept list by policy.
 
 
@@ -24,6 +24,38 @@ rule kcf_fold:
         seed=config["seed"],
     script:
         "../scripts/kcf_fold.py"
+
+
+# KCF with NeMo fold models (kcf.estimator: nemo; kcf_select then reads these instead of kcf_fold's): each trained in
+# the NeMo interpreter (rules/nemo.smk) with the nemo block's settings, scoring by the reconstruction loss at the
+# annotated pose.
+rule kcf_fold_nemo:
+    input:
+        shards=kcf_fold_shards,
+        meshes=lambda wildcards: expand(rules.nemo_mesh.output[0], category=CATEGORIES),
+    output:
+        f"{RESULTS}/kcf/{{backend}}/folds_nemo/{{group}}-{{fold}}.csv",
+    log:
+        "logs/kcf_fold_nemo/{backend}/{group}-{fold}.log",
+    benchmark:
+        "benchmarks/kcf_fold_nemo/{backend}/{group}-{fold}.tsv"
+    conda:
+        "../envs/nemo.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=by_attempt(lambda wildcards: 32000 if wildcards.group == "all" else 8000),
+        runtime=by_attempt(2880),
+        gpu=1 if config["nemo"]["device"] == "cuda" else 0,
+    params:
+        folds=config["kcf"]["folds"],
+        settings=NEMO_PARAMS,
+        seed=config["seed"],
+        python=nemo_python,
+        root=nemo_root,
+        job=nemo_kcf_job,
+    shell:
+        "PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}} {params.python:q} -m dst3d.nemo.cli kcf_fold "
+        "--job {params.job:q} > {log:q} 2>&1"
 
 
 rule kcf_consistency:

@@ -151,3 +151,20 @@ def test_bad_nemo_config_names_the_key_before_any_job(tmp_path, nemo, expected):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and expected in output, output[-3000:]
     assert "Job stats" not in output
+
+
+def test_kcf_with_nemo_plans_nemo_fold_jobs_with_their_contract(tmp_path):
+    overlay = tmp_path / "kcf.yaml"
+    overlay.write_text(yaml.safe_dump({"kcf": {"estimator": "nemo"}, "nemo": {"python": "/bin/true"}}))
+    result = snakemake(tmp_path, "-n", "-p", overlay=overlay)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["kcf_fold_nemo"] == 3 and counts["nemo_mesh"] == 4  # the embedded default's 3 folds over all
+    assert "kcf_fold" not in counts
+    assert not {"train_nemo", "cc3d_nemo", "evaluate_nemo"} & set(counts)  # NeMo scores only; nemo.variants empty
+    jobs = shell_jobs(result.stdout)
+    fold = jobs[("kcf_fold_nemo", "backend=composite, group=all, fold=1")]
+    assert fold["command"] == "kcf_fold" and fold["fold"] == 1 and fold["folds"] == 3 and fold["group"] == "all"
+    assert len(fold["shards"]) == 24 and fold["outputs"] == {"scores": "results/kcf/composite/folds_nemo/all-1.csv"}
+    assert fold["meshes"] == {c: f"results/nemo/meshes/{c}.npz" for c in ["car", "chair", "airplane", "boat"]}
+    assert fold["settings"]["epochs"] == 20 and "python" not in fold["settings"]

@@ -188,6 +188,18 @@ def _check_nemo(workdir: Path, config: Path, pose_table, protocol, few_shot) -> 
         sha = _sha256(results / "nemo" / "train" / f"{model}.pt")
         assert set(rows.loc[rows["variant"] == model, "checkpoint_sha256"]) == {sha}, model
         assert (results / "nemo" / "train" / f"{model}_history.csv").stat().st_size > 0, model
+    # KCF scored with NeMo fold models (kcf.estimator: nemo): every generated training image once, by the
+    # reconstruction loss of its label, and kcf_select kept by those scores.
+    generated = pd.concat(
+        pd.read_parquet(path) for path in (results / "generate" / "composite" / "train").glob("*/*.parquet")
+    )
+    scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
+    assert sorted(scores["image_id"]) == sorted(generated["image_id"])
+    assert scores["kcf_loss"].between(0, 2).all() and scores["kcf_loss"].nunique() > 1
+    fold_logs = list((workdir / "logs" / "kcf_fold_nemo" / "composite").glob("*.log"))
+    assert fold_logs and all("NeMo KCF fold" in log.read_text() for log in fold_logs)
+    kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
+    assert set(kept["image_id"]) < set(scores["image_id"])
     labels = pd.read_csv(results / "nemo" / "train" / "composite-kcf+cc3d_pseudo_labels.csv")
     assert 0 < len(labels) and labels.groupby("category").size().max() <= settings["cc3d"]["keep"]
     unlabelled = set(pd.read_parquet(results / "real" / "pseudo" / "all.parquet")["image_id"])

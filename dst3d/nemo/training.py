@@ -280,18 +280,19 @@ def train(
         started, totals, batches = time.time(), {"loss": 0.0, "contrastive": 0.0, "domain": 0.0}, 0
         order = torch.randperm(len(crops), generator=generator).tolist()
         pseudo_order = torch.randperm(len(pseudo), generator=generator).tolist() if pseudo_targets is not None else []
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            images = cropping.normalise(crops.images[rows]).to(device)
-            found = _features_at(net(images), targets, rows, generator, settings["background_per_image"])
+        for index, rows in enumerate(_batches(order, batch_size)):
+            real_rows = []
+            if pseudo_targets is not None:  # the pseudo-labelled share of the batch, cycling through them
+                count = max(1, len(pseudo) * len(rows) // len(crops))
+                real_rows = [pseudo_order[(index * count + i) % len(pseudo)] for i in range(count)]
+            # One forward pass for both parts (batch-norm statistics over both domains, and never a batch of one).
+            images = torch.cat([crops.images[rows], pseudo.images[real_rows]]) if real_rows else crops.images[rows]
+            maps = net(cropping.normalise(images).to(device))
+            found = _features_at(maps[: len(rows)], targets, rows, generator, settings["background_per_image"])
             loss, updates = _contrastive(model, [crops.categories[r] for r in rows], found, neighbours)
             domain = torch.zeros((), device=device)
-            if pseudo_targets is not None:
-                count = max(1, len(pseudo) * len(rows) // len(crops))
-                offset = (start // batch_size * count) % len(pseudo)
-                real_rows = [pseudo_order[(offset + i) % len(pseudo)] for i in range(count)]
-                real_maps = net(cropping.normalise(pseudo.images[real_rows]).to(device))
-                real_found = _features_at(real_maps, pseudo_targets, real_rows, generator, 0)
+            if real_rows:
+                real_found = _features_at(maps[len(rows) :], pseudo_targets, real_rows, generator, 0)
                 domain = _domain(model, [pseudo.categories[r] for r in real_rows], real_found)
             total = loss + alpha * domain
             optimiser.zero_grad()
@@ -317,6 +318,15 @@ def train(
         )
     net.cpu()
     return history
+
+
+def _batches(order: list[int], size: int) -> list[list[int]]:
+    """``order`` in batches of ``size``, a last batch of one joined to the one before (batch norm needs two)."""
+    batches = [order[start : start + size] for start in range(0, len(order), size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()
+        batches[-1] = batches[-1] + last
+    return batches
 
 
 def _domain(model: Model, categories: list[str], found) -> torch.Tensor:

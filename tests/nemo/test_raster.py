@@ -337,3 +337,32 @@ def test_real_objects_get_the_centred_camera_and_a_fitted_distance(cuboid, tmp_p
     pixels, _ = raster.project(vertices.double(), R, t, torch.from_numpy(camera)[None])
     assert (pixels.amax(1) - pixels.amin(1)).amax().item() == pytest.approx(64 / 1.25, rel=0.01)
     np.testing.assert_allclose(crops.poses[0, :3].numpy(), [0.7, 0.3, 0.1], atol=1e-6)
+
+
+def test_training_with_pseudo_labels_runs_and_moves_the_bank(cuboid):
+    # The CC3D step at the smallest sizes (32 px: the last block is 1 x 1): 3 labelled crops in batches of 2 (a last
+    # batch of one joins the one before) and one pseudo-labelled crop in the same forward pass.
+    mesh, vertices, _ = cuboid
+    settings = {
+        "backbone": "resnet18",
+        "feature_dim": 16,
+        "background_features": 8,
+        "bank_momentum": 0.5,
+        "neighbour_distance": 0.1,
+        "device": "cpu",
+        "batch_size": 2,
+        "background_per_image": 4,
+        "weight_decay": 0.0,
+    }
+    model = training.build({"car": mesh}, settings, seed=0)
+    K = torch.tensor(raster.centred_camera(32, 64.0), dtype=torch.float32)
+    angles = torch.tensor([[0.3, 0.2, 0.0], [1.5, 0.4, 0.0], [3.0, 0.1, 0.0], [4.5, 0.3, 0.0]])
+    poses = torch.cat([angles, search.fit_distance(vertices, angles, K, 32 / 1.2)[:, None]], dim=1)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    crops = training.Crops(images, ["car"] * 4, K.expand(4, 3, 3).clone(), poses)
+    before = model.banks["car"].vertex.clone()
+    history = training.train(model, crops.subset([0, 1, 2]), 1, 0.001, 0, 1, pseudo=crops.subset([3]), alpha=1.0)
+    assert len(history) == 1 and history[0]["domain"] > 0 and history[0]["contrastive"] > 0
+    assert not torch.equal(before, model.banks["car"].vertex)
+    assert torch.allclose(model.banks["car"].vertex.norm(dim=1), torch.ones(len(vertices)))
+    assert training._batches([4, 5, 6, 7, 8], 2) == [[4, 5], [6, 7, 8]]
