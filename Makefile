@@ -13,6 +13,9 @@ NEMO_STAMP := $(NEMO_VENV)/.installed-$(shell cksum envs/nemo.yaml | cut -d' ' -
 NEMO_REQUIREMENTS = awk '/^  - pip:/ {pip = 1; next} pip && /^      - / {sub(/^      - /, ""); sub(/ +\#.*/, ""); \
 	print; next} pip && !/^ *(\#|$$)/ {pip = 0}' envs/nemo.yaml
 
+# The two venvs of `make test` build side by side (mostly downloads and unpacking); recipes keep their output apart.
+MAKEFLAGS += --jobs=2 --output-sync=target
+
 .PHONY: setup nemo-setup nemo-requirements run protocols tasks nemo test lint format clean
 
 $(STAMP): pyproject.toml

@@ -92,6 +92,9 @@ NEMO_MODELS = nemo_workflow.models(config)
 NEMO_CC3D = list(config["nemo"]["cc3d"]["variants"])
 NEMO_SETTINGS = nemo_settings(config)
 NEMO_PARAMS = output_settings(NEMO_SETTINGS, "nemo")
+# Training (and KCF's fold models) reads neither the pose search nor CC3D's settings: changing those reruns only the
+# jobs that search (evaluation, CC3D).
+NEMO_TRAIN_PARAMS = {key: value for key, value in NEMO_PARAMS.items() if key not in ("search", "cc3d")}
 
 # The task tables (dst3d/imagenet3d.py, dst3d/classification.py) with their defaults; None when not configured.
 PROBING = imagenet3d.task_settings(config, "probing")
@@ -652,6 +655,7 @@ def nemo_evaluate_job(wildcards, input, output, threads):
             "real_set": REAL_SETS[real_set] if real_set else None,
             "categories": CATEGORIES,
             "batch_size": config["evaluate"]["batch_size"],
+            "search": config["nemo"]["search"],
             "threads": threads,
             "outputs": {"predictions": output.predictions, "metrics": output.metrics},
         }

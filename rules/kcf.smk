@@ -48,7 +48,7 @@ rule kcf_fold_nemo:
         gpu=1 if config["nemo"]["device"] == "cuda" else 0,
     params:
         folds=config["kcf"]["folds"],
-        settings=NEMO_PARAMS,
+        settings=NEMO_TRAIN_PARAMS,
         seed=config["seed"],
         python=nemo_python,
         root=nemo_root,

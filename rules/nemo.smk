@@ -51,7 +51,7 @@ rule train_nemo:
         runtime=by_attempt(2880),
         gpu=NEMO_GPU,
     params:
-        settings=NEMO_PARAMS,
+        settings=NEMO_TRAIN_PARAMS,
         categories=CATEGORIES,
         seed=config["seed"],
         python=nemo_python,
@@ -116,6 +116,7 @@ rule evaluate_nemo:
         gpu=NEMO_GPU,
     params:
         batch_size=config["evaluate"]["batch_size"],
+        search=config["nemo"]["search"],
         python=nemo_python,
         root=nemo_root,
         job=nemo_evaluate_job,
@@ -148,6 +149,7 @@ rule evaluate_nemo_real:
     params:
         real_set=lambda wildcards: REAL_SETS[wildcards.real_set],
         batch_size=config["evaluate"]["batch_size"],
+        search=config["nemo"]["search"],
         categories=CATEGORIES,
         python=nemo_python,
         root=nemo_root,

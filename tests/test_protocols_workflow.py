@@ -225,6 +225,15 @@ def _check_nemo(workdir: Path, config: Path, pose_table, protocol, few_shot) -> 
     (workdir / "runtime.yaml").write_text(yaml.safe_dump(runtime))
     again = snakemake(workdir, "-n", configfile=workdir / "runtime.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    # The pose search is evaluation's and CC3D's setting, not training's: a new one retrains no NeMo model.
+    searched = yaml.safe_load(config.read_text())
+    searched["nemo"]["search"]["steps"] += 1
+    (workdir / "searched.yaml").write_text(yaml.safe_dump(searched))
+    again = snakemake(workdir, "-n", configfile=workdir / "searched.yaml")
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = job_counts(again.stdout)
+    assert "train_nemo" not in counts and "kcf_fold_nemo" not in counts and counts["cc3d_nemo"] == 1
+    assert counts["evaluate_nemo"] == counts["evaluate_nemo_real"] == len(NEMO_MODELS)
 
 
 def test_one_table_from_nothing_plans_only_its_own_variants(tmp_path):

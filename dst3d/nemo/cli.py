@@ -11,7 +11,8 @@ Job keys (every path as the rule gives it):
   as the diagnostic ``label_error_deg`` of the pseudo-label table), the variant's own shards / kept / real,
   categories, settings, seed, threads, outputs {model, history, pseudo_labels}.
 * ``evaluate``: model, shards (the held-out synthetic split) or real_set (an ``evaluate.real_sets`` entry),
-  categories, batch_size, threads, outputs {predictions, metrics}.
+  categories, batch_size, search (the ``nemo.search`` block; the checkpoint's when absent), threads, outputs
+  {predictions, metrics}.
 * ``kcf_fold``: KCF with NeMo as the fold model (``kcf.estimator: nemo``): backend, group (a category or
   ``all``), fold, folds, shards (the backend's generated training tables), meshes, categories, settings, seed,
   threads, outputs {scores}: a NeMo model trained on the other folds scores each held-out image by its
@@ -131,6 +132,8 @@ def cc3d(job: dict) -> None:
 
 def evaluate_model(job: dict) -> None:
     model, checkpoint = training.load(job["model"])
+    if job.get("search"):  # the run's pose search, not the one the model was trained under
+        model.settings = {**model.settings, "search": job["search"]}
     eval_set, frame = evaluate.evaluation_set(job.get("real_set"), job["categories"], job.get("shards"))
     frame = frame[frame["category"].isin(model.meshes)].reset_index(drop=True)
     log.info("evaluating NeMo %s on %s: %d objects", checkpoint["variant"], eval_set, len(frame))
