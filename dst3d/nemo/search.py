@@ -57,11 +57,18 @@ def fit_distance(vertices: torch.Tensor, angles: torch.Tensor, K: torch.Tensor, 
     return distance
 
 
-def _losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature):
+def render(vertices, faces, vertex_features, poses, K_feature, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rendered vertex features (B x dim x h x w) and silhouettes of B meshes under ``poses`` and feature-map
+    cameras ``K_feature`` (3 x 3, or B x 3 x 3), on maps of ``shape``."""
     R, t = raster.extrinsics(poses)
     batch = raster.meshes(vertices, faces)
-    fragments = raster.rasterise(batch, R, t, K_feature.expand(len(poses), 3, 3), tuple(feature_maps.shape[-2:]))
-    rendered, silhouette = raster.render_features(batch, vertex_features, fragments)
+    fragments = raster.rasterise(batch, R, t, K_feature.expand(len(poses), 3, 3), shape)
+    return raster.render_features(batch, vertex_features, fragments)
+
+
+def pose_losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature) -> torch.Tensor:
+    """The reconstruction loss of each of B poses against its feature map (``background``: its background scores)."""
+    rendered, silhouette = render(vertices, faces, vertex_features, poses, K_feature, tuple(feature_maps.shape[-2:]))
     return reconstruction_loss(feature_maps, rendered, silhouette, background)
 
 
@@ -95,7 +102,7 @@ def search(
             candidates.append(torch.cat([angles, distance[:, None]], dim=1))
         candidates = torch.stack(candidates)  # B x G x 4
         repeat = [index for index in range(images) for _ in range(count)]
-        losses = _losses(
+        losses = pose_losses(
             feature_maps[repeat],
             [vertices[i] for i in repeat],
             [faces[i] for i in repeat],
@@ -112,7 +119,7 @@ def search(
     best, best_loss = start.clone(), losses.min(dim=1).values.clone()
     for _ in range(settings["steps"]):
         poses = torch.cat([parameters[:, :3], parameters[:, 3:].exp()], dim=1)
-        loss = _losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature)
+        loss = pose_losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature)
         with torch.no_grad():
             better = loss < best_loss
             best[better], best_loss[better] = poses[better].detach(), loss[better].detach()
@@ -121,7 +128,7 @@ def search(
         optimiser.step()
     with torch.no_grad():  # the last step's pose too
         poses = torch.cat([parameters[:, :3], parameters[:, 3:].exp()], dim=1)
-        loss = _losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature)
+        loss = pose_losses(feature_maps, vertices, faces, vertex_features, background, poses, K_feature)
         better = loss < best_loss
         best[better], best_loss[better] = poses[better], loss[better]
     best[:, 0] = torch.remainder(best[:, 0], 2 * math.pi)

@@ -359,6 +359,22 @@ def feature_maps(model: Model, crops: Crops, batch_size: int, threads: int) -> t
     return torch.cat(maps)
 
 
+def _chunks(count: int, size: int):
+    for start in range(0, count, size):
+        yield list(range(start, min(start + size, count)))
+
+
+def _chunk_model(model: Model, categories: list[str]):
+    """Per image of a chunk, its category's mesh (vertices, faces) and bank (vertex and background features)."""
+    meshes = [model.mesh_tensors(category) for category in categories]
+    return (
+        [mesh[0] for mesh in meshes],
+        [mesh[1] for mesh in meshes],
+        [model.banks[category].vertex for category in categories],
+        [model.banks[category].background for category in categories],
+    )
+
+
 def predict(model: Model, crops: Crops, batch_size: int, threads: int) -> pd.DataFrame:
     """Render-and-compare poses of every crop under the centred camera, with their reconstruction loss and
     self-consistency confidence (eq. 6): columns pred_azimuth, pred_elevation, pred_theta, pred_distance, loss,
@@ -368,13 +384,8 @@ def predict(model: Model, crops: Crops, batch_size: int, threads: int) -> pd.Dat
     camera = torch.tensor(raster.centred_camera(size, CENTRED_FOCAL * size), dtype=torch.float32)
     maps = feature_maps(model, crops, batch_size, threads)
     rows = []
-    for start in range(0, len(crops), batch_size):
-        chunk = list(range(start, min(start + batch_size, len(crops))))
-        categories = [crops.categories[row] for row in chunk]
-        meshes = [model.mesh_tensors(category) for category in categories]
-        vertices, faces = [m[0] for m in meshes], [m[1] for m in meshes]
-        vertex_features = [model.banks[c].vertex for c in categories]
-        backgrounds = [model.banks[c].background for c in categories]
+    for chunk in _chunks(len(crops), batch_size):
+        vertices, faces, vertex_features, backgrounds = _chunk_model(model, [crops.categories[row] for row in chunk])
         poses, losses = search.search(
             maps[chunk],
             vertices,
@@ -397,11 +408,8 @@ def predict(model: Model, crops: Crops, batch_size: int, threads: int) -> pd.Dat
 def confidence(feature_maps, vertices, faces, vertex_features, poses, camera) -> torch.Tensor:
     """Equation 6 per image: the mean over the cells the mesh covers under ``poses`` of ``f_i . C_r`` (the
     rendered vertex feature there); 0 where the mesh covers no cell."""
-    R, t = raster.extrinsics(poses)
-    batch = raster.meshes(vertices, faces)
-    K = raster.scaled_camera(camera, 1 / STRIDE).expand(len(poses), 3, 3)
-    fragments = raster.rasterise(batch, R, t, K, tuple(feature_maps.shape[-2:]))
-    rendered, silhouette = raster.render_features(batch, vertex_features, fragments)
+    K = raster.scaled_camera(camera, 1 / STRIDE)
+    rendered, silhouette = search.render(vertices, faces, vertex_features, poses, K, tuple(feature_maps.shape[-2:]))
     similarity = (feature_maps * rendered).sum(dim=1)
     cells = silhouette.sum(dim=(1, 2))
     return torch.where(cells > 0, (similarity * silhouette).sum(dim=(1, 2)) / cells.clamp(min=1), 0.0)
@@ -414,17 +422,13 @@ def annotation_losses(model: Model, crops: Crops, batch_size: int, threads: int)
     images by (higher: more suspect)."""
     maps = feature_maps(model, crops, batch_size, threads)
     losses = []
-    for start in range(0, len(crops), batch_size):
-        chunk = list(range(start, min(start + batch_size, len(crops))))
-        categories = [crops.categories[row] for row in chunk]
-        meshes = [model.mesh_tensors(category) for category in categories]
-        background = search.background_scores(maps[chunk], [model.banks[c].background for c in categories])
-        R, t = raster.extrinsics(crops.poses[chunk])
-        batch = raster.meshes([m[0] for m in meshes], [m[1] for m in meshes])
+    for chunk in _chunks(len(crops), batch_size):
+        vertices, faces, vertex_features, backgrounds = _chunk_model(model, [crops.categories[row] for row in chunk])
+        background = search.background_scores(maps[chunk], backgrounds)
         K = raster.scaled_camera(crops.cameras[chunk], 1 / STRIDE)
-        fragments = raster.rasterise(batch, R, t, K, tuple(maps.shape[-2:]))
-        rendered, silhouette = raster.render_features(batch, [model.banks[c].vertex for c in categories], fragments)
-        losses.append(search.reconstruction_loss(maps[chunk], rendered, silhouette, background))
+        losses.append(
+            search.pose_losses(maps[chunk], vertices, faces, vertex_features, background, crops.poses[chunk], K)
+        )
     return torch.cat(losses).numpy() if losses else np.zeros(0)
 
 
