@@ -62,6 +62,7 @@ from dst3d.generate.composite import fit_background
 from dst3d.generate.edges import EdgeSettings
 from dst3d.identity import derive_seed, shard_names
 from dst3d.io import read_image, read_tables, write_image
+from dst3d.tables import read_csv
 from dst3d.workflow_config import kcf_settings
 
 FAILURES = ("translate", "scale", "mirror", "twice")
@@ -406,7 +407,7 @@ def main() -> None:
     edge_settings = EdgeSettings.from_config(config.get("edges"))
     seed = config["seed"] if args.seed is None else args.seed
     if args.scores_in is not None:
-        scores = pd.read_csv(args.scores_in, keep_default_na=False)
+        scores = read_csv(args.scores_in, keep_default_na=False)
         if args.kcf and "kcf_loss" not in scores:
             parser.error(f"--kcf: {args.scores_in} has no kcf_loss column (written without --kcf)")
         timings = None

@@ -49,6 +49,7 @@ import yaml
 from dst3d.geometry import project
 from dst3d.io import atomic_write, read_image, staged_directory
 from dst3d.render.annotations import matrix
+from dst3d.tables import read_csv
 
 CUBOID_KEYPOINTS = [f"corner_{index}" for index in range(8)]
 #: The 12 cuboid edges (corner pairs differing in one axis bit), 1-based as COCO's skeletons are.
@@ -527,6 +528,6 @@ def variant_records(
     generated = {"train": read_tables(train_tables), "test": read_tables(test_tables)}
     exported = dict(generated)
     if kept_csv is not None:  # the images the variant trains on
-        kept = set(pd.read_csv(kept_csv)["image_id"])
+        kept = set(read_csv(kept_csv)["image_id"])
         exported["train"] = generated["train"][generated["train"]["image_id"].isin(kept)]
     return exported, generated

@@ -2,16 +2,15 @@ from _bootstrap import start
 
 log = start(snakemake, "dataset_table")
 
-import pandas as pd
 
 from dst3d import tables
 from dst3d.io import atomic_write, read_tables, write_table
+from dst3d.tables import read_csv
 
 records = read_tables(snakemake.input.generated)
 generated = {(backend, split): group for (backend, split), group in records.groupby(["backend", "split"], sort=False)}
 kept = {
-    backend: pd.read_csv(path)
-    for backend, path in zip(snakemake.params.kept_backends, snakemake.input.kept, strict=True)
+    backend: read_csv(path) for backend, path in zip(snakemake.params.kept_backends, snakemake.input.kept, strict=True)
 }
 table = tables.dataset_statistics(generated, kept, snakemake.params.hashes)
 write_table(table, snakemake.output.csv)

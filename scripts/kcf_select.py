@@ -6,15 +6,16 @@ import pandas as pd
 
 from dst3d import consistency, kcf
 from dst3d.io import write_table
+from dst3d.tables import read_csv
 
 policy = snakemake.params.policy
 inputs = snakemake.input.keys()
 fold_scores = (
-    pd.concat([pd.read_csv(path) for path in snakemake.input.folds], ignore_index=True).sort_values("image_id")
+    pd.concat([read_csv(path) for path in snakemake.input.folds], ignore_index=True).sort_values("image_id")
     if "folds" in inputs
     else None
 )
-image_scores = pd.read_csv(snakemake.input.consistency) if "consistency" in inputs else None
+image_scores = read_csv(snakemake.input.consistency) if "consistency" in inputs else None
 if policy["scores"] == ["kcf"]:
     kept, summary = kcf.select(fold_scores, policy)
     scores = fold_scores

@@ -6,6 +6,7 @@ import pandas as pd
 
 from dst3d import imagenet3d, tables
 from dst3d.io import atomic_write, write_table
+from dst3d.tables import read_csv
 
 settings = snakemake.params.table
 pairs = iter(zip(snakemake.input.seen_only, snakemake.input.oracle, strict=True))
@@ -13,11 +14,11 @@ parts = []
 for variant in settings["variants"]:
     for eval_set in settings["eval_sets"]:
         seen_only_path, oracle_path = next(pairs)
-        seen_only = pd.read_csv(seen_only_path)
+        seen_only = read_csv(seen_only_path)
         novel = seen_only[seen_only["category"].isin(settings["novel"])]
         if novel.empty:
             raise ValueError(f"{seen_only_path} has no object of the novel categories {settings['novel']}")
-        part = imagenet3d.open_vocabulary_table(novel, pd.read_csv(oracle_path))
+        part = imagenet3d.open_vocabulary_table(novel, read_csv(oracle_path))
         part.insert(0, "variant", variant)
         part.insert(1, "eval_set", eval_set)
         parts.append(part)

@@ -11,6 +11,7 @@ import torch
 from dst3d.evaluate import file_sha256
 from dst3d.identity import derive_seed
 from dst3d.io import read_tables, write_table
+from dst3d.tables import read_csv
 from dst3d.training import classify, cropping, joint, loop, pose
 
 settings = {**snakemake.params.settings, "device": snakemake.config["train"]["device"]}
@@ -23,7 +24,7 @@ parts = []
 if "shards" in inputs:
     generated = read_tables(snakemake.input.shards)
     if "kept" in inputs:
-        generated = generated[generated["image_id"].isin(pd.read_csv(snakemake.input.kept)["image_id"])]
+        generated = generated[generated["image_id"].isin(read_csv(snakemake.input.kept)["image_id"])]
     parts.append(generated.sort_values("image_id").reset_index(drop=True))
 if "real" in inputs:
     parts.append(pd.read_parquet(snakemake.input.real).sort_values("image_id").reset_index(drop=True))

@@ -4,17 +4,16 @@ log = start(snakemake, "write_prompts")
 
 from pathlib import Path
 
-import pandas as pd
-
 from dst3d.generate.prompts import build_prompt_set
 from dst3d.identity import image_id
 from dst3d.inputs import catalog
 from dst3d.io import write_json
+from dst3d.tables import read_csv
 from dst3d.workflow_config import with_runtime
 
 split, category = snakemake.wildcards.split, snakemake.wildcards.category
 models = catalog.models_of(
-    pd.read_csv(snakemake.input.models, dtype={"model_id": str, "keywords": str}).fillna(""), category
+    read_csv(snakemake.input.models, dtype={"model_id": str, "keywords": str}).fillna(""), category
 )
 images = []
 for index in range(snakemake.params.images_per_category):

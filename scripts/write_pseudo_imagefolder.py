@@ -4,17 +4,16 @@ log = start(snakemake, "write_pseudo_imagefolder")
 
 from pathlib import Path
 
-import pandas as pd
-
 from dst3d.inputs import datasets, imagefolder
 from dst3d.io import staged_directory
+from dst3d.tables import read_csv
 
 release = {"format": "pascal3d", "root": snakemake.input.release, "sources": ["imagenet"]}
 objects = {
     split: datasets.load_real_set({**release, "name": "pseudo-real", "split": split}, snakemake.params.categories)
     for split in ("train", "val")
 }
-backgrounds = pd.read_csv(snakemake.input.backgrounds)
+backgrounds = read_csv(snakemake.input.backgrounds)
 photos = {  # the table's paths are relative to the working folder (or absolute)
     split: [Path(path) for path in backgrounds.loc[backgrounds["split"] == f"pseudo_{split}", "path"]]
     for split in ("train", "val")

@@ -25,6 +25,7 @@ from workflow_runs import REPO, job_counts, run
 
 from dst3d.generate import GENERATED_COLUMNS
 from dst3d.generate.composite import fit_background
+from dst3d.tables import read_csv
 from dst3d.testing.tiny_diffusion import build_tiny_controlnet, build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def test_every_controlnet_variant_reaches_the_tables_and_figures(controlnet_run)
     result = controlnet_run["result"]
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     results = controlnet_run["workdir"] / "results"
-    table = pd.read_csv(results / "tables" / "pose_metrics.csv")
+    table = read_csv(results / "tables" / "pose_metrics.csv")
     assert set(table["variant"]) == set(VARIANTS)
     assert set(table["category"]) == {"car", "boat", "mean (pooled)", "mean (per-category)"}
     assert (results / "kcf" / "controlnet" / "kept.csv").is_file()
@@ -139,7 +140,7 @@ def test_generated_tables_follow_the_contract(controlnet_run):
     from pycocotools.coco import COCO
 
     coco = COCO(str(results / "export" / "controlnet-kcf" / "coco" / "instances_train.json"))
-    kept = pd.read_csv(results / "kcf" / "controlnet" / "kept.csv")
+    kept = read_csv(results / "kcf" / "controlnet" / "kept.csv")
     assert sorted(image["image_key"] for image in coco.dataset["images"]) == sorted(kept["image_id"])
     annotation = coco.dataset["annotations"][0]
     image = coco.loadImgs(annotation["image_id"])[0]
@@ -209,4 +210,4 @@ def test_a_finished_run_plans_nothing_and_a_paste_switch_reruns_only_controlnet(
     results = workdir / "results"
     table = pd.read_parquet(results / "generate" / "controlnet" / "train" / "boat" / "000.parquet")
     assert (table["background_mode"] == "paste").all()
-    assert set(pd.read_csv(results / "tables" / "pose_metrics.csv")["variant"]) == set(VARIANTS)
+    assert set(read_csv(results / "tables" / "pose_metrics.csv")["variant"]) == set(VARIANTS)

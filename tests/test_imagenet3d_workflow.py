@@ -16,6 +16,7 @@ from test_workflow import REPO, job_counts
 from workflow_runs import run, trained_tasks
 
 from dst3d import evaluate
+from dst3d.tables import read_csv
 from dst3d.training import loop
 
 TASKS = REPO / "config" / "tasks.yaml"
@@ -115,17 +116,17 @@ def test_imagenet3d_tasks_end_to_end(tmp_path):
     # Joint: one network, 123 pose bins + 2 classes, scored on both sets.
     checkpoint = torch.load(results / "train" / "composite-kcf" / "joint.pt", weights_only=False)
     assert checkpoint["outputs"] == 123 + 2 and checkpoint["task"] == "joint"
-    joint = pd.read_csv(tables / "joint.csv")
+    joint = read_csv(tables / "joint.csv")
     assert set(joint["eval_set"]) == {"synthetic-test", "pseudo-real"}
     assert {"class_accuracy", "acc_pi_6", "aware_acc_pi_6"} <= set(joint.columns)
     assert (joint["aware_acc_pi_6"] <= joint[["class_accuracy", "acc_pi_6"]].min(axis=1) + 1e-12).all()
-    predictions = pd.read_csv(results / "evaluate" / "composite-kcf" / "joint_predictions.csv")
+    predictions = read_csv(results / "evaluate" / "composite-kcf" / "joint_predictions.csv")
     pooled = joint[(joint["eval_set"] == "synthetic-test") & (joint["category"] == evaluate.POOLED)].iloc[0]
     right = (predictions["category"] == predictions["predicted_category"]) & (predictions["error"] < 3.14159265 / 6)
     assert pooled["aware_acc_pi_6"] == pytest.approx(right.mean())
 
     # Probing: one row set per source, each traced to the weights it read.
-    probing = pd.read_csv(tables / "probing.csv")
+    probing = read_csv(tables / "probing.csv")
     assert list(dict.fromkeys(probing["source"])) == ["random-resnet18", "imagenet-resnet18", "composite-kcf"]
     assert set(probing["eval_set"]) == {"pseudo-real"} and set(probing["train_set"]) == {"pseudo"}
     by_source = probing.groupby("source").first()
@@ -140,9 +141,9 @@ def test_imagenet3d_tasks_end_to_end(tmp_path):
     seen_only = torch.load(results / "open_vocabulary" / "composite-kcf" / "model.pt", weights_only=False)
     oracle = torch.load(results / "train" / "composite-kcf" / "pose.pt", weights_only=False)
     assert seen_only["seen_categories"] == ["car"] and 0 < seen_only["images"] < oracle["images"]
-    table = pd.read_csv(tables / "open_vocabulary.csv")
+    table = read_csv(tables / "open_vocabulary.csv")
     assert set(table["category"]) == {"boat", evaluate.POOLED, evaluate.PER_CATEGORY}
-    oracle_predictions = pd.read_csv(results / "evaluate" / "composite-kcf" / "predictions.csv")
+    oracle_predictions = read_csv(results / "evaluate" / "composite-kcf" / "predictions.csv")
     boats = oracle_predictions[oracle_predictions["category"] == "boat"]
     row = table[(table["eval_set"] == "synthetic-test") & (table["category"] == "boat")].iloc[0]
     assert row["oracle_acc_pi_6"] == pytest.approx((boats["error"] < 3.14159265 / 6).mean())
@@ -150,12 +151,12 @@ def test_imagenet3d_tasks_end_to_end(tmp_path):
 
     # Classification: rows = pre-training, columns = backbone x set; fine-tuned from the pre-trained checkpoint,
     # on every class of the ImageFolder (background has no generated images), head rows of mapped classes carried.
-    table = pd.read_csv(tables / "classification.csv")
+    table = read_csv(tables / "classification.csv")
     assert list(table["pretraining"]) == ["none (real only)", "composite-kcf"]
     assert list(table.columns[1:]) == [
         f"{backbone}/{name}/accuracy" for backbone in ("resnet18", "swin_t") for name in ("val", "rendition")
     ]
-    metrics = pd.read_csv(tables / "classification_metrics.csv")
+    metrics = read_csv(tables / "classification_metrics.csv")
     assert set(metrics.loc[metrics["eval_set"] == "rendition", "classes"]) == {2}
     for backbone, head in (("resnet18", "fc"), ("swin_t", "head")):
         pretrained_path = results / "classification" / "pretrain" / "composite-kcf" / f"{backbone}.pt"

@@ -11,6 +11,7 @@ from workflow_runs import run
 from dst3d.inputs import official
 from dst3d.inputs.catalog import AssetError
 from dst3d.inputs.meshes import write_obj
+from dst3d.tables import read_csv
 from dst3d.testing import stand_in
 
 
@@ -102,7 +103,7 @@ def test_a_3d_dst_stand_in_tree_renders_through_the_workflow(tmp_path):
     target = "results/render/train/n04285008/000.parquet"
     result = run(tmp_path, "--cores", "2", target, configfiles=[path])
     assert result.returncode == 0, result.stderr[-4000:]
-    models = pd.read_csv(tmp_path / "results" / "assets" / "models.csv", dtype=str)
+    models = read_csv(tmp_path / "results" / "assets" / "models.csv", dtype=str)
     assert set(models["format"]) == {"obj", "gltf"} and len(models) == 4
     records = pd.read_parquet(tmp_path / target)
     assert set(records["model_id"]) == set(models.loc[models["category"] == "n04285008", "model_id"])

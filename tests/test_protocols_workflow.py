@@ -17,6 +17,7 @@ from workflow_runs import trained_tasks
 
 from dst3d import tables
 from dst3d.inputs import datasets
+from dst3d.tables import read_csv
 
 PROTOCOLS = REPO / "config" / "protocols.yaml"
 TINY = REPO / ".test" / "config" / "config.yaml"
@@ -193,14 +194,14 @@ def _check_nemo(workdir: Path, config: Path, pose_table, protocol, few_shot) -> 
     generated = pd.concat(
         pd.read_parquet(path) for path in (results / "generate" / "composite" / "train").glob("*/*.parquet")
     )
-    scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
+    scores = read_csv(results / "kcf" / "composite" / "scores.csv")
     assert sorted(scores["image_id"]) == sorted(generated["image_id"])
     assert scores["kcf_loss"].between(0, 2).all() and scores["kcf_loss"].nunique() > 1
     fold_logs = list((workdir / "logs" / "kcf_fold_nemo" / "composite").glob("*.log"))
     assert fold_logs and all("NeMo KCF fold" in log.read_text() for log in fold_logs)
-    kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
+    kept = read_csv(results / "kcf" / "composite" / "kept.csv")
     assert set(kept["image_id"]) < set(scores["image_id"])
-    labels = pd.read_csv(results / "nemo" / "train" / "composite-kcf+cc3d_pseudo_labels.csv")
+    labels = read_csv(results / "nemo" / "train" / "composite-kcf+cc3d_pseudo_labels.csv")
     assert 0 < len(labels) and labels.groupby("category").size().max() <= settings["cc3d"]["keep"]
     unlabelled = set(pd.read_parquet(results / "real" / "pseudo" / "all.parquet")["image_id"])
     assert set(labels["image_id"]) <= unlabelled

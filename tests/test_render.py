@@ -15,6 +15,7 @@ from dst3d.inputs import catalog, meshes
 from dst3d.io import without_png_text
 from dst3d.render.annotations import matrix
 from dst3d.render.blender import RenderError, ShardAssets, render_shard
+from dst3d.tables import read_csv
 
 
 def _render(embedded_assets, settings, category, indices, out_dir, split="train"):
@@ -193,7 +194,7 @@ def test_missing_mesh_names_the_file(embedded_assets, render_settings, tmp_path)
 
 
 def test_bad_metadata_row_names_the_line(embedded_assets, tmp_path):
-    table = pd.read_csv(embedded_assets["root"] / "models.csv", dtype={"sampling_mode": str})
+    table = read_csv(embedded_assets["root"] / "models.csv", dtype={"sampling_mode": str})
     table["path"] = [str(embedded_assets["root"] / path) for path in table["path"]]
     table.loc[3, "sampling_mode"] = "9"
     table.to_csv(tmp_path / "models.csv", index=False)

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 from browser import chromium, rendered_dom
 from workflow_runs import reference_run, snakemake_command
 
-from dst3d.tables import html_page
+from dst3d.tables import html_page, read_csv
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,7 +91,7 @@ def test_every_metrics_table_is_an_html_table_in_the_report(browser, report, tmp
     for table, title in (("pose_metrics", "Pose accuracy"), ("dataset", "Dataset statistics")):
         caption, data = embedded(report_html, f"results/report/{table}.html")
         assert title in caption and f"results/tables/{table}.csv" in caption
-        frame = pd.read_csv(workdir / "results" / "tables" / f"{table}.csv")
+        frame = read_csv(workdir / "results" / "tables" / f"{table}.csv")
         assert data.decode() == html_page(frame, data.decode().split("<title>", 1)[1].split("</title>", 1)[0])
         page = tmp_path / f"{table}.html"
         page.write_bytes(data)

@@ -48,12 +48,35 @@ def test_dataset_statistics_count_generated_empty_and_kept_images():
     assert tables.settings_hash({"a": 1}) != tables.settings_hash({"a": 2})
 
 
+def _read_in_subprocess(path, code):
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO)
+
+
 def test_digest_columns_are_read_as_text_not_parsed_as_numbers(tmp_path):
-    """A hex digest like 9e6478285294... reads as a float with a huge exponent, on which pandas 2.3.3's C parser
-    crashes the interpreter (SIGSEGV); tables.read_csv reads digests as text. In a subprocess, so a crash is a
-    failure, not the end of the suite."""
+    """A hex digest like 9e647828529417f9... reads as a float with a huge exponent, on which pandas 2.3.3's C parser
+    crashes the interpreter (SIGSEGV; CI died of it once, reading category_metrics.csv); tables.read_csv reads
+    digests as text. In a subprocess, so a crash is a failure, not the end of the suite. Digest columns are found by
+    name (a new ``..._sha256`` column too), and a short all-digit digest keeps its leading zero."""
     path = tmp_path / "metrics.csv"
-    path.write_text("variant,manifest_hash,checkpoint_sha256\na,4cb0ac47,9e647828529417f9964f430a7b61853b\n")
-    code = "import sys; from dst3d import tables; print(tables.read_csv(sys.argv[1]).loc[0, 'checkpoint_sha256'])"
-    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0 and result.stdout.strip() == "9e647828529417f9964f430a7b61853b", result
+    path.write_text(
+        "variant,manifest_hash,checkpoint_sha256,adapted_from_sha256,acc_pi_6\n"
+        "a,01234567,9e647828529417f9964f430a7b61853b,9e6478285294,0.1\n"
+    )
+    code = (
+        "import sys; from dst3d import tables; t = tables.read_csv(sys.argv[1]); "
+        "print(*t.loc[0, ['manifest_hash', 'checkpoint_sha256', 'adapted_from_sha256']], repr(t.loc[0, 'acc_pi_6']))"
+    )
+    result = _read_in_subprocess(path, code)
+    assert result.returncode == 0, result
+    assert result.stdout.split() == ["01234567", "9e647828529417f9964f430a7b61853b", "9e6478285294", "0.1"]
+
+
+def test_digest_shaped_text_in_any_column_does_not_crash_the_reader(tmp_path):
+    """The same field in a column whose name says nothing (a model id, a free note) is parsed by Python's float
+    parser (``float_precision="round_trip"``), which has no such bug: the column stays text and numbers stay exact."""
+    path = tmp_path / "models.csv"
+    path.write_text("model_id,scale\n9e647828529417f9964f430a7b61853b,0.30000000000000004\nplain,2\n")
+    code = "import sys; from dst3d import tables; t = tables.read_csv(sys.argv[1]); print(t.loc[0, 'model_id'], repr(t.loc[0, 'scale']))"
+    result = _read_in_subprocess(path, code)
+    assert result.returncode == 0, result
+    assert result.stdout.split() == ["9e647828529417f9964f430a7b61853b", "0.30000000000000004"]

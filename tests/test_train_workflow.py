@@ -4,13 +4,14 @@ fills both tables from real sets in the four formats."""
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 import yaml
 from real_set_fixtures import SPLITS, WRITERS
 from test_workflow import REPO, job_counts, snakemake
 from workflow_runs import trained_tasks
+
+from dst3d.tables import read_csv
 
 TINY = REPO / ".test" / "config" / "config.yaml"
 
@@ -95,7 +96,7 @@ def test_ablation_classifier_and_real_sets_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     results = tmp_path / "results"
 
-    pose_table = pd.read_csv(results / "tables" / "pose_metrics.csv")
+    pose_table = read_csv(results / "tables" / "pose_metrics.csv")
     assert set(pose_table["variant"]) == {"composite-all", "composite-kcf"}
     assert set(pose_table["eval_set"]) == {"synthetic-test", *WRITERS}
     # Real-set rows use our category names (PASCAL3D+'s aeroplane is our airplane) and only our categories.
@@ -113,7 +114,7 @@ def test_ablation_classifier_and_real_sets_end_to_end(tmp_path):
     hashes = pose_table.groupby("variant")["manifest_hash"].nunique()
     assert (hashes == 1).all() and pose_table["manifest_hash"].nunique() == 2
 
-    category_table = pd.read_csv(results / "tables" / "category_metrics.csv")
+    category_table = read_csv(results / "tables" / "category_metrics.csv")
     assert set(category_table["variant"]) == {"composite-all", "composite-kcf"}
     # Exact: 4 held-out images per category. (This seconds-scale run checks the plumbing, not learning, which
     # tests/test_pose.py checks against lr = 0: its 2 epochs on 12 images give 0.5 here.)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from workflow_runs import job_counts, snakemake_command
 
+from dst3d.tables import read_csv
 from dst3d.workflow_config import WORKFLOW_TRAIN_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +136,7 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     result = run()
     assert result.returncode == 0, result.stderr[-5000:]
     results = tmp_path / "results"
-    metrics = pd.read_csv(results / "tables" / "pose_metrics.csv").set_index("category")
+    metrics = read_csv(results / "tables" / "pose_metrics.csv").set_index("category")
     assert {"car", "chair", "airplane", "boat", "mean (pooled)", "mean (per-category)"} <= set(metrics.index)
     with capsys.disabled():
         print(f"\nend-to-end pose metrics ({images} training images per category):\n{metrics.to_string()}")
@@ -153,11 +154,11 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     for figure in ("samples", "viewpoints", "consistency_composite", "kcf_composite", "training", "accuracy"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
         assert (results / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF"), figure
-    kept = pd.read_csv(results / "kcf" / "composite" / "kept.csv")
-    scores = pd.read_csv(results / "kcf" / "composite" / "scores.csv")
+    kept = read_csv(results / "kcf" / "composite" / "kept.csv")
+    scores = read_csv(results / "kcf" / "composite" / "scores.csv")
     assert len(scores) == categories * images and len(kept) == categories * kept_per_category
     # The model-free check beside KCF: every generated training image scored; composites match their renders.
-    consistency = pd.read_csv(results / "kcf" / "composite" / "consistency.csv")
+    consistency = read_csv(results / "kcf" / "composite" / "consistency.csv")
     assert sorted(consistency["image_id"]) == sorted(scores["image_id"])
     assert (
         consistency[["edge_f", "silhouette_iou", "consistency"]].apply(lambda column: column.between(0, 1)).all().all()
@@ -183,7 +184,7 @@ def test_embedded_default_end_to_end(tmp_path, capsys):
     splits = {**default["splits"], **(E2E_OVERLAY["splits"] if overlay else {})}
     assert len(test_coco.getImgIds()) == categories * splits["test"]["images_per_category"]
     # The dataset statistics count what was generated and what KCF kept, and render as Markdown.
-    statistics = pd.read_csv(results / "tables" / "dataset.csv")
+    statistics = read_csv(results / "tables" / "dataset.csv")
     train_rows = statistics[statistics["split"] == "train"]
     assert (train_rows["generated"] == images).all() and (train_rows["kcf_kept"] == kept_per_category).all()
     assert statistics["settings_hash"].nunique() == 1

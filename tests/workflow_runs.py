@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dst3d.tables import read_csv
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 CONFIGS = [
@@ -155,7 +157,7 @@ def image_digests(workdir: Path) -> dict[str, str]:
 
 
 def _read(path: Path, workdir: Path) -> pd.DataFrame:
-    frame = _portable(pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path), workdir)
+    frame = _portable(pd.read_parquet(path) if path.suffix == ".parquet" else read_csv(path), workdir)
     # The checkpoint's file hash differs between runs with identical weights: torch.save names the archive's
     # root folder after the file it writes, here a random temporary name. The weights are compared instead.
     return frame.drop(columns=["checkpoint_sha256"], errors="ignore")

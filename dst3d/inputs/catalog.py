@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dst3d.inputs import meshes
+from dst3d.tables import read_csv
 
 MODEL_COLUMNS = [
     "category",
@@ -57,7 +58,7 @@ def read_model_table(path: Path) -> pd.DataFrame:
         raise AssetError(
             f"model table {path} does not exist: set assets.models_csv to a CSV with columns {MODEL_COLUMNS}"
         )
-    table = pd.read_csv(path, dtype=MODEL_INDEX_DTYPES)
+    table = read_csv(path, dtype=MODEL_INDEX_DTYPES)
     missing = [column for column in MODEL_COLUMNS if column not in table.columns]
     if missing:
         raise AssetError(f"model table {path} lacks columns {missing}; expected {MODEL_COLUMNS}")

@@ -66,6 +66,7 @@ import pandas as pd
 import scipy.io
 
 from dst3d.geometry import wrap_to_pi
+from dst3d.tables import read_csv
 
 COLUMNS = [
     "image_id",
@@ -396,7 +397,7 @@ def read_oodcv(root: str | Path, split: str, categories: list[str] | None = None
         raise FileNotFoundError(f"no OOD-CV annotation CSV in {folder}: check the real set's root and split")
     rows = []
     for path in tables:
-        table = pd.read_csv(path)
+        table = read_csv(path)
         columns = set(table.columns)
         if columns.issuperset(_OODCV_CSV_COLUMNS):
             category_column, read_rows = "cls_name", _oodcv_csv_rows

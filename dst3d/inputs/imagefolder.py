@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dst3d.io import read_image, write_image
+from dst3d.tables import read_csv
 
 EXTENSIONS = (".jpeg", ".jpg", ".png")
 
@@ -65,7 +66,7 @@ def class_mapping(folders: list[str], categories: list[str], class_list: str | P
     """folder -> workflow category (None for a class without generated data)."""
     if class_list is None:
         return {folder: folder if folder in categories else None for folder in folders}
-    table = pd.read_csv(class_list, dtype=str, keep_default_na=False)
+    table = read_csv(class_list, dtype=str, keep_default_na=False)
     missing = {"folder", "category"} - set(table.columns)
     if missing:
         raise ValueError(f"{class_list}: the class list needs the columns folder and category (missing {missing})")

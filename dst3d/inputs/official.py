@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from dst3d.inputs.catalog import MODEL_COLUMNS, AssetError, read_model_table, validate_model_table
+from dst3d.tables import read_csv
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def read_official_table(
             "assets.folders.models_format is 3d-dst: set assets.folders.shapenet_dir and/or objaverse_dir to the "
             "folders the table's models are in"
         )
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, dtype=str, keep_default_na=False)
     if raw.shape[1] < len(OFFICIAL_COLUMNS):
         raise AssetError(
             f"{path}: {raw.shape[1]} columns; the 3D-DST model table has {len(OFFICIAL_COLUMNS)} "

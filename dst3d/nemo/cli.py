@@ -33,6 +33,7 @@ from dst3d import evaluate
 from dst3d.io import read_tables, write_table
 from dst3d.nemo import training
 from dst3d.nemo.mesh import NeuralMesh
+from dst3d.tables import read_csv
 
 log = logging.getLogger("dst3d.nemo")
 _POSE = ["azimuth", "elevation", "theta"]
@@ -45,7 +46,7 @@ def training_frame(job: dict) -> pd.DataFrame:
     if job.get("shards"):
         generated = read_tables(job["shards"])
         if job.get("kept"):
-            generated = generated[generated["image_id"].isin(pd.read_csv(job["kept"])["image_id"])]
+            generated = generated[generated["image_id"].isin(read_csv(job["kept"])["image_id"])]
         parts.append(generated.sort_values("image_id").reset_index(drop=True))
     if job.get("real"):
         parts.append(pd.read_parquet(job["real"]).sort_values("image_id").reset_index(drop=True))

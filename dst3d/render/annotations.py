@@ -20,6 +20,7 @@ from dst3d.identity import image_id, image_rng, image_seed
 from dst3d.inputs import catalog
 from dst3d.inputs.catalog import model_for_image
 from dst3d.render.viewpoints import fold_polar, sample_viewpoint
+from dst3d.tables import read_csv
 
 #: ``render.preset`` of the official 3D-DST scene (scripts/blender_render.py): one fixed area light of 30 kW, 1 m
 #: scaled by 100, at z = 0.5 facing down; Blender's startup world (grey 0.0509, strength 1); Blender 3.2's default
@@ -72,10 +73,10 @@ class ShardAssets:
         and environment indexes), failing clearly when the category has no model or the split no texture or
         background."""
         return cls(
-            models=catalog.models_of(pd.read_csv(models, dtype=catalog.MODEL_INDEX_DTYPES), category),
-            textures=catalog.split_assets(pd.read_csv(textures), split, "textures"),
-            backgrounds=catalog.split_assets(pd.read_csv(backgrounds), split, "backgrounds"),
-            environments=pd.read_csv(environments) if environments is not None else None,
+            models=catalog.models_of(read_csv(models, dtype=catalog.MODEL_INDEX_DTYPES), category),
+            textures=catalog.split_assets(read_csv(textures), split, "textures"),
+            backgrounds=catalog.split_assets(read_csv(backgrounds), split, "backgrounds"),
+            environments=read_csv(environments) if environments is not None else None,
         )
 
     @property
