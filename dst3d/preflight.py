@@ -7,7 +7,8 @@ jobs that are bound to fail on their node. Checked, each only when a job that ne
 - the diffusion models of every ``controlnet*`` variant (local folders, or the Hugging Face cache when offline);
 - the API key variable of ``prompts.backend: openai``;
 - the asset folders and the model table of ``assets.source: folders``, and ``assets.environments_dir``;
-- the ImageNet weights of ``train.pretrained`` (and of ``imagenet-<backbone>`` probing sources) in the torch cache;
+- the ImageNet weights of ``train.pretrained``, ``nemo.pretrained`` and ``imagenet-<backbone>`` probing sources in the
+  torch cache;
 - the root folder of every ``evaluate.real_sets`` entry.
 
 Only files and environment variables are looked at: no network and no GPU (the login node that plans a cluster
@@ -173,8 +174,9 @@ def _missing_weights(backbone: str, why: str, fix: str) -> str | None:
 
 
 def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
-    """The ImageNet weights that train.pretrained (final networks, KCF fold models, classification backbones) and
-    the imagenet-<backbone> probing sources need, for outputs not made yet."""
+    """The ImageNet weights that train.pretrained (final networks, KCF fold models, classification backbones),
+    nemo.pretrained (NeMo's feature networks, KCF's too with kcf.estimator nemo) and the imagenet-<backbone>
+    probing sources need, for outputs not made yet."""
     from dst3d.classification import settings as classification_settings
     from dst3d.imagenet3d import BACKBONES
     from dst3d.workflow_config import estimator_settings, kcf_settings
@@ -191,6 +193,15 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     ):
         if settings.get("pretrained") and not _all_exist(outputs):
             needed.append((settings["backbone"], f"{key}.pretrained is true", f"set {key}.pretrained: false"))
+    nemo = config["nemo"]
+    if nemo.get("pretrained"):
+        from dst3d import nemo_workflow
+
+        nemo_outputs = [Path(f"{results}/nemo/train/{name}.pt") for name in nemo_workflow.trained_variants(config)]
+        if config["kcf"]["estimator"] == "nemo":  # the fold models are NeMo models built with the same settings
+            nemo_outputs += kcf_outputs
+        if nemo_outputs and not _all_exist(nemo_outputs):
+            needed.append((nemo["backbone"], "nemo.pretrained is true", "set nemo.pretrained: false"))
     table = classification_settings(config)
     if table is not None and config["train"].get("pretrained"):
         for backbone in table["backbones"]:

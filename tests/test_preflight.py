@@ -80,6 +80,11 @@ CASES = {
         {"TORCH_HOME": "/nonexistent-torch-home"},
         ["train.pretrained", "kcf.train.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet18-"],
     ),
+    "nemo-pretrained-weights": (
+        {"nemo": {"variants": ["composite-kcf"], "pretrained": True, "backbone": "resnet34"}},
+        {"TORCH_HOME": "/nonexistent-torch-home"},
+        ["nemo.pretrained", "/nonexistent-torch-home/hub/checkpoints/resnet34-", "set nemo.pretrained: false"],
+    ),
     "real-set-root": (
         {"evaluate": {"real_sets": [{"name": "p3d", "format": "pascal3d", "root": "/nonexistent-pascal3d"}]}},
         None,
