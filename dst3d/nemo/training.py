@@ -375,10 +375,11 @@ def _chunk_model(model: Model, categories: list[str]):
     )
 
 
-def predict(model: Model, crops: Crops, batch_size: int, threads: int) -> pd.DataFrame:
+def predict(model: Model, crops: Crops, batch_size: int, threads: int, half_turned: bool = False) -> pd.DataFrame:
     """Render-and-compare poses of every crop under the centred camera, with their reconstruction loss and
     self-consistency confidence (eq. 6): columns pred_azimuth, pred_elevation, pred_theta, pred_distance, loss,
-    confidence, in crop order."""
+    confidence, in crop order; with ``half_turned`` also ``half_turn_confidence``, eq. 6 at the pose turned half
+    way round (:func:`half_turn`), a diagnostic of the cuboid's front/back ambiguity."""
     settings = model.settings
     size = crops.images.shape[-1]
     camera = torch.tensor(raster.centred_camera(size, CENTRED_FOCAL * size), dtype=torch.float32)
@@ -396,12 +397,20 @@ def predict(model: Model, crops: Crops, batch_size: int, threads: int) -> pd.Dat
             size / settings["context"],
             settings["search"],
         )
-        scores = confidence(maps[chunk], vertices, faces, vertex_features, poses, camera)
-        for pose, loss, score in zip(poses.tolist(), losses.tolist(), scores.tolist(), strict=True):
-            rows.append([*pose, loss, score])
-    return pd.DataFrame(
-        rows, columns=["pred_azimuth", "pred_elevation", "pred_theta", "pred_distance", "loss", "confidence"]
-    )
+        scores = [confidence(maps[chunk], vertices, faces, vertex_features, poses, camera)]
+        if half_turned:
+            scores.append(confidence(maps[chunk], vertices, faces, vertex_features, half_turn(poses), camera))
+        rows += torch.cat([poses, losses[:, None], *(score[:, None] for score in scores)], dim=1).tolist()
+    columns = ["pred_azimuth", "pred_elevation", "pred_theta", "pred_distance", "loss", "confidence"]
+    return pd.DataFrame(rows, columns=columns + ["half_turn_confidence"] * half_turned)
+
+
+def half_turn(poses: torch.Tensor) -> torch.Tensor:
+    """The poses (N x 4) with the object turned half way round its up axis (azimuth + pi): the cuboid covers the
+    same cells under them, so only the learned vertex features tell the two apart."""
+    turned = poses.clone()
+    turned[:, 0] = torch.remainder(turned[:, 0] + math.pi, 2 * math.pi)
+    return turned
 
 
 @torch.no_grad()
@@ -436,11 +445,11 @@ def pseudo_labels(
     model: Model, unlabelled: pd.DataFrame, crops: Crops, keep: int, batch_size: int, threads: int
 ) -> tuple[pd.DataFrame, Crops]:
     """CC3D's pseudo-labels: the predicted poses of the unlabelled crops, the ``keep`` most confident per
-    category (the table: image_id, category, predicted pose, loss, confidence) and their crops labelled with
-    the predicted poses."""
+    category by eq. 6 (the table: image_id, category, predicted pose, loss, confidence and, for diagnosis,
+    half_turn_confidence) and their crops labelled with the predicted poses."""
     from dst3d.nemo.correspondence import most_confident
 
-    predicted = predict(model, crops, batch_size, threads)
+    predicted = predict(model, crops, batch_size, threads, half_turned=True)
     table = pd.concat([unlabelled[["image_id", "category"]].reset_index(drop=True), predicted], axis=1)
     chosen = most_confident(table, keep)
     rows = chosen.index.tolist()

@@ -192,6 +192,28 @@ def test_confidence_ranks_true_poses_above_perturbed_ones(cuboid):
     assert (scores["truth"] > 0.99).all()
 
 
+def test_a_half_turn_keeps_the_silhouette_and_only_features_tell_front_from_back(cuboid):
+    # Turned half way round its up axis, the cuboid covers exactly the same cells, so equation 6 averages over the
+    # same silhouette and only the vertex features can tell the right pose from the half-turned one; with distinct
+    # front and back features (here: rendered from the bank itself) the right pose scores far higher.
+    _, vertices, faces = cuboid
+    bank = MemoryBank(len(vertices), 64, 32, seed=6)
+    K = torch.tensor(raster.centred_camera(SIZE, 2.0 * SIZE), dtype=torch.float32)
+    truths = torch.tensor([[0.5, 0.3, 0.0, 0.0], [3.0, 0.5, 0.1, 0.0], [5.9, 0.2, -0.1, 0.0]])
+    truths[:, 3] = search.fit_distance(vertices, truths[:, :3], K, SIZE / 1.2)
+    turned = training.half_turn(truths)
+    np.testing.assert_allclose(turned[:, 0].numpy(), np.remainder(truths[:, 0].numpy() + math.pi, 2 * math.pi))
+    assert torch.equal(turned[:, 1:], truths[:, 1:])
+    K_feature = raster.scaled_camera(K, 1 / 8)
+    _, silhouette = search.render([vertices] * 3, [faces] * 3, [bank.vertex] * 3, truths, K_feature, (SIZE // 8,) * 2)
+    _, flipped = search.render([vertices] * 3, [faces] * 3, [bank.vertex] * 3, turned, K_feature, (SIZE // 8,) * 2)
+    assert torch.equal(silhouette, flipped)
+    maps = _rendered_scene(vertices, faces, bank, truths, K)
+    right = training.confidence(maps, [vertices] * 3, [faces] * 3, [bank.vertex] * 3, truths, K)
+    wrong = training.confidence(maps, [vertices] * 3, [faces] * 3, [bank.vertex] * 3, turned, K)
+    assert (right > 0.99).all() and (right - wrong > 0.5).all(), (right, wrong)
+
+
 def test_checkpoint_round_trip_and_weights_from_disk(tmp_path, monkeypatch, cuboid):
     mesh, _, _ = cuboid
     settings = {
@@ -242,6 +264,7 @@ def test_pseudo_labels_keep_the_most_confident_per_category(cuboid, monkeypatch)
             "pred_distance": 3.0,
             "loss": 0.1,
             "confidence": [0.2, 0.9, 0.5, 0.1, 0.3],
+            "half_turn_confidence": [0.1, 0.85, 0.1, 0.0, 0.3],
         }
     )
     monkeypatch.setattr(training, "predict", lambda *args, **kwargs: predicted)
@@ -252,6 +275,8 @@ def test_pseudo_labels_keep_the_most_confident_per_category(cuboid, monkeypatch)
     assert chosen["image_id"].tolist() == ["b", "c", "d", "e"]
     assert labelled.categories == ["car", "car", "boat", "boat"]
     np.testing.assert_allclose(labelled.poses[:, 0].numpy(), [0.2, 0.3, 0.4, 0.5], atol=1e-6)
+    # The table carries eq. 6 at the half-turned pose, for diagnosis only (the ranking is eq. 6's).
+    np.testing.assert_allclose(chosen["half_turn_confidence"].to_numpy(), [0.85, 0.1, 0.0, 0.3])
 
 
 def test_annotation_loss_is_lowest_for_the_true_label(cuboid, monkeypatch):
