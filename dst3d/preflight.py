@@ -187,9 +187,10 @@ def _pretrained_problems(config: Mapping[str, Any]) -> list[str]:
     train_outputs = [Path(f"{results}/train/{variant.name}/pose.pt") for variant in variants]
     kcf_backends = {variant.backend for variant in variants if variant.selection == "kcf"}
     kcf_outputs = [Path(f"{results}/kcf/{backend}/kept.csv") for backend in sorted(kcf_backends)]
+    kcf_by_resnet = config["kcf"]["estimator"] == "resnet"  # else kcf.train is unused: NeMo's folds read nemo.*
     for key, settings, outputs in (
         ("train", estimator_settings(config), train_outputs),
-        ("kcf.train", kcf_settings(config), kcf_outputs),
+        ("kcf.train", kcf_settings(config), kcf_outputs if kcf_by_resnet else []),
     ):
         if settings.get("pretrained") and not _all_exist(outputs):
             needed.append((settings["backbone"], f"{key}.pretrained is true", f"set {key}.pretrained: false"))

@@ -128,6 +128,32 @@ def test_the_embedded_default_needs_nothing(tmp_path):
     assert preflight.problems(config, environ={}) == []
 
 
+def test_kcf_fold_weights_follow_the_kcf_estimator(tmp_path):
+    """KCF's fold models are ResNets with kcf.estimator resnet (kcf.train.pretrained asks for their weights) and NeMo
+    models with nemo (nemo.pretrained does; kcf.train is unused then)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    config["results"] = str(tmp_path / "results")
+    config["kcf"]["train"] = {"pretrained": True, "backbone": "resnet34"}
+    config["nemo"].update({"pretrained": True, "backbone": "resnet50"})
+    torch_home = tmp_path / "no-torch-cache"
+    import torch
+
+    original = torch.hub.get_dir()
+    torch.hub.set_dir(str(torch_home / "hub"))
+    try:
+        by_resnet = " ".join(preflight.problems(config, environ={}))
+        config["kcf"]["estimator"] = "nemo"
+        by_nemo = " ".join(preflight.problems(config, environ={}))
+    finally:
+        torch.hub.set_dir(original)
+    assert "kcf.train.pretrained" in by_resnet and "nemo.pretrained" not in by_resnet
+    assert "kcf.train.pretrained" not in by_nemo and "nemo.pretrained is true" in by_nemo
+    assert "resnet50" in by_nemo and str(torch_home) in by_nemo
+
+
 def test_finished_outputs_need_no_prerequisites(tmp_path):
     """A finished ControlNet run copied to a machine without the weights (to redo a table) is not refused."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
