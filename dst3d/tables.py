@@ -18,14 +18,9 @@ import pandas as pd
 METRICS = {"acc_pi_6": "Acc@pi/6", "acc_pi_18": "Acc@pi/18", "median_error_deg": "MedErr", "accuracy": "Acc"}
 #: Long columns (hashes, weight paths) of the CSVs left out of the Markdown and LaTeX versions (the CSV keeps them).
 HASH_COLUMNS = ("manifest_hash", "checkpoint_sha256", "weights")
-#: Columns of hex digests in the workflow's CSVs, which :func:`read_csv` reads as text; so is any column whose name
-#: ends in one of :data:`DIGEST_SUFFIXES` (``settings_hash``, ``adapted_from_sha256``, ...).
-DIGEST_COLUMNS = ("manifest_hash", "checkpoint_sha256", "init_checkpoint_sha256", "settings_hash")
+#: A column whose name ends so holds hex digests (``manifest_hash``, ``checkpoint_sha256``, ``settings_hash``, ...):
+#: :func:`read_csv` reads it as text.
 DIGEST_SUFFIXES = ("hash", "sha256", "digest")
-
-
-def _is_digest(column) -> bool:
-    return column in DIGEST_COLUMNS or str(column).endswith(DIGEST_SUFFIXES)
 
 
 def read_csv(path, **kwargs) -> pd.DataFrame:
@@ -37,18 +32,13 @@ def read_csv(path, **kwargs) -> pd.DataFrame:
     digest such as ``9e647828529417f9...`` does (its prefix is taken for 9e647828529417, whose exponent overflows the
     parser's table). Measured here, 3 of 2,042 SHA-256 digests crash it; a checkpoint's digest changes with the
     folder a run is in, so the crash comes and goes between machines (CI died of it once, in a test reading
-    category_metrics.csv). Two guards: digest columns (by name, :func:`_is_digest`) are read as text, which also
+    category_metrics.csv). Two guards: digest columns (by name, :data:`DIGEST_SUFFIXES`) are read as text, which also
     keeps a short all-digit digest's leading zeros; every other field is parsed with Python's own float parser
     (``float_precision="round_trip"``, exact to the last digit), which has no such bug.
 
-    ``dtype`` entries given by the caller win over the digest columns'; ``path`` is a path or a file object (the
-    header is looked up first only for a path)."""
-    dtype: Any = {}
-    if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__"):
-        header = pd.read_csv(path, nrows=0, **{k: v for k, v in kwargs.items() if k in ("sep", "usecols")})  # noqa: TID251
-        dtype = {column: str for column in header.columns if _is_digest(column)}
-    else:
-        dtype = {column: str for column in DIGEST_COLUMNS}
+    ``dtype`` entries given by the caller win over the digest columns'."""
+    header = pd.read_csv(path, nrows=0, sep=kwargs.get("sep", ","))  # noqa: TID251 (no field is parsed)
+    dtype: Any = {column: str for column in header.columns if str(column).endswith(DIGEST_SUFFIXES)}
     given = kwargs.pop("dtype", None)
     if isinstance(given, Mapping):
         dtype.update(given)
